@@ -1,0 +1,1 @@
+"""Colorization backends behind one interface (:class:`vsexcolor.backends.base.Backend`)."""
