@@ -56,18 +56,42 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), -3)
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """Lab [..., 3, H, W] -> sRGB [..., 3, H, W] clipped to [0, 1].
-
-    As in the authors' code, f(Z) is clamped at 0 before it is cubed, so deeply
-    saturated blues do not turn into negative light.
-    """
+def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
     L, a, b = lab.unbind(-3)
     fy = (L + 16.0) / 116.0
+    # As in the authors' code, f(Z) is clamped at 0 before it is cubed, so deeply
+    # saturated blues do not turn into negative light.
     f = torch.stack((fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0)), -3)
     xyz = _f_inv(f) * _matrix(_WHITE, lab).view(3, 1, 1)
     rgb_from_xyz = torch.linalg.inv(_matrix(_XYZ_FROM_RGB, lab).double()).to(lab.dtype)
-    return linear_to_srgb(_apply(rgb_from_xyz, xyz).clamp(0.0, 1.0))
+    return _apply(rgb_from_xyz, xyz)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Lab [..., 3, H, W] -> sRGB [..., 3, H, W], each channel clipped to [0, 1]."""
+    return linear_to_srgb(_lab_to_linear(lab).clamp(0.0, 1.0))
+
+
+def fit_chroma(lab: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """Scale each pixel's a, b towards 0 just enough for sRGB to hold the colour.
+
+    Unlike clipping the RGB channels, this keeps L and the hue: the output's lightness
+    stays the input's, and an out-of-gamut prediction loses saturation, not detail.
+    The scale is found by bisection to within 2**-steps.
+    """
+    L, ab = lab[..., :1, :, :], lab[..., 1:, :, :]
+
+    def fits(scale: torch.Tensor) -> torch.Tensor:
+        rgb = _lab_to_linear(torch.cat((L, ab * scale), -3))
+        return ((rgb >= -1e-4) & (rgb <= 1.0 + 1e-4)).all(dim=-3, keepdim=True)
+
+    lo = fits(torch.ones_like(L)).to(L.dtype)
+    hi = torch.ones_like(L)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        ok = fits(mid)
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    return torch.cat((L, ab * lo), -3)
 
 
 def gray_to_l(gray: torch.Tensor) -> torch.Tensor:

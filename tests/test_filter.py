@@ -1,0 +1,286 @@
+"""vsexcolor.colorize as a VapourSynth filter: formats, exactness under any request order,
+scene and reference restarts, memory bounds and errors (DEVC on deterministic test weights)."""
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+import vapoursynth as vs
+
+import vsexcolor
+from clips import decode_rgb, from_planes, rgb_clip, sample_clip_path, yuv_clip
+from vsexcolor.filter import PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START
+
+core = vs.core
+
+W, H = 64, 48
+PIXELS = 48 * 64  # tiny internal resolution keeps the nets fast on CPU
+
+
+@pytest.fixture(scope="module")
+def bikes() -> np.ndarray:
+    return decode_rgb(sample_clip_path("bikes"), 12, (W, H))
+
+
+@pytest.fixture(scope="module")
+def bunny() -> np.ndarray:
+    return decode_rgb(sample_clip_path("bigbuckbunny"), 6, (W, H))
+
+
+@pytest.fixture
+def run(devc_weights):
+    def colorize(clip, ref, **kwargs):
+        kwargs.setdefault("backend", "devc")
+        kwargs.setdefault("weights", devc_weights)
+        kwargs.setdefault("pixels", PIXELS)
+        return vsexcolor.colorize(clip, ref, **kwargs)
+    return colorize
+
+
+def frame_bytes(frame: vs.VideoFrame) -> bytes:
+    return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
+
+
+def render(clip: vs.VideoNode, order) -> dict[int, bytes]:
+    return {n: frame_bytes(clip.get_frame(n)) for n in order}
+
+
+# --- formats -------------------------------------------------------------------------
+
+FORMATS = [
+    (vs.GRAY8, vs.YUV420P8), (vs.GRAY16, vs.YUV420P16), (vs.GRAYS, vs.YUV420PS),
+    (vs.YUV420P8, vs.YUV420P8), (vs.YUV420P10, vs.YUV420P10), (vs.YUV422P16, vs.YUV422P16),
+    (vs.YUV444PS, vs.YUV444PS), (vs.RGB24, vs.RGB24), (vs.RGB48, vs.RGB48), (vs.RGBS, vs.RGBS),
+]
+
+
+@pytest.mark.parametrize("fmt,expected", FORMATS, ids=lambda f: core.get_video_format(f).name)
+def test_output_format_follows_input_and_luma_is_untouched(run, bikes, fmt, expected):
+    family = core.get_video_format(fmt).color_family
+    src = rgb_clip(bikes[:2])
+    if family == vs.RGB:
+        clip = core.resize.Point(src, format=fmt)
+    else:
+        clip = core.resize.Bicubic(src, format=fmt, matrix_s="709", range_s="limited")
+    out = run(clip, bikes[0])
+    assert out.format.id == core.get_video_format(expected).id
+    assert (out.width, out.height, out.num_frames) == (clip.width, clip.height, clip.num_frames)
+    for n in range(clip.num_frames):
+        f_in, f_out = clip.get_frame(n), out.get_frame(n)
+        if family == vs.RGB:
+            # RGB keeps CIE L* within rounding (and gamut clipping, rare on real frames).
+            lab_in = _lab(f_in)
+            lab_out = _lab(f_out)
+            diff = np.abs(lab_in[..., 0] - lab_out[..., 0])
+            assert np.percentile(diff, 99) < 1.0
+        else:
+            assert np.array_equal(np.asarray(f_in[0]), np.asarray(f_out[0]))
+        # Chroma is predicted: the output is not gray.
+        chroma = np.asarray(f_out[1]).astype(np.float64)
+        assert chroma.std() > 0 or family == vs.RGB
+
+
+def _lab(frame: vs.VideoFrame) -> np.ndarray:
+    from skimage.color import rgb2lab
+    scale = 1.0 if frame.format.sample_type == vs.FLOAT else float((1 << frame.format.bits_per_sample) - 1)
+    rgb = np.stack([np.asarray(frame[p]) for p in range(3)], -1).astype(np.float64) / scale
+    return rgb2lab(rgb.clip(0, 1))
+
+
+def test_gray_input_takes_out_format(run, bikes):
+    clip = core.resize.Point(rgb_clip(bikes[:1]), format=vs.GRAY8, matrix_s="709")
+    out = run(clip, bikes[0], out_format=vs.YUV444P8)
+    assert out.format.id == vs.YUV444P8
+    assert np.array_equal(np.asarray(out.get_frame(0)[0]), np.asarray(clip.get_frame(0)[0]))
+
+
+def test_colour_props_follow_the_clip_else_defaults(run, bikes):
+    hd = core.resize.Bicubic(rgb_clip(bikes[:1]), width=1280, height=720, format=vs.GRAY8, matrix_s="709")
+    props = run(hd, bikes[0]).get_frame(0).props
+    assert (props["_Matrix"], props["_Transfer"], props["_Primaries"]) == (1, 1, 1)
+    assert props["_Range"] == vs.RANGE_LIMITED
+    sd = core.std.RemoveFrameProps(core.resize.Point(rgb_clip(bikes[:1]), format=vs.GRAY8, matrix_s="709"),
+                                   ["_Matrix", "_Transfer", "_Primaries", "_Range", "_ColorRange"])
+    props = run(sd, bikes[0]).get_frame(0).props
+    assert (props["_Matrix"], props["_Transfer"], props["_Primaries"]) == (6, 6, 6)
+    full = core.std.SetFrameProps(yuv_clip(bikes[:1]), _Matrix=5, _Range=vs.RANGE_FULL)
+    props = run(full, bikes[0]).get_frame(0).props
+    assert (props["_Matrix"], props["_Range"]) == (5, vs.RANGE_FULL)
+
+
+def test_any_aspect_ratio_keeps_the_full_frame(run, bikes):
+    tall = core.resize.Bicubic(yuv_clip(bikes[:1]), width=40, height=90)
+    out = run(tall, bikes[0])
+    assert (out.width, out.height) == (40, 90)
+    assert np.array_equal(np.asarray(out.get_frame(0)[0]), np.asarray(tall.get_frame(0)[0]))
+
+
+# --- exactness -----------------------------------------------------------------------
+
+def test_every_request_order_gives_the_bytes_of_an_in_order_render(run, bikes):
+    clip = yuv_clip(bikes)
+    n = clip.num_frames
+    expected = render(run(clip, bikes[0], batch=3, cache_frames=2, checkpoint_every=4), range(n))
+    assert len(set(expected.values())) == n  # frames differ, so equality below means something
+    reverse = render(run(clip, bikes[0], batch=3, cache_frames=2, checkpoint_every=4), reversed(range(n)))
+    shuffled = list(range(n))
+    random.Random(7).shuffle(shuffled)
+    rand = render(run(clip, bikes[0], batch=3, cache_frames=2, checkpoint_every=4), shuffled + shuffled[:4])
+    assert reverse == expected
+    assert rand == expected
+
+    out = run(clip, bikes[0], batch=3, cache_frames=2, checkpoint_every=4)
+    futures: list[Future] = [out.get_frame_async(k) for k in shuffled]
+    concurrent = {k: frame_bytes(f.result()) for k, f in zip(shuffled, futures)}
+    assert concurrent == expected
+
+
+def test_frames_requested_from_many_threads_are_exact(run, bikes):
+    clip = yuv_clip(bikes[:8])
+    expected = render(run(clip, bikes[0]), range(8))
+    out = run(clip, bikes[0])
+    got: dict[int, bytes] = {}
+
+    def worker(frames):
+        for k in frames:
+            got[k] = frame_bytes(out.get_frame(k))
+
+    threads = [threading.Thread(target=worker, args=(fr,)) for fr in ([7, 1, 4], [3, 6, 0], [5, 2])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == expected
+
+
+# --- scenes and references --------------------------------------------------------------
+
+def test_a_scene_cut_restarts_the_recurrence_there_and_only_there(run, bikes, bunny):
+    first, second = yuv_clip(bikes[:6]), yuv_clip(bunny[:6])
+    joined = first + second
+    out = run(joined, bikes[0], batch=2)
+    starts = [out.get_frame(n).props[PROP_SCENE_START] for n in range(12)]
+    assert starts == [0] * 6 + [6] * 6
+    # After the cut, the output is that of the second scene colorized on its own.
+    alone = run(second, bikes[0], batch=2)
+    assert render(out, range(6, 12)) == {6 + k: v for k, v in render(alone, range(6)).items()}
+    # Before it, that of the first scene alone.
+    assert render(out, range(6)) == render(run(first, bikes[0], batch=2), range(6))
+
+
+def test_upstream_scene_change_props_are_honoured(run, bikes):
+    clip = yuv_clip(bikes[:6])
+    marked = core.std.SetFrameProps(clip, _SceneChangePrev=0)
+    marked = marked[:3] + core.std.SetFrameProps(clip[3], _SceneChangePrev=1) + marked[4:]
+    starts = [run(marked, bikes[0]).get_frame(n).props[PROP_SCENE_START] for n in range(6)]
+    assert starts == [0, 0, 0, 3, 3, 3]
+
+
+def test_scenes_false_never_restarts(run, bikes, bunny):
+    joined = yuv_clip(bikes[:3]) + yuv_clip(bunny[:3])
+    out = run(joined, bikes[0], scenes=False)
+    assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(6)] == [0] * 6
+
+
+def test_keyframe_references_restart_at_their_frames(run, bikes):
+    clip = yuv_clip(bikes[:8])
+    out = run(clip, {0: bikes[0], 5: bikes[7]}, batch=2)
+    props = [out.get_frame(n).props for n in range(8)]
+    assert [p[PROP_REFERENCE] for p in props] == [0] * 5 + [1] * 3
+    assert [p[PROP_SCENE_START] for p in props] == [0] * 5 + [5] * 3
+    tail = run(clip[5:], bikes[7], batch=2)
+    assert render(out, range(5, 8)) == {5 + k: v for k, v in render(tail, range(3)).items()}
+    assert render(out, range(5)) == render(run(clip, bikes[0], batch=2), range(5))
+
+
+def test_propagation_mode_takes_each_scenes_first_frame_in_colour(run, bikes, bunny):
+    joined = yuv_clip(bikes[:3]) + yuv_clip(bunny[:3])
+    out = run(joined, None, propagate=True)
+    props = [out.get_frame(n).props for n in range(6)]
+    assert [p[PROP_SCENE_START] for p in props] == [0, 0, 0, 3, 3, 3]
+    assert [p[PROP_REFERENCE] for p in props] == [0, 0, 0, 3, 3, 3]
+    # The initial state feeds the recurrence: it changes the output of the scene's frames.
+    plain = run(joined, bikes[0])
+    assert frame_bytes(out.get_frame(1)) != frame_bytes(plain.get_frame(1))
+
+
+def test_references_in_every_accepted_form(run, bikes, tmp_path):
+    import cv2
+
+    clip = yuv_clip(bikes[:1])
+    path = tmp_path / "ref.png"
+    cv2.imwrite(str(path), cv2.cvtColor(bikes[3], cv2.COLOR_RGB2BGR))
+    by_array = frame_bytes(run(clip, bikes[3]).get_frame(0))
+    assert frame_bytes(run(clip, str(path)).get_frame(0)) == by_array
+    assert frame_bytes(run(clip, path).get_frame(0)) == by_array
+    assert frame_bytes(run(clip, bikes[3].astype(np.float32) / 255).get_frame(0)) == by_array
+    # zimg's uint8 -> float conversion rounds differently from numpy's, by a float ulp.
+    from_clip = np.frombuffer(frame_bytes(run(clip, rgb_clip(bikes[3:4])).get_frame(0)), np.uint8)
+    assert np.abs(from_clip.astype(int) - np.frombuffer(by_array, np.uint8)).max() <= 1
+    assert run(clip, yuv_clip(bikes[3:4], vs.YUV444P16)).get_frame(0).props[PROP_BACKEND] == "devc"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"backend": "magic"}, "backend must be 'auto', 'devc' or 'propagate'"),
+    ({"preset": "vivid"}, "preset must be"),
+    ({"saturation": -1.0}, "saturation must be in 0..4"),
+    ({"smooth": 1e9}, "smooth must be in 0..10000"),
+    ({"pixels": 10}, "pixels must be an int in 1024..4194304"),
+    ({"scene_threshold": 2.0}, "scene_threshold must be in 0..1"),
+    ({"batch": 0}, "batch must be an int in 1..64"),
+    ({"cache_frames": 0}, "cache_frames must be"),
+    ({"checkpoint_every": 0}, "checkpoint_every must be"),
+    ({"checkpoints": 0}, "checkpoints must be"),
+    ({"device": "tpu"}, "device must be"),
+    ({"out_format": vs.YUV420P8}, "out_format must be None unless the clip is GRAY"),
+])
+def test_bad_parameters_are_named(run, bikes, kwargs, match):
+    with pytest.raises(vs.Error, match=match):
+        run(yuv_clip(bikes[:1]), bikes[0], **kwargs)
+
+
+def test_bad_clips_are_rejected(run, bikes):
+    with pytest.raises(vs.Error, match="clip must be a VideoNode"):
+        run("clip.mkv", bikes[0])
+    variable = core.std.Splice([yuv_clip(bikes[:1]), core.resize.Point(yuv_clip(bikes[:1]), 32, 32)],
+                               mismatch=True)
+    with pytest.raises(vs.Error, match="clip must be of constant format and size"):
+        run(variable, bikes[0])
+    gray = core.resize.Point(yuv_clip(bikes[:1]), format=vs.GRAY8)
+    with pytest.raises(vs.Error, match="out_format must be a YUV format"):
+        run(gray, bikes[0], out_format=vs.RGB24)
+    with pytest.raises(vs.Error, match="clip must be YUV or RGB with colour first frames"):
+        run(gray, None, propagate=True)
+
+
+@pytest.mark.parametrize("ref,match", [
+    (None, "ref must be a reference"),
+    ("/no/such/image.png", "ref: reference image '/no/such/image.png' does not exist"),
+    (np.zeros((4, 4), np.uint8), r"ref: a reference array must have shape \(height, width, 3\)"),
+    (np.zeros((0, 4, 3), np.uint8), "ref: a reference array must have shape"),
+    (np.full((4, 4, 3), 2.0), r"ref: a float reference array must hold values in \[0, 1\]"),
+    (np.zeros((4, 4, 3), np.int64), "ref: a reference array must be uint8, uint16 or float"),
+    (42, "ref must be an image path, a numpy array"),
+    ({}, "ref must be a non-empty mapping"),
+    ({99: "x.png"}, "ref must be keyed by frame numbers in 0..0"),
+])
+def test_bad_references_are_named(run, bikes, ref, match):
+    with pytest.raises(vs.Error, match=match):
+        run(yuv_clip(bikes[:1]), ref)
+
+
+def test_unreadable_reference_file(run, bikes, tmp_path):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(vs.Error, match="is not an image OpenCV can read"):
+        run(yuv_clip(bikes[:1]), junk)
+
+
+def test_devc_without_weights_says_how_to_get_them(bikes, tmp_path):
+    with pytest.raises(vs.Error, match="backend='devc' needs the authors' weights.*vsexcolor download"):
+        vsexcolor.colorize(yuv_clip(bikes[:1]), bikes[0], backend="devc", weights=tmp_path)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``vsexcolor`` command line; see :mod:`vsexcolor.cli`."""

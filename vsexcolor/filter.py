@@ -1,0 +1,392 @@
+"""The VapourSynth filter: :func:`colorize`.
+
+Frames flow one way: VapourSynth frames -> L tensors -> the recurrence engine -> ab tensors
+-> a float RGB clip at full resolution -> zimg converts it to the output format in the graph
+-> the source luma is put back bit-exactly.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Literal, Union
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from .color import gray_to_l, rgb_to_lab
+from .postprocess import Finish, finish_rgb
+from .recurrence import LRU, EngineConfig, Recurrence, Reference
+from .reference import ReferenceError, check_array, read_image, to_lab
+from .resolution import DEFAULT_PIXELS, Geometry
+from .scenes import DEFAULT_THRESHOLD, Scenes, Segment, cut_score
+
+core = vs.core
+
+RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
+BackendName = Literal["auto", "devc", "propagate"]
+Preset = Literal["default", "official"]
+
+#: Frame props written on every output frame.
+PROP_BACKEND = "VsexcolorBackend"
+PROP_SCENE_START = "VsexcolorSceneStart"
+PROP_REFERENCE = "VsexcolorReference"
+
+PRESETS: dict[str, tuple[Finish, int]] = {
+    # Smoothing keeps colour inside edges; the authors' 1.25 saturation boost tends to
+    # push skin and sky to cartoon tones on real footage, so the default leaves it out.
+    "default": (Finish(saturation=1.0, smooth_lambda=500.0, smooth_sigma=4.0), DEFAULT_PIXELS),
+    "official": (Finish(saturation=1.25, smooth_lambda=500.0, smooth_sigma=4.0), DEFAULT_PIXELS),
+}
+
+# Frame-prop codes (ITU-T H.273) of the usual defaults.
+_BT709, _BT601, _RGB_MATRIX = 1, 6, 0
+
+
+def _fail(param: str, expected: str, got: object) -> vs.Error:
+    return vs.Error(f"colorize: {param} must be {expected}, got {got!r}")
+
+
+def _is_hd(clip: vs.VideoNode) -> bool:
+    return clip.width > 1024 or clip.height > 576
+
+
+def _colour_props(clip: vs.VideoNode, props: Mapping) -> dict[str, int]:
+    """Matrix, transfer, primaries and range from the props, else the usual defaults."""
+    default = _BT709 if _is_hd(clip) else _BT601
+    rgb = clip.format.color_family == vs.RGB
+
+    def pick(name: str, fallback: int) -> int:
+        value = props.get(name)
+        return fallback if value is None or value == 2 else int(value)  # 2: unspecified
+
+    out = {
+        "_Matrix": _RGB_MATRIX if rgb else pick("_Matrix", default),
+        "_Transfer": pick("_Transfer", default),
+        "_Primaries": pick("_Primaries", default),
+    }
+    if rgb or clip.format.sample_type == vs.FLOAT:
+        out["_Range"] = vs.RANGE_FULL
+    elif "_Range" in props:
+        out["_Range"] = int(props["_Range"])
+    elif "_ColorRange" in props:  # the deprecated prop counts the other way round
+        out["_Range"] = vs.RANGE_FULL if props["_ColorRange"] == 0 else vs.RANGE_LIMITED
+    else:
+        out["_Range"] = vs.RANGE_LIMITED
+    return out
+
+
+def _range_s(props: Mapping) -> str:
+    return "full" if props["_Range"] == vs.RANGE_FULL else "limited"
+
+
+def _to_rgbs(clip: vs.VideoNode, props: dict[str, int]) -> vs.VideoNode:
+    """Any GRAY / YUV / RGB clip -> RGBS (gamma-encoded, full range)."""
+    family = clip.format.color_family
+    if family == vs.GRAY:
+        rgb = core.std.ShufflePlanes([clip] * 3, [0, 0, 0], vs.RGB)
+        if clip.format.sample_type == vs.FLOAT:
+            return core.resize.Point(rgb, format=vs.RGBS)
+        return core.resize.Point(rgb, format=vs.RGBS, range_in_s=_range_s(props), range_s="full")
+    if family == vs.RGB:
+        return core.resize.Point(clip, format=vs.RGBS)
+    return core.resize.Bicubic(clip, format=vs.RGBS, matrix_in=props["_Matrix"], range_in_s=_range_s(props))
+
+
+def _plane(frame: vs.VideoFrame, p: int) -> torch.Tensor:
+    return torch.from_numpy(np.array(frame[p], dtype=np.float32, copy=True))
+
+
+def _frame_rgb(frame: vs.VideoFrame) -> np.ndarray:
+    """An RGBS frame -> float32 [H, W, 3]."""
+    return np.stack([np.asarray(frame[p]) for p in range(3)], -1).astype(np.float32).clip(0.0, 1.0)
+
+
+def _reference_rgb(ref: RefInput, param: str) -> np.ndarray:
+    """One reference in any accepted form -> float32 sRGB [H, W, 3] in [0, 1]."""
+    try:
+        if isinstance(ref, vs.VideoNode):
+            if ref.format is None or ref.width == 0 or ref.height == 0:
+                raise ReferenceError("a reference clip must have a constant format and size")
+            props = _colour_props(ref, ref.get_frame(0).props)
+            return _frame_rgb(_to_rgbs(ref, props).get_frame(0))
+        if isinstance(ref, np.ndarray):
+            return check_array(ref)
+        if isinstance(ref, (str, os.PathLike)):
+            return read_image(ref)
+    except ReferenceError as e:
+        raise vs.Error(f"colorize: {param}: {e}") from None
+    raise _fail(param, "an image path, a numpy array (H, W, 3) or a VideoNode", type(ref).__name__)
+
+
+def _check_clip(clip: vs.VideoNode) -> None:
+    if not isinstance(clip, vs.VideoNode):
+        raise _fail("clip", "a VideoNode", type(clip).__name__)
+    if clip.format is None or clip.width == 0 or clip.height == 0:
+        raise _fail("clip", "of constant format and size (add a resize to fix them)", "a variable clip")
+    fmt = clip.format
+    if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
+        raise _fail("clip", "8..16-bit integer or 16/32-bit float", fmt.name)
+    if fmt.sample_type == vs.FLOAT and fmt.bits_per_sample not in (16, 32):
+        raise _fail("clip", "8..16-bit integer or 16/32-bit float", fmt.name)
+    if clip.num_frames < 1:
+        raise _fail("clip", "at least one frame long", clip.num_frames)
+
+
+def _output_format(clip: vs.VideoNode, out_format: object) -> vs.VideoFormat:
+    fmt = clip.format
+    if fmt.color_family != vs.GRAY:
+        if out_format is not None:
+            raise _fail("out_format", "None unless the clip is GRAY (YUV and RGB keep their format)", out_format)
+        return fmt
+    if out_format is None:
+        return core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 1, 1)
+    try:
+        out = core.get_video_format(out_format)
+    except Exception:
+        raise _fail("out_format", "a YUV format (e.g. vs.YUV420P8)", out_format) from None
+    if out.color_family != vs.YUV or out.bits_per_sample != fmt.bits_per_sample \
+            or out.sample_type != fmt.sample_type:
+        raise _fail("out_format", f"a YUV format of the clip's sample type and depth ({fmt.name})", out.name)
+    return out
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise _fail("device", "'auto', 'cpu' or 'cuda[:N]'", device) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise _fail("device", "'auto' or 'cpu' on this machine (torch sees no CUDA device)", device)
+    if dev.type not in ("cpu", "cuda"):
+        raise _fail("device", "'auto', 'cpu' or 'cuda[:N]'", device)
+    return dev
+
+
+def _make_backend(name: BackendName, weights: object, device: torch.device, fp16: bool):
+    from .weights import WeightsError, load_nets
+
+    if name in ("auto", "devc"):
+        try:
+            nets = load_nets(weights)
+        except WeightsError as e:
+            if name == "devc":
+                raise vs.Error(f"colorize: backend='devc' needs the authors' weights: {e}") from None
+            warnings.warn(f"vsexcolor: no DEVC weights ({e}); using the weight-free 'propagate' backend. "
+                          "Run `vsexcolor download` (or pass weights=PATH) for DEVC.", stacklevel=3)
+        else:
+            from .backends.devc import DevcBackend
+
+            if device.type == "cuda":
+                # Same kernels in every process: no autotuning that may choose differently.
+                torch.backends.cudnn.benchmark = False
+                torch.backends.cudnn.deterministic = True
+            return DevcBackend(*nets, device=device, dtype=torch.float16 if fp16 else torch.float32)
+    from .backends.propagate import PropagateBackend
+
+    return PropagateBackend(device=device)
+
+
+class _Source:
+    """Reads frames of the float luma clip once each: internal L and the upstream cut prop."""
+
+    def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int) -> None:
+        self.clip, self.rgb, self.geometry = luma_clip, rgb, geometry
+        self._cache: LRU[int, tuple[torch.Tensor, int | None]] = LRU(cache)
+
+    def full_L(self, frame: vs.VideoFrame) -> torch.Tensor:
+        """[1, 1, H, W] L of a frame of the luma clip."""
+        if self.rgb:
+            rgb = torch.stack([_plane(frame, p) for p in range(3)]).unsqueeze(0).clamp(0.0, 1.0)
+            return rgb_to_lab(rgb)[:, :1]
+        return gray_to_l(_plane(frame, 0).clamp(0.0, 1.0))[None, None]
+
+    def _load(self, n: int) -> tuple[torch.Tensor, int | None]:
+        hit = self._cache.get(n)
+        if hit is None:
+            frame = self.clip.get_frame(n)
+            cut = frame.props.get("_SceneChangePrev")
+            hit = (self.geometry.to_internal(self.full_L(frame)), None if cut is None else int(cut))
+            self._cache.put(n, hit)
+        return hit
+
+    def internal_L(self, n: int) -> torch.Tensor:
+        return self._load(n)[0]
+
+    def cut_prop(self, n: int) -> int | None:
+        return self._load(n)[1]
+
+
+def colorize(
+    clip: vs.VideoNode,
+    ref: RefInput | Mapping[int, RefInput] | None = None,
+    *,
+    backend: BackendName = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    propagate: bool = False,
+    preset: Preset = "default",
+    saturation: float | None = None,
+    smooth: float | None = None,
+    pixels: int | None = None,
+    scenes: bool = True,
+    scene_threshold: float = DEFAULT_THRESHOLD,
+    device: str = "auto",
+    fp16: bool | None = None,
+    out_format: int | vs.PresetVideoFormat | None = None,
+    batch: int = 4,
+    cache_frames: int = 32,
+    checkpoint_every: int = 25,
+    checkpoints: int = 64,
+) -> vs.VideoNode:
+    """Colorize ``clip`` from a colour reference (Deep Exemplar-based Video Colorization).
+
+    Only chroma is predicted: for GRAY and YUV input the output Y plane is bit-identical to
+    the input's; for RGB input the output keeps the input's CIE L*.
+
+    Args:
+        clip: GRAY, YUV (any subsampling) or RGB; 8..16-bit integer or 16/32-bit float.
+        ref: the colour reference: an image path, a numpy array (H, W, 3; uint8, uint16 or
+            float in [0, 1]), a VideoNode (its first frame), or a mapping
+            ``{first_frame: reference}`` of keyframe references, each in force from its
+            frame until the next (the first also before it). None only with ``propagate``.
+        backend: ``"devc"`` (the authors' networks; needs their weights), ``"propagate"``
+            (weight-free: descriptor matching, optical flow, edge-aware fusion) or
+            ``"auto"`` (devc when valid weights are found, else propagate with a warning).
+        weights: the checkpoint zip or its unpacked folder (default: ``VSEXCOLOR_MODEL_DIR``
+            or the per-user data folder; ``vsexcolor info`` says where).
+        propagate: the authors' propagation mode: each reference is also the initial state
+            of its recurrence, i.e. it *is* the first frame in colour. With ``ref=None`` the
+            clip itself (YUV or RGB) supplies it: the first frame of each scene is taken in
+            colour and propagated through the scene.
+        preset: ``"default"`` (smoothing on, saturation 1.0) or ``"official"`` (the authors'
+            settings: smoothing lambda 500 / sigma 4, saturation 1.25).
+        saturation: override of the preset's factor on a and b, 0..4.
+        smooth: override of the preset's fast-global-smoother lambda (0: off), 0..10000.
+        pixels: internal (network) area in pixels; the aspect ratio follows the clip.
+            Default 216 x 384 = 82944 as the authors trained. Range 1024..4194304.
+        scenes: restart the recurrence at scene cuts: upstream ``_SceneChangePrev`` props
+            where present, else a detector on frames n-1 and n.
+        scene_threshold: detector threshold, 0..1 (lower finds more cuts).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
+        fp16: half precision for the networks; default True on CUDA, False on CPU.
+        out_format: output format for GRAY input: a YUV format of the same depth (default
+            4:2:0). Must be None for YUV and RGB input, which keep their format.
+        batch: frames per correspondence batch, 1..64.
+        cache_frames: finished outputs kept in memory (>= 1).
+        checkpoint_every: frames between saved recurrent states, so a seek costs at most
+            this many steps once a scene has been seen (>= 1).
+        checkpoints: saved states kept (>= 1).
+
+    Returns:
+        The colorized clip; each frame carries ``VsexcolorBackend``, ``VsexcolorSceneStart``
+        (first frame of its recurrence) and ``VsexcolorReference`` (index of the reference
+        in force, or the scene start in propagation from the clip).
+    """
+    _check_clip(clip)
+    if backend not in ("auto", "devc", "propagate"):
+        raise _fail("backend", "'auto', 'devc' or 'propagate'", backend)
+    if preset not in PRESETS:
+        raise _fail("preset", "'default' or 'official'", preset)
+    finish, default_pixels = PRESETS[preset]
+    if saturation is not None:
+        if not 0.0 <= saturation <= 4.0:
+            raise _fail("saturation", "in 0..4", saturation)
+        finish = replace(finish, saturation=float(saturation))
+    if smooth is not None:
+        if not 0.0 <= smooth <= 10000.0:
+            raise _fail("smooth", "in 0..10000 (0: off)", smooth)
+        finish = replace(finish, smooth_lambda=float(smooth))
+    pixels = default_pixels if pixels is None else pixels
+    if not isinstance(pixels, int) or not 1024 <= pixels <= 4096 * 1024:
+        raise _fail("pixels", "an int in 1024..4194304", pixels)
+    if not 0.0 <= scene_threshold <= 1.0:
+        raise _fail("scene_threshold", "in 0..1", scene_threshold)
+    for name, value, low, high in (("batch", batch, 1, 64), ("cache_frames", cache_frames, 1, 1 << 20),
+                                   ("checkpoint_every", checkpoint_every, 1, 1 << 20),
+                                   ("checkpoints", checkpoints, 1, 1 << 20)):
+        if not isinstance(value, int) or not low <= value <= high:
+            raise _fail(name, f"an int in {low}..{high}", value)
+    out_fmt = _output_format(clip, out_format)
+    dev = _device(device)
+    fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
+
+    family = clip.format.color_family
+    props = _colour_props(clip, clip.get_frame(0).props)
+    from_clip = propagate and ref is None
+    if ref is None and not propagate:
+        raise _fail("ref", "a reference (image path, array, clip or {frame: reference}) unless propagate=True",
+                    None)
+    if from_clip and family == vs.GRAY:
+        raise _fail("clip", "YUV or RGB with colour first frames when propagate=True and ref=None", "GRAY")
+    if isinstance(ref, Mapping):
+        if not ref:
+            raise _fail("ref", "a non-empty mapping {first_frame: reference}", ref)
+        bad = [k for k in ref if not isinstance(k, int) or not 0 <= k < clip.num_frames]
+        if bad:
+            raise _fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
+        starts = sorted(ref)
+        references = [_reference_rgb(ref[k], f"ref[{k}]") for k in starts]
+    elif ref is not None:
+        starts, references = [0], [_reference_rgb(ref, "ref")]
+    else:
+        starts, references = [0], []
+
+    engine_backend = _make_backend(backend, weights, dev, fp16)
+    geometry = Geometry.fit(clip.width, clip.height, pixels, engine_backend.multiple)
+    rgb_in = family == vs.RGB
+    luma_clip = core.resize.Point(clip, format=vs.RGBS) if rgb_in else core.resize.Point(
+        clip if family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY), format=vs.GRAYS,
+        **({} if clip.format.sample_type == vs.FLOAT else {"range_in_s": _range_s(props), "range_s": "full"}))
+    config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
+                          checkpoints=checkpoints)
+    source = _Source(luma_clip, rgb_in, geometry, cache=2 * batch + 2)
+    colour_clip = _to_rgbs(clip, props) if from_clip else None
+
+    def is_cut(n: int) -> bool:
+        prop = source.cut_prop(n)
+        if prop is not None:
+            return bool(prop)
+        return cut_score(source.internal_L(n - 1), source.internal_L(n)) > scene_threshold
+
+    def initial_state(rgb: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        full = torch.nn.functional.interpolate(x, size=(clip.height, clip.width), mode="bilinear",
+                                               align_corners=False, antialias=True)
+        return rgb_to_lab(geometry.to_internal(full).clamp(0.0, 1.0))
+
+    def reference_for(segment: Segment) -> Reference:
+        rgb = _frame_rgb(colour_clip.get_frame(segment.start)) if from_clip else references[segment.reference]
+        lab = to_lab(rgb, pixels, engine_backend.multiple)
+        return Reference(lab=lab, initial=initial_state(rgb) if propagate else None)
+
+    engine = Recurrence(
+        engine_backend,
+        Scenes(clip.num_frames, starts, is_cut if scenes else None, per_scene_reference=from_clip),
+        source.internal_L, reference_for, config)
+
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        ab, segment = engine.ab(n)
+        rgb = finish_rgb(source.full_L(f[1]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
+        out = f[0].copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), rgb[p])
+        out.props[PROP_BACKEND] = engine_backend.name
+        out.props[PROP_SCENE_START] = segment.start
+        out.props[PROP_REFERENCE] = segment.reference
+        return out
+
+    canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
+    model = core.std.ModifyFrame(canvas, [canvas, luma_clip], render)
+    if family == vs.RGB:
+        out = core.resize.Point(model, format=clip.format.id, dither_type="error_diffusion")
+    else:
+        chroma = core.resize.Bicubic(model, format=out_fmt.id, matrix=props["_Matrix"], range_s=_range_s(props),
+                                     dither_type="error_diffusion")
+        out = core.std.ShufflePlanes([clip, chroma, chroma], [0, 1, 2], vs.YUV)
+    out = core.std.CopyFrameProps(out, model, props=[PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE])
+    return core.std.SetFrameProps(out, **props)

@@ -1,0 +1,50 @@
+"""Output finishing: chroma to full resolution, saturation, edge-aware smoothing, Lab -> RGB.
+
+It works on each output alone and is never fed back into the recurrence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .color import fit_chroma, lab_to_rgb
+from .resolution import Geometry
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How outputs are finished.
+
+    saturation: factor on a and b (the authors use 1.25); >= 0.
+    smooth_lambda: strength of OpenCV's fast global smoother on a and b, guided by the
+        full-resolution L (the authors use 500); 0 turns smoothing off and leaves plain
+        bilinear upsampling.
+    smooth_sigma: its colour sigma in 8-bit L steps (the authors use 4).
+    """
+
+    saturation: float = 1.0
+    smooth_lambda: float = 500.0
+    smooth_sigma: float = 4.0
+
+
+def full_resolution_ab(L: torch.Tensor, ab: torch.Tensor, geometry: Geometry, finish: Finish) -> torch.Tensor:
+    """Internal [1, 2, h, w] ab -> [1, 2, H, W] ab at the size of ``L`` ([1, 1, H, W], 0..100)."""
+    ab = geometry.to_full(ab.to(L.device, torch.float32)) * finish.saturation
+    if finish.smooth_lambda <= 0:
+        return ab
+    guide = (L[0, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    channels = ab[0].cpu().numpy()
+    smoothed = np.stack([cv2.ximgproc.fastGlobalSmootherFilter(guide, c, finish.smooth_lambda, finish.smooth_sigma)
+                         for c in channels])
+    return torch.from_numpy(smoothed).unsqueeze(0).to(L.device)
+
+
+def finish_rgb(L: torch.Tensor, ab: torch.Tensor, geometry: Geometry, finish: Finish) -> torch.Tensor:
+    """Full-resolution sRGB [1, 3, H, W] in [0, 1] from full-res L and internal ab.
+
+    Out-of-gamut colours lose chroma rather than lightness (:func:`~vsexcolor.color.fit_chroma`).
+    """
+    return lab_to_rgb(fit_chroma(torch.cat((L, full_resolution_ab(L, ab, geometry, finish)), 1)))

@@ -1,0 +1,189 @@
+"""The recurrence engine: exact, order-independent colorization of a frame sequence.
+
+Output n is a pure function of the frames from its segment's start s(n) to n, the reference
+in force and the parameters. The engine computes it by stepping the backend's recurrent
+part from the nearest state it still holds: the last frame it computed, a cached output or
+a sparse checkpoint (every ``checkpoint_every`` frames of a segment), else the segment start.
+
+Byte-identical results under any request order need identical arithmetic, not just the
+same formula: the non-recurrent part runs on batches whose membership is fixed by position
+(frames s + kB .. s + kB + B - 1), so a frame is always computed in the same batch, and
+the fed-back state is kept in float32 exactly as first computed.
+
+Memory is bounded by the cache sizes, never by the clip length.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import torch
+
+from .backends.base import Backend, Correspondence
+from .scenes import Scenes, Segment
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """A dict that forgets its least recently used entries beyond ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        if key in self._d:
+            self._d.move_to_end(key)
+            return self._d[key]
+        return None
+
+    def put(self, key: K, value: V) -> None:
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+    def keys(self) -> list[K]:
+        return list(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference as the engine needs it.
+
+    ``lab``: [1, 3, H', W'] Lab at the reference size; ``initial``: the segment's initial
+    state as [1, 3, h, w] Lab at the internal frame size (propagation mode), or None.
+    """
+
+    lab: torch.Tensor
+    initial: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Sizes of the engine's work and memory.
+
+    batch: frames per correspondence batch (1..64).
+    cache_frames: finished outputs kept (>= 1).
+    checkpoint_every: frames between checkpoints of the state within a segment (>= 1).
+    checkpoints: checkpoints kept (>= 1).
+    """
+
+    batch: int = 4
+    cache_frames: int = 32
+    checkpoint_every: int = 25
+    checkpoints: int = 64
+
+
+class Recurrence:
+    """Drives a :class:`~vsexcolor.backends.base.Backend` over a clip.
+
+    Args:
+        backend: the colorization backend.
+        scenes: frame -> segment.
+        luma: ``luma(n)`` -> [1, 1, h, w] L (0..100) of frame n at the internal size; must
+            be a pure function of n.
+        reference: ``reference(segment)`` -> :class:`Reference` for that segment.
+        config: batch and cache sizes.
+    """
+
+    def __init__(self, backend: Backend, scenes: Scenes, luma: Callable[[int], torch.Tensor],
+                 reference: Callable[[Segment], Reference], config: EngineConfig = EngineConfig()) -> None:
+        self.backend = backend
+        self.scenes = scenes
+        self.config = config
+        self._luma_source = luma
+        self._reference_source = reference
+        self._lock = threading.RLock()
+        self._luma: LRU[int, torch.Tensor] = LRU(2 * config.batch + 2)
+        self._prepared: LRU[int, tuple[Reference, Any]] = LRU(2)
+        self._batch: LRU[tuple[int, int, int], Correspondence] = LRU(2)
+        self._outputs: LRU[int, torch.Tensor] = LRU(config.cache_frames)
+        self._checkpoints: LRU[int, torch.Tensor] = LRU(config.checkpoints)
+        self._current: tuple[int, torch.Tensor] | None = None
+        #: Frames stepped since creation (to measure how much work requests cost).
+        self.steps = 0
+
+    def luma(self, n: int) -> torch.Tensor:
+        with self._lock:
+            L = self._luma.get(n)
+            if L is None:
+                L = self._luma_source(n)
+                self._luma.put(n, L)
+            return L
+
+    def ab(self, n: int) -> tuple[torch.Tensor, Segment]:
+        """[1, 2, h, w] ab (float32) of frame n at the internal size, and its segment."""
+        with self._lock:
+            segment = self.scenes.segment(n)
+            done = self._outputs.get(n)
+            if done is not None:
+                return done, segment
+            k, ab = self._resume_point(n, segment)
+            ref, prepared = self._prepare(segment)
+            last = ref.initial if k < segment.start else torch.cat((self.luma(k), ab), 1)
+            for i in range(k + 1, n + 1):
+                L = self.luma(i)
+                ab = self.backend.step(L, self._correspondence(i, segment, prepared), last)
+                last = torch.cat((L, ab), 1)
+                self._keep(i, segment, ab)
+            return ab, segment
+
+    def _resume_point(self, n: int, segment: Segment) -> tuple[int, torch.Tensor | None]:
+        """The latest held output in [segment.start, n), or (segment.start - 1, None)."""
+        best: tuple[int, torch.Tensor | None] = (segment.start - 1, None)
+
+        def consider(k: int, ab: torch.Tensor | None) -> None:
+            nonlocal best
+            # Frames between a segment's start and n belong to that segment, so any held
+            # output in the range is a state of this very recurrence.
+            if ab is not None and segment.start <= k < n and k > best[0]:
+                best = (k, ab)
+
+        if self._current is not None:
+            consider(*self._current)
+        for k in self._outputs.keys():
+            consider(k, self._outputs.get(k))
+        every = self.config.checkpoint_every
+        k = segment.start + (n - 1 - segment.start) // every * every
+        while k >= max(segment.start, best[0] + 1):
+            consider(k, self._checkpoints.get(k))
+            k -= every
+        return best
+
+    def _prepare(self, segment: Segment) -> tuple[Reference, Any]:
+        hit = self._prepared.get(segment.reference)
+        if hit is None:
+            ref = self._reference_source(segment)
+            hit = (ref, self.backend.prepare(ref.lab))
+            self._prepared.put(segment.reference, hit)
+        return hit
+
+    def _correspondence(self, i: int, segment: Segment, prepared: Any) -> Correspondence:
+        size = self.config.batch
+        first = segment.start + (i - segment.start) // size * size
+        key = (segment.start, segment.reference, first)
+        batch = self._batch.get(key)
+        if batch is None:
+            # The batch may run past the segment's end (it is not known yet); those extra
+            # frames are wasted work, but fixed membership keeps every frame's bytes fixed.
+            last = min(first + size, self.scenes.num_frames)
+            frames = torch.cat([self.luma(j) for j in range(first, last)], 0)
+            batch = self.backend.correspond(frames, prepared)
+            self._batch.put(key, batch)
+        return batch[i - first]
+
+    def _keep(self, i: int, segment: Segment, ab: torch.Tensor) -> None:
+        self.steps += 1
+        self._current = (i, ab)
+        self._outputs.put(i, ab)
+        if (i - segment.start) % self.config.checkpoint_every == 0:
+            self._checkpoints.put(i, ab)
