@@ -241,7 +241,7 @@ def colorize(
     batch: int = 4,
     cache_frames: int = 32,
     checkpoint_every: int = 25,
-    checkpoints: int = 64,
+    checkpoints: int = 128,
 ) -> vs.VideoNode:
     """Colorize ``clip`` from a colour reference (Deep Exemplar-based Video Colorization).
 
@@ -280,7 +280,8 @@ def colorize(
         cache_frames: finished outputs kept in memory (>= 1).
         checkpoint_every: frames between saved recurrent states, so a seek costs at most
             this many steps once a scene has been seen (>= 1).
-        checkpoints: saved states kept (>= 1).
+        checkpoints: saved states kept (>= 1; about 0.7 MB each at the default ``pixels``);
+            a scene longer than ``checkpoints x checkpoint_every`` frames costs more per seek.
 
     Returns:
         The colorized clip; each frame carries ``VsexcolorBackend``, ``VsexcolorSceneStart``

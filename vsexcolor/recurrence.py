@@ -74,13 +74,16 @@ class EngineConfig:
     batch: frames per correspondence batch (1..64).
     cache_frames: finished outputs kept (>= 1).
     checkpoint_every: frames between checkpoints of the state within a segment (>= 1).
-    checkpoints: checkpoints kept (>= 1).
+    checkpoints: checkpoints kept (>= 1), least recently used dropped first. While a
+        segment's checkpoints are held (``checkpoints x checkpoint_every`` frames of
+        history), a seek into it costs at most ``checkpoint_every`` steps; otherwise at
+        most its distance from the segment start.
     """
 
     batch: int = 4
     cache_frames: int = 32
     checkpoint_every: int = 25
-    checkpoints: int = 64
+    checkpoints: int = 128
 
 
 class Recurrence:

@@ -1,0 +1,94 @@
+"""The recurrence engine: outputs are a pure function of the segment's frames, whatever
+the request order, and the work and memory a request costs are bounded."""
+from __future__ import annotations
+
+import random
+
+import torch
+
+from vsexcolor.backends.base import Correspondence
+from vsexcolor.recurrence import EngineConfig, Recurrence, Reference
+from vsexcolor.scenes import Scenes, Segment
+
+
+class ChaoticBackend:
+    """A stand-in whose recurrence amplifies any difference in its state, like DEVC's."""
+
+    name, multiple, device = "chaotic", 8, torch.device("cpu")
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, ...]] = []
+
+    def prepare(self, reference_lab):
+        return reference_lab.mean()
+
+    def correspond(self, L, reference):
+        self.batches.append(tuple(int(v) for v in L[:, 0, 0, 0]))
+        return Correspondence(lab=L.expand(-1, 3, -1, -1) + reference, confidence=torch.sin(L))
+
+    def step(self, L, corr, last):
+        prev = torch.zeros_like(corr.lab[:, 1:]) if last is None else last[:, 1:]
+        return torch.sin(3.7 * prev + corr.confidence + 0.01 * L)
+
+
+def engine(num_frames=60, cuts=(), ref_starts=(0,), config=EngineConfig(batch=4, cache_frames=3,
+                                                                         checkpoint_every=5, checkpoints=4)):
+    backend = ChaoticBackend()
+    scenes = Scenes(num_frames, ref_starts, lambda n: n in cuts)
+    luma = lambda n: torch.full((1, 1, 8, 8), float(n))  # noqa: E731 - the frame number, as L
+    ref = lambda seg: Reference(lab=torch.full((1, 3, 8, 8), float(seg.reference)))  # noqa: E731
+    return Recurrence(backend, scenes, luma, ref, config), backend
+
+
+def outputs(eng: Recurrence, order) -> dict[int, bytes]:
+    return {n: eng.ab(n)[0].numpy().tobytes() for n in order}
+
+
+def test_any_request_order_gives_the_in_order_bytes():
+    expected = outputs(engine()[0], range(60))
+    assert len(set(expected.values())) == 60
+    order = list(range(60))
+    for seed in range(3):
+        random.Random(seed).shuffle(order)
+        assert outputs(engine()[0], order) == expected
+    assert outputs(engine()[0], reversed(range(60))) == expected
+
+
+def test_batches_are_fixed_by_position_from_the_scene_start():
+    eng, backend = engine(num_frames=20, cuts={7})
+    outputs(eng, [19, 3, 12])
+    for batch in backend.batches:
+        first = batch[0]
+        start = 0 if first < 7 else 7
+        assert (first - start) % 4 == 0 and batch == tuple(range(first, min(first + 4, 20)))
+
+
+def test_a_cut_and_a_reference_change_restart_the_recurrence():
+    eng, _ = engine(num_frames=30, cuts={10}, ref_starts=(0, 20))
+    segments = [eng.ab(n)[1] for n in range(30)]
+    assert segments == [Segment(0, 0)] * 10 + [Segment(10, 0)] * 10 + [Segment(20, 1)] * 10
+    # The state does not leak across the cut: frame 10 equals a fresh recurrence started there.
+    fresh, _ = engine(num_frames=30, cuts={10}, ref_starts=(0, 20))
+    assert fresh.ab(10)[0].equal(eng.ab(10)[0])
+    assert fresh.steps == 1
+
+
+def test_a_seek_costs_at_most_checkpoint_every_steps_after_a_pass():
+    # 12 checkpoints x 5 frames hold the whole 60-frame scene.
+    eng, _ = engine(num_frames=60, config=EngineConfig(batch=4, cache_frames=3, checkpoint_every=5, checkpoints=12))
+    outputs(eng, range(60))
+    assert eng.steps == 60
+    for n in (3, 59, 22, 41, 0):
+        before = eng.steps
+        eng.ab(n)
+        assert eng.steps - before <= 5, n
+
+
+def test_held_state_is_bounded_by_the_cache_sizes_not_the_clip_length():
+    config = EngineConfig(batch=4, cache_frames=3, checkpoint_every=5, checkpoints=4)
+    eng, _ = engine(num_frames=2000, config=config)
+    for _ in range(2):
+        outputs(eng, range(2000))
+    assert len(eng._outputs) <= config.cache_frames
+    assert len(eng._checkpoints) <= config.checkpoints
+    assert len(eng._batch) <= 2 and len(eng._luma) <= 2 * config.batch + 2
