@@ -284,3 +284,29 @@ def test_unreadable_reference_file(run, bikes, tmp_path):
 def test_devc_without_weights_says_how_to_get_them(bikes, tmp_path):
     with pytest.raises(vs.Error, match="backend='devc' needs the authors' weights.*vsexcolor download"):
         vsexcolor.colorize(yuv_clip(bikes[:1]), bikes[0], backend="devc", weights=tmp_path)
+
+
+# --- backends ------------------------------------------------------------------------------
+
+def test_auto_backend_uses_devc_when_weights_are_found(bikes, devc_weights, monkeypatch):
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(devc_weights))
+    out = vsexcolor.colorize(yuv_clip(bikes[:1]), bikes[0], pixels=PIXELS)
+    assert out.get_frame(0).props[PROP_BACKEND] == "devc"
+
+
+def test_auto_backend_without_weights_warns_once_and_propagates(bikes, tmp_path, monkeypatch):
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tmp_path))
+    with pytest.warns(UserWarning, match="vsexcolor download") as caught:
+        out = vsexcolor.colorize(yuv_clip(bikes[:3]), bikes[0], pixels=PIXELS)
+        [out.get_frame(n) for n in range(3)]
+    assert len(caught) == 1
+    assert out.get_frame(0).props[PROP_BACKEND] == "propagate"
+
+
+def test_propagate_backend_is_exact_under_any_order_too(bikes):
+    clip = yuv_clip(bikes)
+    kwargs = dict(backend="propagate", pixels=PIXELS, batch=3, cache_frames=2, checkpoint_every=4)
+    expected = render(vsexcolor.colorize(clip, bikes[0], **kwargs), range(12))
+    shuffled = list(range(12))
+    random.Random(3).shuffle(shuffled)
+    assert render(vsexcolor.colorize(clip, bikes[0], **kwargs), shuffled) == expected
