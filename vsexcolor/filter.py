@@ -177,8 +177,8 @@ def _make_backend(name: BackendName, weights: object, device: torch.device, fp16
         except WeightsError as e:
             if name == "devc":
                 raise vs.Error(f"colorize: backend='devc' needs the authors' weights: {e}") from None
-            warnings.warn(f"vsexcolor: no DEVC weights ({e}); using the weight-free 'propagate' backend. "
-                          "Run `vsexcolor download` (or pass weights=PATH) for DEVC.", stacklevel=3)
+            warnings.warn(f"vsexcolor: using the weight-free 'propagate' backend, since DEVC has no weights: {e}",
+                          stacklevel=3)
         else:
             from .backends.devc import DevcBackend
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 #: Default threshold of :func:`cut_score` above which a cut is declared.
-DEFAULT_THRESHOLD = 0.4
+DEFAULT_THRESHOLD = 0.3
 
 _BINS = 32
 

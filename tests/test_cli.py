@@ -1,0 +1,479 @@
+"""The `vsexcolor` command line on real video files.
+
+colorize: what it writes (the filter's frames, the input's luma, timestamps and audio),
+reference forms, ranges, formats, resuming after Ctrl-C or a crash, overwrite protection
+and bad input; demo; and every command the README shows.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import vapoursynth as vs
+
+import vsexcolor
+from clips import decode_rgb, sample_clip_path
+from vsexcolor import cli, video
+from vsexcolor.video import open_clip, probe
+
+W, H = 64, 48
+PIXELS = 48 * 64  # tiny internal resolution keeps the nets fast on CPU
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", str(PIXELS)]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def write_video(path: Path, rgb: np.ndarray, *, pix_fmt: str = "yuv420p", codec: str = "libx264",
+                pts: list[int] | None = None, time_base: Fraction = Fraction(1, 25), audio: bool = True) -> Path:
+    """uint8 RGB [T, H, W, 3] as a video file, with a 440 Hz AAC tone as long as the video."""
+    pts = list(range(len(rgb))) if pts is None else pts
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], pix_fmt
+        stream.codec_context.time_base = time_base
+        if codec == "libx264":
+            stream.options = {"crf": "12"}
+        sound = container.add_stream("aac", rate=48000) if audio else None
+        for image, t in zip(rgb, pts):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
+            frame.pts, frame.time_base = t, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if sound is not None:
+            seconds = float((pts[-1] + 1) * time_base)
+            tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000)
+            chunk = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, 0
+            container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
+    return path
+
+
+def write_image(path: Path, rgb: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def decoded(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as container:
+        return list(container.decode(video=0))
+
+
+def seconds(path: Path) -> list[Fraction]:
+    return [f.pts * f.time_base for f in decoded(path)]
+
+
+def audio_payloads(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        return [bytes(p) for p in container.demux(audio=0) if p.size]
+
+
+def planes(clip: vs.VideoNode, n: int) -> list[np.ndarray]:
+    frame = clip.get_frame(n)
+    return [np.asarray(frame[p]).copy() for p in range(frame.format.num_planes)]
+
+
+def file_planes(path: Path) -> list[list[np.ndarray]]:
+    clip = open_clip(probe(path, progress=False))
+    return [planes(clip, n) for n in range(clip.num_frames)]
+
+
+def messages(err: str) -> list[str]:
+    """stderr lines as they end up on a terminal (progress bars redraw with \\r)."""
+    return [kept for line in err.split("\n") if (kept := line.split("\r")[-1].strip())]
+
+
+def listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def run(capsys):
+    """Run the command line in this process: (exit code, stderr)."""
+    def vsexcolor_cli(*args: object) -> tuple[int, str]:
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        return code, capsys.readouterr().err
+    return vsexcolor_cli
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    """Six real frames: three of one shot, then a cut to another."""
+    return np.concatenate([decode_rgb(sample_clip_path("bikes"), 3, (W, H)),
+                           decode_rgb(sample_clip_path("carphone_pristine"), 3, (W, H))])
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, rgb) -> Path:
+    folder = tmp_path_factory.mktemp("media")
+    write_video(folder / "film.mp4", rgb)
+    write_image(folder / "still.png", rgb[0])
+    write_image(folder / "other.png", rgb[4])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def devc_full(tmp_path_factory, media, devc_weights) -> Path:
+    """An uninterrupted DEVC run over the whole film, lossless."""
+    out = tmp_path_factory.mktemp("devc") / "full.mkv"
+    code = cli.main(["colorize", str(media / "film.mp4"), "--ref", str(media / "still.png"), "-o", str(out),
+                     "--backend", "devc", "--weights", str(devc_weights), "--codec", "ffv1", *TINY])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def propagate_full(tmp_path_factory, media) -> Path:
+    out = tmp_path_factory.mktemp("propagate") / "full.mkv"
+    code = cli.main(["colorize", str(media / "film.mp4"), "--ref", str(media / "still.png"), "-o", str(out),
+                     "--backend", "propagate", "--codec", "ffv1", *TINY])
+    assert code == 0
+    return out
+
+
+# --- what colorize writes ------------------------------------------------------------------------
+
+def test_the_file_holds_the_filters_frames_on_the_inputs_luma(media, devc_full, devc_weights):
+    film = media / "film.mp4"
+    written = file_planes(devc_full)
+    source = open_clip(probe(film, progress=False))
+    assert len(written) == source.num_frames == 6
+    for n, frame in enumerate(written):
+        assert np.array_equal(frame[0], planes(source, n)[0])  # luma untouched, bit for bit
+        assert frame[1].std() > 0 or frame[2].std() > 0  # chroma was predicted
+    # The same code path as the filter: frames 0 and 3 start the two scenes.
+    filtered = vsexcolor.colorize(source, media / "still.png", backend="devc", weights=devc_weights,
+                                  pixels=PIXELS)
+    for n in (0, 3):
+        assert all(np.array_equal(a, b) for a, b in zip(written[n], planes(filtered, n), strict=True))
+
+
+def test_timestamps_and_audio_are_kept(media, devc_full):
+    film = media / "film.mp4"
+    assert seconds(devc_full) == seconds(film)
+    assert audio_payloads(devc_full) == audio_payloads(film) != []
+
+
+def test_progress_and_summary_go_to_stderr(run, media, tmp_path):
+    code, err = run("colorize", media / "film.mp4", "--ref", media / "still.png", "-o", tmp_path / "out.mp4",
+                    "--backend", "propagate", *TINY)
+    assert code == 0
+    assert re.search(r"colorize: 100%.*6/6.*frame/s", err.replace("\r", "\n"))
+    assert messages(err)[-1].startswith(
+        f"vsexcolor colorize: wrote {tmp_path / 'out.mp4'} (6 frames, 64x48 yuv420p, h264 crf 18, "
+        "1 audio stream(s) copied) with backend propagate in 2 scene(s); colorized 6 frames in ")
+    assert not (tmp_path / "out.mp4.parts").exists()
+
+
+@pytest.mark.parametrize("refs,scenes", [
+    (["--ref", "{media}/still.png"], 2),
+    (["--ref-at", "0={media}/still.png", "--ref-at", "4={media}/other.png"], 3),  # a new reference, a new start
+    (["--propagate"], 2),  # the input's own colour first frames
+], ids=["ref", "ref-at", "propagate"])
+def test_reference_forms(run, media, tmp_path, refs, scenes):
+    refs = [a.format(media=media) for a in refs]
+    code, err = run("colorize", media / "film.mp4", *refs, "-o", tmp_path / "out.mkv", "--backend", "propagate",
+                    *TINY)
+    assert code == 0, err
+    assert f"in {scenes} scene(s)" in messages(err)[-1]
+
+
+def test_a_range_is_coloured_as_in_the_whole_run_and_starts_at_zero(run, media, propagate_full, tmp_path):
+    out = tmp_path / "range.mkv"
+    code, err = run("colorize", media / "film.mp4", "--ref", media / "still.png", "-o", out, "--start", 1,
+                    "--end", 4, "--backend", "propagate", "--codec", "ffv1", *TINY)
+    assert code == 0, err
+    whole = file_planes(propagate_full)
+    part = file_planes(out)
+    assert len(part) == 4
+    assert all(np.array_equal(a, b) for n in range(4) for a, b in zip(part[n], whole[n + 1]))
+    film_times = seconds(media / "film.mp4")
+    assert seconds(out) == [t - film_times[1] for t in film_times[1:5]]
+    assert 0 < len(audio_payloads(out)) < len(audio_payloads(media / "film.mp4"))
+
+
+def test_variable_frame_rate_keeps_every_timestamp(run, rgb, tmp_path):
+    vfr = write_video(tmp_path / "vfr.mkv", rgb[:5], pts=[0, 40, 80, 200, 360], time_base=Fraction(1, 1000))
+    out = tmp_path / "out.mkv"
+    code, err = run("colorize", vfr, "--ref", write_image(tmp_path / "still.png", rgb[0]), "-o", out,
+                    "--backend", "propagate", *TINY)
+    assert code == 0, err
+    assert "variable frame rate: every frame keeps its timestamp" in err
+    assert seconds(out) == seconds(vfr) == [Fraction(t, 1000) for t in (0, 40, 80, 200, 360)]
+
+
+@pytest.mark.parametrize("source,codec,written", [
+    ("gray", "h264", "yuv420p"),  # colour needs chroma planes: 4:2:0 of the same depth
+    ("yuv422p10le", "h265", "yuv422p10le"),  # the encoder takes it: not converted
+    ("rgb24", "h264", "yuv444p"),  # x264 has no RGB: full-resolution YUV
+    ("rgb24", "ffv1", "gbrp10le"),  # FFV1 has no 8-bit planar RGB: the next depth up
+])
+def test_pixel_formats(run, rgb, tmp_path, source, codec, written):
+    name, codec_in = ("in.mov", "png") if source == "rgb24" else ("in.mkv", "ffv1")
+    clip = write_video(tmp_path / name, rgb[:2], pix_fmt=source, codec=codec_in, audio=False)
+    out = tmp_path / "out.mkv"
+    code, err = run("colorize", clip, "--ref", write_image(tmp_path / "still.png", rgb[0]), "-o", out,
+                    "--codec", codec, "--backend", "propagate", *TINY)
+    assert code == 0, err
+    frames = decoded(out)
+    assert [f.format.name for f in frames] == [written] * 2
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265", "ffv1"])
+def test_one_frame_scenes_are_encoded_right(run, rgb, tmp_path, codec):
+    # Every frame a cut: each scene shorter than the encoders' B-frame delay.
+    film = write_video(tmp_path / "film.mkv", rgb[[0, 3, 1, 4]], codec="ffv1", audio=False)
+    out = tmp_path / "out.mp4"
+    code, err = run("colorize", film, "--ref", write_image(tmp_path / "still.png", rgb[0]), "-o", out,
+                    "--codec", codec, "--backend", "propagate", *TINY)
+    assert code == 0, err
+    assert "in 4 scene(s)" in messages(err)[-1]
+    assert seconds(out) == seconds(film)
+
+
+def test_h265_in_mp4_is_tagged_for_apples_players(run, rgb, tmp_path):
+    clip = write_video(tmp_path / "in.mkv", rgb[:2], codec="ffv1", audio=False)
+    out = tmp_path / "out.mp4"
+    code, err = run("colorize", clip, "--ref", write_image(tmp_path / "still.png", rgb[0]), "-o", out,
+                    "--codec", "h265", "--backend", "propagate", *TINY)
+    assert code == 0, err
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.codec_tag == "hvc1"
+
+
+# --- interruption and resume ---------------------------------------------------------------------
+
+def test_resume_after_a_crash_continues_at_the_unfinished_scene(run, media, devc_full, devc_weights, tmp_path,
+                                                                 monkeypatch):
+    out = tmp_path / "out.mkv"
+    command = ["colorize", media / "film.mp4", "--ref", media / "still.png", "-o", out, "--backend", "devc",
+               "--weights", devc_weights, "--codec", "ffv1", *TINY]
+    write = video.Encoder.write
+
+    def crash_at_frame_4(self, frame, n):
+        if n == 4:
+            raise vs.Error("injected failure")
+        write(self, frame, n)
+
+    monkeypatch.setattr(video.Encoder, "write", crash_at_frame_4)
+    code, err = run(*command)
+    assert code == 2
+    assert messages(err)[-1] == (f"vsexcolor colorize: failed at frame 4: injected failure; the finished scenes "
+                                 f"are kept in {out}.parts: run the same command with --resume to continue")
+    parts = tmp_path / "out.mkv.parts"
+    assert listing(tmp_path) == {"out.mkv.parts", "out.mkv.parts/manifest.json",
+                                 "out.mkv.parts/frames-00000000-00000002.mp4"}
+    monkeypatch.undo()
+
+    code, err = run(*command)
+    assert code == 2 and "holds an unfinished run; add --resume to continue it, or --overwrite" in err
+    code, err = run(*command[:-4], "--codec", "h264", *TINY, "--resume")
+    assert code == 2 and "was started with other settings (changed: codec)" in err
+    # Leftovers of a killed run: a half-written scene and a part past a gap are not trusted.
+    (parts / "incomplete.mp4").write_bytes(b"half")
+    (parts / "frames-00000005-00000005.mp4").write_bytes(b"stray")
+
+    code, err = run(*command, "--resume")
+    assert code == 0, err
+    assert "colorized 3 frames" in messages(err)[-1]
+    assert not parts.exists()
+    assert all(np.array_equal(a, b)
+               for x, y in zip(file_planes(out), file_planes(devc_full), strict=True) for a, b in zip(x, y))
+    assert seconds(out) == seconds(devc_full)
+    assert audio_payloads(out) == audio_payloads(devc_full)
+
+
+def test_ctrl_c_keeps_finished_scenes_and_resume_matches_an_uninterrupted_run(run, rgb, tmp_path):
+    # A long second scene, so that Ctrl-C lands while it is being colorized.
+    frames = np.concatenate([rgb[:3], decode_rgb(sample_clip_path("carphone_pristine"), 10, (W, H))])
+    film = write_video(tmp_path / "film.mp4", frames)
+    still = write_image(tmp_path / "still.png", rgb[0])
+    out = tmp_path / "out.mp4"
+    command = ["colorize", str(film), "--ref", str(still), "-o", str(out), "--backend", "propagate", *TINY]
+    first_scene = tmp_path / "out.mp4.parts" / "frames-00000000-00000002.mp4"
+    child = subprocess.Popen([sys.executable, "-m", "vsexcolor", *command], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not first_scene.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        err = child.communicate(timeout=60)[1]
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert "stopped at frame" in err and "run the same command with --resume to continue" in err
+    assert not out.exists()
+    assert sorted(p.name for p in first_scene.parent.iterdir()) == [first_scene.name, "manifest.json"]
+
+    code, err = run(*command, "--resume")
+    assert code == 0, err
+    assert "colorized 10 frames" in messages(err)[-1]
+    code, err = run(*command[:5], tmp_path / "uninterrupted.mp4", *command[6:])
+    assert code == 0, err
+    # x264 is deterministic, so equal frames give equal packets.
+    assert _video_packets(out) == _video_packets(tmp_path / "uninterrupted.mp4")
+    assert seconds(out) == seconds(film)
+
+
+def _video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(video=0) if p.size]
+
+
+# --- overwrite protection and bad input -------------------------------------------------------------
+
+def test_an_existing_output_is_kept_unless_overwrite(run, media, tmp_path):
+    out = tmp_path / "out.mkv"
+    out.write_bytes(b"precious")
+    command = ["colorize", media / "film.mp4", "--ref", media / "still.png", "-o", out, "--backend", "propagate",
+               *TINY]
+    code, err = run(*command)
+    assert code == 2
+    assert messages(err) == [f"vsexcolor colorize: {str(out)!r} exists; add --overwrite to replace it"]
+    assert out.read_bytes() == b"precious" and listing(tmp_path) == {"out.mkv"}
+    code, err = run(*command, "--overwrite")
+    assert code == 0, err
+    assert len(decoded(out)) == 6
+
+
+def _bad(media: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
+    """name: (arguments after the input, the error message's pattern); ``tmp/notes.txt`` is text."""
+    film, still, text = media / "film.mp4", media / "still.png", tmp / "notes.txt"
+    return {
+        "missing input": ([tmp / "nope.mp4", "--ref", still], r"input '.*nope\.mp4' does not exist"),
+        "unreadable input": ([text, "--ref", still],
+                             r"cannot read '.*notes\.txt' as a video: Invalid data found when processing input"),
+        "missing reference": ([film, "--ref", tmp / "nope.png"], r"reference image '.*nope\.png' does not exist"),
+        "unreadable reference": ([film, "--ref", text], r"'.*notes\.txt' is not an image OpenCV can read"),
+        "no reference": ([film], r"give a colour reference: --ref IMAGE"),
+        "missing output folder": ([film, "--ref", still, "-o", tmp / "no" / "out.mkv"],
+                                  r"the output folder '.*no' does not exist"),
+        "output is the input": ([film, "--ref", still, "-o", film, "--overwrite"],
+                                r"the output would replace the input"),
+        "container lacks codec": ([film, "--ref", still, "-o", tmp / "out.mov", "--codec", "ffv1"],
+                                  r"cannot write '.*out\.mov': 'mov' format does not support 'ffv1'"),
+        "unknown container": ([film, "--ref", still, "-o", tmp / "out.xyz"],
+                              r"FFmpeg has no container for the \.xyz extension"),
+        "crf of a lossless codec": ([film, "--ref", still, "--codec", "ffv1", "--crf", 10],
+                                    r"--crf does not apply to ffv1, which is lossless"),
+        "range outside the clip": ([film, "--ref", still, "--start", 4, "--end", 6],
+                                   r"--start and --end must satisfy 0 <= start <= end <= 5 .*got 4 and 6"),
+        "keyframe outside the clip": ([film, "--ref-at", f"9={still}"],
+                                      r"--ref-at frame 9 is past the input's last frame, 5"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad(Path("m"), Path("t"))))
+def test_bad_input_gives_one_line_and_writes_nothing(run, media, tmp_path, case):
+    args, pattern = _bad(media, tmp_path)[case]
+    (tmp_path / "notes.txt").write_text("not a picture")
+    before, media_before = listing(tmp_path), listing(media)
+    code, err = run("colorize", *args, "--backend", "propagate", *TINY)
+    assert code == 2
+    lines = messages(err)
+    assert len(lines) == 1 and re.fullmatch(rf"vsexcolor colorize: .*{pattern}.*", lines[0]), repr(err)
+    assert listing(tmp_path) == before and listing(media) == media_before
+
+
+def test_files_without_frames_or_video_are_refused(run, media, tmp_path):
+    empty = tmp_path / "empty.mkv"
+    with av.open(str(empty), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        container.start_encoding()
+    sound = tmp_path / "sound.m4a"
+    with av.open(str(sound), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.float32), format="fltp", layout="mono")
+        chunk.sample_rate = 48000
+        container.mux(stream.encode(chunk))
+        container.mux(stream.encode(None))
+    for path, message in ((empty, "has no video frames"), (sound, "has no video stream")):
+        before = listing(tmp_path)
+        code, err = run("colorize", path, "--ref", media / "still.png", "--backend", "propagate")
+        lines = messages(err)
+        assert code == 2 and len(lines) == 1
+        assert lines[0].startswith(f"vsexcolor colorize: {str(path)!r} {message}")
+        assert listing(tmp_path) == before
+
+
+def test_a_codec_this_pyav_lacks_is_refused(run, media, tmp_path, monkeypatch):
+    monkeypatch.setitem(video.CODECS, "h265", video.Codec("libnonexistent265", 20))
+    code, err = run("colorize", media / "film.mp4", "--ref", media / "still.png", "-o", tmp_path / "out.mkv",
+                    "--codec", "h265", "--backend", "propagate", *TINY)
+    assert code == 2
+    assert messages(err) == ["vsexcolor colorize: this PyAV build has no 'libnonexistent265' encoder"]
+    assert listing(tmp_path) == set()
+
+
+# --- demo ------------------------------------------------------------------------------------------
+
+def test_demo_colorizes_the_bundled_clip_without_weights(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tmp_path / "no-weights"))
+    code, err = run("demo", "-o", tmp_path / "demo", "--frames", 6, "--width", 64)
+    assert code == 0, err
+    assert "using the weight-free 'propagate' backend" in err
+    demo = tmp_path / "demo"
+    assert listing(demo) == {"gray.mkv", "reference.png", "colorized.mkv", "before-after.png"}
+    gray, result = decoded(demo / "gray.mkv"), decoded(demo / "colorized.mkv")
+    assert [f.format.name for f in gray] == ["gray"] * 6 and [f.format.name for f in result] == ["yuv420p"] * 6
+    assert (gray[0].width, gray[0].height) == (64, 36)
+    assert audio_payloads(demo / "colorized.mkv") == audio_payloads(demo / "gray.mkv") != []
+    assert np.abs(result[5].to_ndarray()[36:].astype(int) - 128).mean() > 1  # chroma is not neutral
+    picture = cv2.imread(str(demo / "before-after.png"))
+    assert picture.shape[1] >= 3 * 64 and picture.shape[0] >= 2 * 36
+
+
+# --- the README ----------------------------------------------------------------------------------------
+
+#: README commands that other tests or CI run, and which.
+RUN_ELSEWHERE = {
+    "bash scripts/setup.sh": ".ci/run",
+    ".venv/bin/python -m pytest": ".ci/run",
+    "pip install .": "scripts/setup.sh, which installs the same package (editable, with the test extras)",
+    "vsexcolor download": "tests/test_weights.py, from a file:// copy of the zip (this one needs the internet)",
+    "vspipe -c y4m examples/restore.vpy - | ffmpeg -i - -c:v libx264 out.mkv": "tests/test_vspipe.py",
+    "vsexcolor train --config examples/train_finetune.toml": "tests/test_train.py",
+}
+#: Added to README commands run here, to keep them quick.
+QUICK = {"demo": ["--frames", "6", "--width", "64"], "colorize": TINY}
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line and not line.startswith("#"):
+                commands.append(" ".join(line.split()))
+    return commands
+
+
+def test_every_readme_command_is_run_by_a_test(run, tmp_path, monkeypatch, devc_weights):
+    commands = readme_commands()
+    assert set(RUN_ELSEWHERE) <= set(commands), "RUN_ELSEWHERE lists commands the README no longer shows"
+    here = [c for c in commands if c not in RUN_ELSEWHERE]
+    assert here and all(c.startswith("vsexcolor ") for c in here), here
+    monkeypatch.chdir(tmp_path)
+    for command in here:
+        args = shlex.split(command)[1:]
+        # `info` reports on weights; the rest run without them, like a new user's first go.
+        models = devc_weights if args[0] == "info" else tmp_path / "no-weights"
+        monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(models))
+        code, err = run(*args, *QUICK.get(args[0], []))
+        assert code == 0, f"{command}: {err}"

@@ -1,0 +1,49 @@
+"""Scene detection: real cuts are found, motion is not a cut, and segments are memoised."""
+from __future__ import annotations
+
+import torch
+
+from clips import decode_rgb, sample_clip_path
+from vsexcolor.color import rgb_to_lab
+from vsexcolor.resolution import DEFAULT_PIXELS, Geometry
+from vsexcolor.scenes import DEFAULT_THRESHOLD, Scenes, Segment, cut_score
+
+
+def internal_L(frames) -> list[torch.Tensor]:
+    g = Geometry.fit(frames.shape[2], frames.shape[1], DEFAULT_PIXELS, 8)
+    rgb = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    return [g.to_internal(rgb_to_lab(f[None])[:, :1]) for f in rgb]
+
+
+def test_the_detector_finds_the_real_cuts_of_a_clip_and_nothing_else():
+    # bikes.mp4 cuts to a new shot at frames 30 and 76 (looked at); the rest is camera
+    # and subject motion, some of it fast.
+    L = internal_L(decode_rgb(sample_clip_path("bikes"), 100))
+    cuts = [n for n in range(1, len(L)) if cut_score(L[n - 1], L[n]) > DEFAULT_THRESHOLD]
+    assert cuts == [30, 76]
+
+
+def test_frames_of_different_clips_score_as_cuts():
+    a = internal_L(decode_rgb(sample_clip_path("bigbuckbunny"), 1, (384, 216)))[0]
+    b = internal_L(decode_rgb(sample_clip_path("carphone_pristine"), 1, (384, 216)))[0]
+    assert cut_score(a, b) > DEFAULT_THRESHOLD
+    assert cut_score(a, a) == 0.0
+
+
+def test_segments_start_at_cuts_and_reference_starts():
+    asked = []
+
+    def is_cut(n):
+        asked.append(n)
+        return n == 4
+
+    scenes = Scenes(12, reference_starts=(0, 8), is_cut=is_cut)
+    got = [scenes.segment(n) for n in reversed(range(12))][::-1]
+    assert got == [Segment(0, 0)] * 4 + [Segment(4, 0)] * 4 + [Segment(8, 1)] * 4
+    assert sorted(asked) == sorted(set(asked))  # each frame pair is tested once
+    assert 8 not in asked  # a reference start needs no cut test
+
+
+def test_per_scene_references_are_the_scene_starts():
+    scenes = Scenes(6, is_cut=lambda n: n == 3, per_scene_reference=True)
+    assert [scenes.segment(n) for n in range(6)] == [Segment(0, 0)] * 3 + [Segment(3, 3)] * 3

@@ -1,0 +1,545 @@
+"""PyAV <-> VapourSynth glue: a video file as a clip, clip frames into a file, and remuxing.
+
+Frames are numbered in presentation order. ``VideoInfo.pts[n]`` is frame n's timestamp as
+the file has it, and every file written here gives frame n that same timestamp (less a
+constant shift when a range is cut out), so a variable frame rate and the audio sync
+survive unchanged.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import vapoursynth as vs
+from tqdm import tqdm
+
+from .recurrence import LRU
+
+core = vs.core
+
+
+class VideoError(Exception):
+    """A file that cannot be read or written as asked; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Codec:
+    """An output codec: the FFmpeg encoder, its default CRF (None: lossless) and options."""
+
+    encoder: str
+    crf: int | None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+#: ``--codec`` choices.
+CODECS: dict[str, Codec] = {
+    "h264": Codec("libx264", 18),
+    "h265": Codec("libx265", 20, {"x265-params": "log-level=error"}),  # x265 logs to stderr itself
+    # The archival settings (as in the Library of Congress and IETF CELLAR guidance):
+    # version 3, every frame a keyframe, a CRC per slice to detect damage.
+    "ffv1": Codec("ffv1", None, {"level": "3", "g": "1", "slicecrc": "1"}),
+}
+
+_SUBSAMPLING = {(1, 1): "420", (1, 0): "422", (0, 0): "444", (0, 1): "440", (2, 0): "411", (2, 2): "410"}
+# VapourSynth's RGB planes are R, G, B; FFmpeg's planar RGB (gbrp) is G, B, R.
+_AV_PLANE = {vs.RGB: (2, 0, 1)}
+# Frames decoded ahead of or behind the latest request: the filter reads at most a
+# correspondence batch ahead and one frame behind, plus what VapourSynth prefetches.
+_READ_CACHE = 16
+# FFmpeg colour enums that mean "unspecified" (ITU-T H.273 code 2, range 0).
+_UNSPECIFIED = 2
+# libx265 makes up the decoding timestamps of a stream shorter than its B-frame delay (it
+# reads them uninitialised: one- and two-frame scenes come out with nonsense), so the packets
+# of a scene this short are held back and timed from their presentation order instead.
+_HOLD_FRAMES = 16
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, found by decoding it once.
+
+    ``pts``: each frame's presentation timestamp, in units of ``time_base`` seconds; ``fps``: the
+    average frame rate; ``pix_fmt``: the planar FFmpeg format frames are read in;
+    ``props``: VapourSynth colour props (``_Matrix``, ``_Range``...) the file specifies;
+    ``audio``: indexes of its audio streams; ``retimed``: the file's timestamps were missing
+    or out of order, so ``pts`` is a constant-rate count instead.
+    """
+
+    path: Path
+    width: int
+    height: int
+    pts: tuple[int, ...]
+    time_base: Fraction
+    fps: Fraction
+    pix_fmt: str
+    props: Mapping[str, int]
+    sample_aspect_ratio: Fraction | None
+    audio: tuple[int, ...]
+    interlaced: bool
+    retimed: bool
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.pts)
+
+    @property
+    def variable_rate(self) -> bool:
+        """Frame durations differ by more than a tick of the time base."""
+        steps = np.diff(np.asarray(self.pts, dtype=np.int64))
+        return steps.size > 1 and int(steps.max() - steps.min()) > 1
+
+    def shift(self, first: int) -> int:
+        """Timestamp subtracted from every output timestamp when writing from frame ``first``.
+
+        Zero for a whole file (its timestamps are kept as they are), else frame ``first``'s,
+        so that an excerpt starts at 0.
+        """
+        return self.pts[first] if first > 0 else 0
+
+    def seconds(self, n: int) -> Fraction | None:
+        """Frame n's timestamp in seconds; None for n = num_frames (open end)."""
+        return self.pts[n] * self.time_base if n < self.num_frames else None
+
+
+def _planar(fmt: av.VideoFormat) -> tuple[str, int, int, int, int]:
+    """(planar pix_fmt, family, bits, log2 horizontal, vertical chroma subsampling).
+
+    The same colour family, subsampling and depth as ``fmt`` where FFmpeg has such a planar
+    format, so that a YUV file's luma reaches VapourSynth untouched.
+    """
+    components = [c for c in fmt.components if not c.is_alpha]
+    bits = max(c.bits for c in components)
+    bits = 8 if bits <= 8 else min(16, bits + bits % 2)
+    if fmt.is_rgb or fmt.has_palette or fmt.is_bayer:
+        family, ssw, ssh = vs.RGB, 0, 0
+    elif len(components) == 1:
+        family, ssw, ssh = vs.GRAY, 0, 0
+    else:
+        family = vs.YUV
+        ssw = (64 // fmt.chroma_width(64)).bit_length() - 1
+        ssh = (64 // fmt.chroma_height(64)).bit_length() - 1
+    for depth in (bits, 16):
+        name = pix_fmt_name(family, depth, ssw, ssh)
+        if name is not None:
+            return name, family, depth, ssw, ssh
+    return "yuv444p16le", vs.YUV, 16, 0, 0
+
+
+def pix_fmt_name(family: int, bits: int, ssw: int, ssh: int) -> str | None:
+    """The FFmpeg planar pixel format of a VapourSynth layout, or None if FFmpeg has none."""
+    suffix = "" if bits == 8 else f"{bits}le"
+    if family == vs.GRAY:
+        name = "gray" + suffix
+    elif family == vs.RGB:
+        name = "gbrp" + suffix
+    elif (ssw, ssh) in _SUBSAMPLING:
+        name = f"yuv{_SUBSAMPLING[ssw, ssh]}p{suffix}"
+    else:
+        return None
+    try:
+        av.VideoFormat(name)
+    except ValueError:
+        return None
+    return name
+
+
+def _vs_format(pix_fmt: str) -> vs.VideoFormat:
+    _, family, bits, ssw, ssh = _planar(av.VideoFormat(pix_fmt))
+    return core.query_video_format(family, vs.INTEGER, bits, ssw, ssh)
+
+
+def _colour_props(frame: av.VideoFrame) -> dict[str, int]:
+    """The colour props a decoded frame specifies, in VapourSynth's terms."""
+    props = {}
+    for prop, value in (("_Matrix", frame.colorspace), ("_Transfer", frame.color_trc),
+                        ("_Primaries", frame.color_primaries)):
+        if value not in (None, _UNSPECIFIED) and 0 <= int(value) <= 22:
+            props[prop] = int(value)
+    # FFmpeg: 1 limited ("MPEG"), 2 full ("JPEG"); the yuvj formats are full range by name.
+    if frame.format.name.startswith("yuvj") or frame.color_range == 2:
+        props["_Range"] = vs.RANGE_FULL
+    elif frame.color_range == 1:
+        props["_Range"] = vs.RANGE_LIMITED
+    return props
+
+
+def check_input(path: Path) -> None:
+    """Raise VideoError unless ``path`` is an existing file (what is in it is for :func:`probe`)."""
+    if not path.is_file():
+        raise VideoError(f"input {str(path)!r} does not exist" if not path.exists()
+                         else f"input {str(path)!r} is not a file")
+
+
+def _open_input(path: Path) -> tuple[av.container.InputContainer, av.VideoStream]:
+    try:
+        container = av.open(str(path))
+    except av.EOFError:
+        raise VideoError(f"{str(path)!r} has no video frames (it ends before the first)") from None
+    except av.FFmpegError as e:
+        raise VideoError(f"cannot read {str(path)!r} as a video: {_reason(e)}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{str(path)!r} has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame threads: same pictures, decoded faster
+    return container, stream
+
+
+def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
+    """Decode ``path`` once for its frame count, timestamps and format.
+
+    Decoding (not just demuxing) is what gives the exact count of frames a decoder returns,
+    and it finds damage before hours of colorizing rather than after.
+
+    Raises:
+        VideoError: missing, unreadable, without a video stream, or without frames.
+    """
+    path = Path(path)
+    check_input(path)
+    container, stream = _open_input(path)
+    pts: list[int | None] = []
+    first: av.VideoFrame | None = None
+    with container, tqdm(total=stream.frames or None, desc="reading", unit="frame", leave=False,
+                         disable=not progress) as bar:
+        try:
+            for frame in container.decode(stream):
+                if first is None:
+                    first = frame
+                pts.append(frame.pts)
+                bar.update()
+        except av.FFmpegError as e:
+            raise VideoError(f"cannot decode {str(path)!r} after {len(pts)} frames: {_reason(e)}") from None
+        audio = tuple(s.index for s in container.streams.audio)
+        time_base = stream.time_base or Fraction(1, 90000)
+        rate = stream.average_rate or stream.guessed_rate
+        sar = stream.sample_aspect_ratio
+    if first is None:
+        raise VideoError(f"{str(path)!r} has no video frames")
+    retimed = any(p is None for p in pts) or any(b <= a for a, b in zip(pts, pts[1:]))
+    if not rate:
+        span = (pts[-1] - pts[0]) * time_base if not retimed and len(pts) > 1 else 0
+        rate = Fraction(len(pts) - 1) / span if span else Fraction(25)
+    if retimed:
+        pts = [round(n / (rate * time_base)) for n in range(len(pts))]
+    return VideoInfo(
+        path=path, width=first.width, height=first.height, pts=tuple(pts),
+        time_base=Fraction(time_base), fps=Fraction(rate), pix_fmt=_planar(first.format)[0],
+        props=_colour_props(first), sample_aspect_ratio=Fraction(sar) if sar else None, audio=audio,
+        interlaced=bool(first.interlaced_frame), retimed=retimed)
+
+
+class _Reader:
+    """Decodes a file front to back, keeping the latest frames; an earlier request restarts it.
+
+    The CLI asks for frames in order, so this never goes back in practice, and decoding
+    from the start is exact where seeking in many formats is not.
+    """
+
+    def __init__(self, info: VideoInfo) -> None:
+        self.info = info
+        self._order = _plane_order(info.pix_fmt)
+        self._lock = threading.Lock()
+        self._cache: LRU[int, list[np.ndarray]] = LRU(_READ_CACHE)
+        self._frames: Iterator[av.VideoFrame] | None = None
+        self._next = 0
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        container, stream = _open_input(self.info.path)
+        with container:
+            yield from container.decode(stream)
+
+    def planes(self, n: int) -> list[np.ndarray]:
+        """Frame n's planes in VapourSynth order."""
+        with self._lock:
+            hit = self._cache.get(n)
+            if hit is not None:
+                return hit
+            if self._frames is None or n < self._next:
+                self._frames, self._next = self._decode(), 0
+            while self._next <= n:
+                frame = next(self._frames, None)
+                if frame is None:
+                    raise VideoError(f"{str(self.info.path)!r} ended after {self._next} frames, "
+                                     f"not {self.info.num_frames}; has it changed?")
+                if self._next > n - _READ_CACHE:  # earlier ones only need decoding
+                    self._cache.put(self._next, self._planes(frame))
+                self._next += 1
+            return self._cache.get(n)
+
+    def _planes(self, frame: av.VideoFrame) -> list[np.ndarray]:
+        pix_fmt = self.info.pix_fmt
+        # yuvj formats are the plain ones with a full-range label (kept in the props).
+        if frame.format.name not in (pix_fmt, pix_fmt.replace("yuv", "yuvj", 1)):
+            frame = frame.reformat(format=pix_fmt)
+        planes = [_plane_array(p, frame.format) for p in frame.planes]
+        return [planes[i].copy() for i in self._order]
+
+
+def _plane_order(pix_fmt: str) -> tuple[int, ...]:
+    """For each VapourSynth plane, the index of the FFmpeg plane holding it."""
+    fmt = _vs_format(pix_fmt)
+    return _AV_PLANE.get(fmt.color_family, tuple(range(fmt.num_planes)))
+
+
+def _plane_array(plane: av.video.plane.VideoPlane, fmt: av.VideoFormat) -> np.ndarray:
+    """A writable view of a plane's pixels (line padding cut off)."""
+    dtype = np.dtype(np.uint8 if max(c.bits for c in fmt.components) <= 8 else "<u2")
+    rows = np.frombuffer(plane, dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+    return rows[:, :plane.width]
+
+
+def open_clip(info: VideoInfo) -> vs.VideoNode:
+    """The file as a VapourSynth clip: frame n is the n-th decoded frame, pixels untouched."""
+    fmt = _vs_format(info.pix_fmt)
+    reader = _Reader(info)
+    blank = core.std.BlankClip(format=fmt.id, width=info.width, height=info.height, length=info.num_frames,
+                               fpsnum=info.fps.numerator, fpsden=info.fps.denominator, keep=True)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for p, data in enumerate(reader.planes(n)):
+            np.copyto(np.asarray(out[p]), data)
+        return out
+
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    sar = info.sample_aspect_ratio
+    if sar:
+        clip = core.std.SetFrameProps(clip, _SARNum=sar.numerator, _SARDen=sar.denominator)
+    return core.std.SetFrameProps(clip, **info.props) if info.props else clip
+
+
+def encodable(clip: vs.VideoNode, codec: Codec) -> tuple[vs.VideoNode, str]:
+    """``clip`` in a pixel format ``codec`` takes, and that format's FFmpeg name.
+
+    The clip's own format when the encoder takes it (no conversion at all); else the same
+    layout at the nearest depth it takes, else 4:4:4 YUV (BT.709 from RGB), else 4:2:0.
+    """
+    try:
+        supported = {f.name for f in av.Codec(codec.encoder, "w").video_formats or ()}
+    except av.codec.codec.UnknownCodecError:
+        raise VideoError(f"this PyAV build has no {codec.encoder!r} encoder") from None
+    fmt = clip.format
+    bits = fmt.bits_per_sample
+    depths = [bits, *range(bits + 2, 17, 2), *range(bits - 2, 7, -2)]
+    layouts = [(fmt.color_family, fmt.subsampling_w, fmt.subsampling_h), (vs.YUV, 0, 0), (vs.YUV, 1, 1)]
+    for family, ssw, ssh in layouts:
+        for depth in depths:
+            name = pix_fmt_name(family, depth, ssw, ssh)
+            if name in supported:
+                if (family, depth, ssw, ssh) == (fmt.color_family, bits, fmt.subsampling_w, fmt.subsampling_h):
+                    return clip, name
+                target = core.query_video_format(family, vs.INTEGER, depth, ssw, ssh)
+                extra = {"matrix_s": "709"} if fmt.color_family == vs.RGB and family == vs.YUV else {}
+                return core.resize.Bicubic(clip, format=target.id, dither_type="error_diffusion", **extra), name
+    raise VideoError(f"the {codec.encoder!r} encoder takes none of the formats vsexcolor writes")
+
+
+class Encoder:
+    """Writes frames of one clip into a video-only file (MP4: exact timestamps, any codec here).
+
+    Args:
+        path: the file to write.
+        codec: the output codec; ``crf`` overrides its default quality.
+        pix_fmt: the clip's FFmpeg pixel format (from :func:`encodable`).
+        info: the source, for timestamps, frame rate and aspect ratio.
+        first: the first frame number of the output range (see :meth:`VideoInfo.shift`).
+        template: a frame of the clip: its size, and the colour description in its props
+            to tag the stream with.
+    """
+
+    def __init__(self, path: Path, codec: Codec, crf: int | None, pix_fmt: str, info: VideoInfo,
+                 first: int, template: vs.VideoFrame) -> None:
+        self.info, self.pix_fmt, self._shift = info, pix_fmt, info.shift(first)
+        self.width, self.height = template.width, template.height
+        self._order = _plane_order(pix_fmt)
+        self._fed = 0
+        self._held: list[av.Packet] | None = []
+        self.container = av.open(str(path), "w", format="mp4")
+        try:
+            self.stream = _add_video_stream(self.container, codec, crf, pix_fmt, self.width, self.height, info,
+                                            template.props)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def write(self, frame: vs.VideoFrame, n: int) -> None:
+        """Encode ``frame`` as the source's frame n."""
+        out = av.VideoFrame(self.width, self.height, self.pix_fmt)
+        targets = [_plane_array(p, out.format) for p in out.planes]
+        for p, i in enumerate(self._order):
+            np.copyto(targets[i], np.asarray(frame[p]))
+        out.pts, out.time_base = self.info.pts[n] - self._shift, self.info.time_base
+        self._fed += 1
+        self._mux(self.stream.encode(out))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        if self._held is None:
+            self.container.mux(packets)
+            return
+        self._held += packets
+        if self._fed > _HOLD_FRAMES:
+            self.container.mux(self._held)
+            self._held = None
+
+    def close(self, flush: bool = True) -> None:
+        """Finish the file (``flush``) or just release it (the caller deletes it)."""
+        try:
+            if flush:
+                self._mux(self.stream.encode(None))
+                if self._held is not None:
+                    self.container.mux(_timed_in_order(self._held))
+        finally:
+            self.container.close()
+
+
+def _timed_in_order(packets: list[av.Packet]) -> list[av.Packet]:
+    """Packets in decoding order with decoding timestamps from their presentation times.
+
+    The i-th packet decodes at the i-th presentation time, less the largest lead any packet
+    would otherwise have over its own presentation: increasing, and never after its pts.
+    """
+    times = sorted(p.pts for p in packets)
+    lag = max((t - p.pts for t, p in zip(times, packets)), default=0)
+    for t, packet in zip(times, packets):
+        packet.dts = t - max(0, lag)
+    return packets
+
+
+def _add_video_stream(container: av.container.OutputContainer, codec: Codec, crf: int | None, pix_fmt: str,
+                      width: int, height: int, info: VideoInfo, props: Mapping) -> av.VideoStream:
+    """An encoding stream for frames of ``info``'s timing, tagged with the colour ``props``."""
+    stream = container.add_stream(codec.encoder, rate=info.fps)
+    ctx = stream.codec_context
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
+    ctx.time_base = info.time_base
+    if info.sample_aspect_ratio:
+        ctx.sample_aspect_ratio = info.sample_aspect_ratio
+    for attr, prop in (("colorspace", "_Matrix"), ("color_trc", "_Transfer"), ("color_primaries", "_Primaries")):
+        if prop in props:
+            setattr(ctx, attr, int(props[prop]))
+    if "_Range" in props:
+        ctx.color_range = 2 if props["_Range"] == vs.RANGE_FULL else 1
+    options = dict(codec.options)
+    if crf is not None:
+        options["crf"] = str(crf)
+    stream.options = options
+    return stream
+
+
+def check_output(path: Path, codec: Codec, crf: int | None, clip: vs.VideoNode, pix_fmt: str,
+                 info: VideoInfo) -> None:
+    """Raise VideoError unless ``path``'s container takes ``codec`` and ``info``'s audio, and
+    the encoder opens for ``clip`` (size, ``pix_fmt``).
+
+    Checked before any work, by setting up (not writing) such a file in the same folder.
+    """
+    fd, probe_path = tempfile.mkstemp(prefix=".vsexcolor-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        try:
+            out = av.open(probe_path, "w")
+        except ValueError:
+            raise VideoError(f"cannot write {str(path)!r}: FFmpeg has no container for the "
+                             f"{path.suffix or 'missing'} extension (use .mkv, .mp4 or .mov)") from None
+        with out, _ffmpeg_log() as log:
+            try:
+                stream = _add_video_stream(out, codec, crf, pix_fmt, clip.width, clip.height, info, {})
+                stream.codec_context.open()
+                with av.open(str(info.path)) as source:
+                    for index in info.audio:
+                        out.add_stream_from_template(source.streams[index])
+            except (ValueError, av.FFmpegError) as e:
+                raise VideoError(f"cannot write {str(path)!r}: {_reason(e, log)}") from None
+    finally:
+        os.unlink(probe_path)
+
+
+def concatenate(parts: Sequence[Path], out: Path, info: VideoInfo, first: int, last: int) -> None:
+    """Join the video of ``parts`` (from :class:`Encoder`, in order) with the source's audio.
+
+    Audio packets are copied as they are: all of them for the whole file, else those
+    starting within frames ``first``..``last``, shifted like the video.
+
+    Raises:
+        VideoError: the muxer refused the streams.
+    """
+    start, end = (info.seconds(first) if first > 0 else None), info.seconds(last + 1)
+    shift = info.shift(first) * info.time_base
+    try:
+        with av.open(str(out), "w") as container, av.open(str(info.path)) as source:
+            with av.open(str(parts[0])) as head:
+                template = head.streams.video[0]
+                video = container.add_stream_from_template(template)
+                if template.codec_context.name == "hevc" and container.format.name in ("mp4", "mov"):
+                    video.codec_context.codec_tag = "hvc1"  # Apple's players need it; FFmpeg writes hev1
+            audio = {i: container.add_stream_from_template(source.streams[i]) for i in info.audio}
+
+            def audio_packets() -> Iterator[av.Packet]:
+                if not audio:
+                    return
+                for packet in source.demux(*(source.streams[i] for i in audio)):
+                    if packet.pts is None:  # the demuxer's end-of-stream marker
+                        continue
+                    t = packet.pts * packet.time_base
+                    if (start is not None and t < start) or (end is not None and t >= end):
+                        continue
+                    ticks = round(shift / packet.time_base)
+                    packet.pts -= ticks
+                    if packet.dts is not None:
+                        packet.dts -= ticks
+                    packet.stream = audio[packet.stream.index]
+                    yield packet
+
+            def when(packet: av.Packet) -> Fraction:
+                return (packet.dts if packet.dts is not None else packet.pts) * packet.time_base
+
+            for packet in heapq.merge(_video_packets(parts, video), audio_packets(), key=when):
+                container.mux(packet)
+    except (ValueError, av.FFmpegError) as e:
+        raise VideoError(f"cannot write {str(out)!r}: {_reason(e)}") from None
+
+
+def _video_packets(parts: Sequence[Path], stream: av.VideoStream) -> Iterator[av.Packet]:
+    last_dts: Fraction | None = None
+    for part in parts:
+        with av.open(str(part)) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                # Each part's decoding clock starts a little before its first frame; with a
+                # variable frame rate that may reach back past the previous part's last packet.
+                if last_dts is not None and packet.dts * packet.time_base <= last_dts:
+                    packet.dts = int(last_dts / packet.time_base) + 1
+                last_dts = packet.dts * packet.time_base
+                packet.stream = stream
+                yield packet
+
+
+@contextlib.contextmanager
+def _ffmpeg_log() -> Iterator[list[tuple[int, str, str]]]:
+    """FFmpeg's error messages meanwhile, for our own; FFmpeg prints nothing itself."""
+    before = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as log:
+            yield log
+    finally:
+        av.logging.set_level(before)
+
+
+def _reason(error: Exception, log: Sequence[tuple[int, str, str]] = ()) -> str:
+    """An FFmpeg error in a few words: without PyAV's errno prefix, with FFmpeg's last message."""
+    reason = error.strerror.rstrip(".") if isinstance(error, av.FFmpegError) and error.strerror else str(error)
+    if log:
+        _, source, message = log[-1]
+        reason += f" ({source}: {message.strip()})"
+    return reason
