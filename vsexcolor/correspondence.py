@@ -25,7 +25,7 @@ from .models.warpnet import EPS
 Mode = Literal["wta", "soft"]
 
 #: Default bound on the bytes one similarity chunk may take.
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+DEFAULT_CHUNK_BYTES = 32 * 2**20
 
 
 def normalize_positions(x: torch.Tensor) -> torch.Tensor:
