@@ -452,7 +452,8 @@ RUN_ELSEWHERE = {
     "vsexcolor train --config examples/train_finetune.toml": "tests/test_train.py",
 }
 #: Added to README commands run here, to keep them quick.
-QUICK = {"demo": ["--frames", "6", "--width", "64"], "colorize": TINY}
+QUICK = {"demo": ["--frames", "6", "--width", "64"], "colorize": TINY,
+         "eval": ["--frames", "3", "--methods", "gray,naive", "--quick"]}
 
 
 def readme_commands() -> list[str]:

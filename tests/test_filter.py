@@ -310,3 +310,15 @@ def test_propagate_backend_is_exact_under_any_order_too(bikes):
     shuffled = list(range(12))
     random.Random(3).shuffle(shuffled)
     assert render(vsexcolor.colorize(clip, bikes[0], **kwargs), shuffled) == expected
+
+
+def test_output_smoothing_is_on_for_devc_and_off_for_propagate_unless_asked(run, bikes):
+    clip = yuv_clip(bikes[:2])
+
+    def output(**kwargs) -> bytes:
+        return frame_bytes(run(clip, bikes[0], **kwargs).get_frame(1))
+
+    # The propagate backend's fusion already smooths edge-aware: the output is left alone.
+    assert output(backend="propagate") == output(backend="propagate", smooth=0)
+    assert output(backend="propagate", smooth=500) != output(backend="propagate")
+    assert output() == output(smooth=500) != output(smooth=0)

@@ -18,7 +18,8 @@ import torch
 import vapoursynth as vs
 
 from .color import gray_to_l, rgb_to_lab
-from .postprocess import Finish, finish_rgb
+from .devices import parse_device
+from .postprocess import Finish, finish_rgb, for_backend
 from .recurrence import LRU, EngineConfig, Recurrence, Reference
 from .reference import ReferenceError, check_array, read_image, to_lab
 from .resolution import DEFAULT_PIXELS, Geometry
@@ -154,20 +155,6 @@ def _output_format(clip: vs.VideoNode, out_format: object) -> vs.VideoFormat:
     return out
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise _fail("device", "'auto', 'cpu' or 'cuda[:N]'", device) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise _fail("device", "'auto' or 'cpu' on this machine (torch sees no CUDA device)", device)
-    if dev.type not in ("cpu", "cuda"):
-        raise _fail("device", "'auto', 'cpu' or 'cuda[:N]'", device)
-    return dev
-
-
 def _make_backend(name: BackendName, weights: object, device: torch.device, fp16: bool):
     from .weights import WeightsError, load_nets
 
@@ -264,9 +251,11 @@ def colorize(
             clip itself (YUV or RGB) supplies it: the first frame of each scene is taken in
             colour and propagated through the scene.
         preset: ``"default"`` (smoothing on, saturation 1.0) or ``"official"`` (the authors'
-            settings: smoothing lambda 500 / sigma 4, saturation 1.25).
+            settings: smoothing lambda 500 / sigma 4, saturation 1.25). The propagate
+            backend's output is not smoothed by default: its fusion already is, edge-aware.
         saturation: override of the preset's factor on a and b, 0..4.
-        smooth: override of the preset's fast-global-smoother lambda (0: off), 0..10000.
+        smooth: override of the preset's fast-global-smoother lambda (0: off), 0..10000;
+            applies to every backend.
         pixels: internal (network) area in pixels; the aspect ratio follows the clip.
             Default 216 x 384 = 82944 as the authors trained. Range 1024..4194304.
         scenes: restart the recurrence at scene cuts: upstream ``_SceneChangePrev`` props
@@ -298,10 +287,8 @@ def colorize(
         if not 0.0 <= saturation <= 4.0:
             raise _fail("saturation", "in 0..4", saturation)
         finish = replace(finish, saturation=float(saturation))
-    if smooth is not None:
-        if not 0.0 <= smooth <= 10000.0:
-            raise _fail("smooth", "in 0..10000 (0: off)", smooth)
-        finish = replace(finish, smooth_lambda=float(smooth))
+    if smooth is not None and not 0.0 <= smooth <= 10000.0:
+        raise _fail("smooth", "in 0..10000 (0: off)", smooth)
     pixels = default_pixels if pixels is None else pixels
     if not isinstance(pixels, int) or not 1024 <= pixels <= 4096 * 1024:
         raise _fail("pixels", "an int in 1024..4194304", pixels)
@@ -313,7 +300,10 @@ def colorize(
         if not isinstance(value, int) or not low <= value <= high:
             raise _fail(name, f"an int in {low}..{high}", value)
     out_fmt = _output_format(clip, out_format)
-    dev = _device(device)
+    try:
+        dev = parse_device(device)
+    except ValueError as e:
+        raise vs.Error(f"colorize: device {e}") from None
     fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
 
     family = clip.format.color_family
@@ -339,6 +329,7 @@ def colorize(
 
     engine_backend = _make_backend(backend, weights, dev, fp16)
     geometry = Geometry.fit(clip.width, clip.height, pixels, engine_backend.multiple)
+    finish = for_backend(finish, engine_backend.output_smoothing, smooth)
     rgb_in = family == vs.RGB
     luma_clip = core.resize.Point(clip, format=vs.RGBS) if rgb_in else core.resize.Point(
         clip if family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY), format=vs.GRAYS,

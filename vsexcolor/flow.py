@@ -8,6 +8,7 @@ depend on OpenCV's thread count (the tests check it), so results are reproducibl
 """
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import cv2
@@ -39,23 +40,29 @@ def flow(src_L: np.ndarray, dst_L: np.ndarray, preset: Preset = "medium") -> np.
     return dis.calc(l_to_u8(src_L), l_to_u8(dst_L), None)
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False  # shared by every caller
+    return gx, gy
+
+
 def sample_grid(flow_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Absolute sampling coordinates (map_x, map_y) [H, W] for a backward flow."""
-    h, w = flow_.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = _pixel_grid(*flow_.shape[:2])
     return gx + flow_[..., 0], gy + flow_[..., 1]
 
 
-def warp(values: np.ndarray, flow_: np.ndarray,
-         interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Backward-warp ``values`` [H, W] or [H, W, C] (float32) along ``flow_``.
+def warp(values: np.ndarray, flow_: np.ndarray) -> np.ndarray:
+    """Backward-warp ``values`` [H, W] or [H, W, C] (float32) along ``flow_``, bilinearly
+    (sharper kernels overshoot, and through a recurrence the overshoot compounds).
 
     Samples that fall outside the image take the nearest border value; callers that care
     mark them with :func:`outside`.
     """
     map_x, map_y = sample_grid(flow_)
     return cv2.remap(np.ascontiguousarray(values, dtype=np.float32), map_x, map_y,
-                     interpolation, borderMode=cv2.BORDER_REPLICATE)
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def outside(flow_: np.ndarray) -> np.ndarray:
@@ -74,6 +81,12 @@ def consistency(flow_sd: np.ndarray, flow_ds: np.ndarray) -> np.ndarray:
     which grows with the motion. Occluded and mismatched pixels score well above 1.
     """
     back = warp(flow_ds, flow_sd)
-    miss = ((flow_sd + back) ** 2).sum(-1)
-    tolerance = 0.01 * ((flow_sd**2).sum(-1) + (back**2).sum(-1)) + 0.5
-    return miss / tolerance
+    return _squared_length(flow_sd + back) / (0.01 * (_squared_length(flow_sd) + _squared_length(back)) + 0.5)
+
+
+def _squared_length(v: np.ndarray) -> np.ndarray:
+    """[H, W, 2] -> [H, W] squared vector length (split planes: numpy is slow along a
+    last axis of 2)."""
+    x, y = cv2.split(v)
+    return x * x + y * y
+

@@ -4,10 +4,9 @@ It works on each output alone and is never fed back into the recurrence.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
-import numpy as np
 import torch
 
 from .color import fit_chroma, lab_to_rgb
@@ -30,16 +29,25 @@ class Finish:
     smooth_sigma: float = 4.0
 
 
+def for_backend(finish: Finish, output_smoothing: bool, smooth: float | None = None) -> Finish:
+    """A preset's finish as it applies to a backend: an explicit ``smooth`` wins; otherwise a
+    backend whose output is already smoothed edge-aware (``output_smoothing`` False) gets none."""
+    if smooth is not None:
+        return replace(finish, smooth_lambda=float(smooth))
+    return finish if output_smoothing else replace(finish, smooth_lambda=0.0)
+
+
 def full_resolution_ab(L: torch.Tensor, ab: torch.Tensor, geometry: Geometry, finish: Finish) -> torch.Tensor:
     """Internal [1, 2, h, w] ab -> [1, 2, H, W] ab at the size of ``L`` ([1, 1, H, W], 0..100)."""
     ab = geometry.to_full(ab.to(L.device, torch.float32)) * finish.saturation
     if finish.smooth_lambda <= 0:
         return ab
     guide = (L[0, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    channels = ab[0].cpu().numpy()
-    smoothed = np.stack([cv2.ximgproc.fastGlobalSmootherFilter(guide, c, finish.smooth_lambda, finish.smooth_sigma)
-                         for c in channels])
-    return torch.from_numpy(smoothed).unsqueeze(0).to(L.device)
+    # Both channels in one call: the smoother derives its edge weights from the guide once
+    # and filters each channel with them, so the result equals two separate calls.
+    channels = ab[0].permute(1, 2, 0).contiguous().cpu().numpy()
+    smoothed = cv2.ximgproc.fastGlobalSmootherFilter(guide, channels, finish.smooth_lambda, finish.smooth_sigma)
+    return torch.from_numpy(smoothed).permute(2, 0, 1).unsqueeze(0).to(L.device)
 
 
 def finish_rgb(L: torch.Tensor, ab: torch.Tensor, geometry: Geometry, finish: Finish) -> torch.Tensor:

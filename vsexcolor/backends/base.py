@@ -32,6 +32,9 @@ class Backend(Protocol):
     name: str
     #: Internal width and height must be multiples of this.
     multiple: int
+    #: Whether the output finish smooths this backend's chroma by default (edge-aware, guided
+    #: by the full-resolution L). False for backends whose output is smoothed that way already.
+    output_smoothing: bool
     device: torch.device
 
     def prepare(self, reference_lab: torch.Tensor) -> Any:

@@ -1,0 +1,172 @@
+"""The benchmark's metrics give their known values, and the benchmark itself runs end to end."""
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from vsexcolor.cli import main
+from vsexcolor.color import l_to_gray
+from vsexcolor.eval import benchmark, clips, metrics
+
+
+def texture(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:
+    """A smooth random colour image, float32 RGB in [0.1, 0.9] (never clipped by small shifts)."""
+    noise = np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 3)
+    smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
+    return 0.1 + 0.8 * smooth
+
+
+def test_identical_frames_score_perfectly():
+    img = texture()
+    assert metrics.psnr(img, img) == math.inf
+    assert metrics.ssim(img, img) == pytest.approx(1.0)
+    assert metrics.ciede2000(img, img) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_constant_shift_gives_its_psnr():
+    img = texture()
+    shift = 0.05
+    assert metrics.psnr(img + shift, img) == pytest.approx(-20 * math.log10(shift), abs=1e-3)
+
+
+def test_ciede2000_grows_with_the_colour_error():
+    img = texture()
+    small, large = img.copy(), img.copy()
+    small[..., 0] += 0.02
+    large[..., 0] += 0.08
+    assert 0 < metrics.ciede2000(small, img) < metrics.ciede2000(large, img)
+
+
+def test_ssim_falls_with_noise():
+    img = texture()
+    noisy = img + np.random.default_rng(1).normal(0, 0.05, img.shape).astype(np.float32)
+    assert metrics.ssim(noisy, img) < 0.9
+
+
+def test_colorfulness_is_zero_for_gray_and_known_for_a_flat_colour():
+    gray = np.repeat(texture()[..., :1], 3, axis=-1)
+    assert metrics.colorfulness(gray) == pytest.approx(0.0, abs=1e-9)
+    red = np.zeros((8, 8, 3))
+    red[..., 0] = 1.0
+    # Flat: no spread, so M = 0.3 * |(mean rg, mean yb)| with rg = 255 and yb = 127.5.
+    assert metrics.colorfulness(red) == pytest.approx(0.3 * math.hypot(255.0, 127.5))
+
+
+def test_js_divergence_is_zero_for_equal_and_one_bit_for_disjoint_distributions():
+    p = np.array([0.5, 0.5, 0.0, 0.0])
+    q = np.array([0.0, 0.0, 0.25, 0.75])
+    assert metrics.js_divergence(p, p) == pytest.approx(0.0)
+    assert metrics.js_divergence(p, q) == pytest.approx(1.0)
+    r = np.array([0.25, 0.25, 0.25, 0.25])
+    assert metrics.js_divergence(p, r) == pytest.approx(metrics.js_divergence(r, p))
+
+
+def test_cdc_is_zero_for_a_still_clip_and_a_third_for_alternating_disjoint_frames():
+    img = texture()
+    still = [metrics.channel_histograms(img)] * 6
+    assert metrics.cdc(still) == pytest.approx(0.0)
+    black, white = np.zeros_like(img), np.ones_like(img)
+    flicker = [metrics.channel_histograms(black if t % 2 else white) for t in range(9)]
+    # Frames 1 apart differ completely (1 bit); 2 and 4 apart are equal.
+    assert metrics.cdc(flicker) == pytest.approx(1.0 / 3.0)
+
+
+def test_cdc_needs_two_frames():
+    with pytest.raises(ValueError, match="too short"):
+        metrics.cdc([metrics.channel_histograms(texture())])
+
+
+def _l(rgb: np.ndarray) -> np.ndarray:
+    return clips.to_lab((rgb * 255).round().astype(np.uint8))[0].numpy()
+
+
+def test_warp_error_follows_the_motion():
+    big = texture(96, 128, seed=3)
+    prev, cur = big[10:82, 10:106], big[10:82, 13:109]  # content moves 3 pixels left
+    to_prev, valid = metrics.motion(_l(prev), _l(cur))
+    assert np.median(to_prev[valid][:, 0]) == pytest.approx(3.0, abs=0.25)
+    assert valid.mean() > 0.8
+    followed = metrics.warp_error(prev, cur, to_prev, valid)
+    assert followed < 1e-3
+    # A clip whose colours do not move with the content is unstable.
+    assert metrics.warp_error(prev, texture(seed=4), to_prev, valid) > 50 * followed
+
+
+def test_warp_error_is_zero_for_a_still_clip():
+    img = texture()
+    to_prev, valid = metrics.motion(_l(img), _l(img))
+    assert metrics.warp_error(img, img, to_prev, valid) == pytest.approx(0.0, abs=1e-9)
+
+
+# --- the benchmark ---------------------------------------------------------------------
+
+FRAMES = 12
+
+
+@pytest.fixture(scope="module")
+def carphone_report():
+    return benchmark.run(["carphone_pristine"], frames=FRAMES, methods=["gray", "naive", "propagate"],
+                         settings=["keyframe", "reference"], progress=lambda _: None)
+
+
+def test_propagate_beats_the_gray_input_on_a_real_clip(carphone_report):
+    for result in carphone_report["results"]:
+        scores = result["methods"]
+        assert scores["propagate"]["psnr"] > scores["gray"]["psnr"] + 3.0, result["setting"]
+
+
+def test_the_report_scores_what_each_setting_promises(carphone_report):
+    keyframe, reference = carphone_report["results"]
+    assert keyframe["scored_frames"] == [1, FRAMES - 1]
+    assert reference["scored_frames"] == [0, FRAMES - 1]
+    # Naive propagation needs the keyframe's colours.
+    assert "naive" in keyframe["methods"] and "naive" not in reference["methods"]
+    for result in (keyframe, reference):
+        for scores in result["methods"].values():
+            assert len(scores["psnr_per_frame"]) == result["scored_frames"][1] - result["scored_frames"][0] + 1
+            assert set(scores) >= {"psnr", "ssim", "ciede2000", "psnr_first", "psnr_last", "colorfulness",
+                                   "cdc", "warp_error", "fps"}
+        assert result["methods"]["gray"]["colorfulness"] < 0.05  # float rounding of R = G = B
+        assert result["truth"]["colorfulness"] > 5.0
+
+
+def test_the_gray_baseline_outputs_the_l_channel_alone():
+    clip = clips.load(clips.resolve("carphone_pristine"), 3)
+    L = clips.gray_l(clip.frames)
+    out = next(benchmark.colorize_frames(L, clip.frames[0] / 255.0, benchmark.make_backend("gray", "cpu"),
+                                         propagate_init=False))
+    expected = l_to_gray(L[0, 0]).numpy()
+    for c in range(3):
+        np.testing.assert_allclose(out[..., c], expected, atol=1e-4)
+
+
+def test_eval_command_writes_table_json_and_plot(tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    clip = clips.load(clips.resolve("carphone_pristine"), 4)
+    for i, rgb in enumerate(clip.frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), rgb[..., ::-1])
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    code = main(["eval", str(folder), "--frames", "4", "--methods", "gray,naive", "--settings", "keyframe",
+                 "--json", str(out_json), "--plot", str(out_png)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:4] == ["clip", "setting", "method", "PSNR"]
+    assert {line.split()[2] for line in table.splitlines()[1:]} == {"gray", "naive", "truth"}
+    report = json.loads(out_json.read_text())
+    assert report["results"][0]["clip"] == "frames"
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_command_rejects_unknown_methods_missing_clips_and_devices(tmp_path, capsys):
+    assert main(["eval", "--methods", "gray,magic"]) == 2
+    assert "magic" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing.mp4"), "--methods", "gray"]) == 2
+    assert "no such clip" in capsys.readouterr().err
+    assert main(["eval", "--device", "tpu", "--methods", "gray"]) == 2
+    assert "--device must be 'auto', 'cpu' or 'cuda[:N]'" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Quality benchmark: colorize gray versions of colour clips and score them against the originals."""
