@@ -41,6 +41,7 @@ class DevcBackend:
 
     name = "devc"
     multiple = 8
+    output_smoothing = True
 
     def __init__(self, vgg: VGG19Features, warpnet: WarpNet, colornet: ColorVidNet, *,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
