@@ -450,6 +450,7 @@ RUN_ELSEWHERE = {
     "vsexcolor download": "tests/test_weights.py, from a file:// copy of the zip (this one needs the internet)",
     "vspipe -c y4m examples/restore.vpy - | ffmpeg -i - -c:v libx264 out.mkv": "tests/test_vspipe.py",
     "vsexcolor train --config examples/train_finetune.toml": "tests/test_train.py",
+    ".venv/bin/python benchmarks/speed.py --quick": "tests/test_vspipe.py, on a tiny clip (the figures take minutes)",
 }
 #: Added to README commands run here, to keep them quick.
 QUICK = {"demo": ["--frames", "6", "--width", "64"], "colorize": TINY,

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from skimage import color as skcolor
 
-from vsexcolor.color import fit_chroma, gray_to_l, l_to_gray, lab_to_rgb, rgb_to_lab
+from vsexcolor.color import fit_chroma, gray_to_l, l_to_gray, lab_to_rgb, lab_to_rgb_fitted, rgb_to_lab
 
 
 def random_rgb(seed: int = 0, shape=(2, 3, 16, 16)) -> torch.Tensor:
@@ -55,3 +55,9 @@ def test_fit_chroma_keeps_in_gamut_colours_and_the_lightness_and_hue_of_others()
     ratio = fitted[:, 1:] / wild[:, 1:]
     assert torch.allclose(ratio[:, 0], ratio[:, 1]) and (ratio < 1).all()  # same hue, less chroma
     assert (rgb_to_lab(lab_to_rgb(fitted))[:, 0] - 60.0).abs().max() < 0.1
+
+
+def test_lab_to_rgb_fitted_is_the_conversion_of_the_fitted_colours():
+    lab = rgb_to_lab(random_rgb(6, (1, 3, 16, 16)))
+    lab[:, 1:, :8] *= 3.0  # half of the pixels pushed out of the gamut
+    torch.testing.assert_close(lab_to_rgb_fitted(lab), lab_to_rgb(fit_chroma(lab)), rtol=0, atol=1e-6)

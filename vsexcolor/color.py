@@ -73,6 +73,35 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return linear_to_srgb(_lab_to_linear(lab).clamp(0.0, 1.0))
 
 
+def _in_gamut(linear: torch.Tensor) -> torch.Tensor:
+    """[3, P] linear RGB -> [P] bool: inside [0, 1] up to rounding."""
+    return ((linear >= -1e-4) & (linear <= 1.0 + 1e-4)).all(dim=0)
+
+
+def _fit(lab: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fitted Lab, its linear RGB), both [..., 3, H, W]; see :func:`fit_chroma`."""
+    def linear_of(px: torch.Tensor) -> torch.Tensor:  # [3, P] Lab -> [3, P] linear RGB
+        return _lab_to_linear(px.unsqueeze(-1)).squeeze(-1)
+
+    shape = lab.movedim(-3, 0).shape
+    pixels = lab.movedim(-3, 0).reshape(3, -1)
+    linear = _lab_to_linear(lab).movedim(-3, 0).reshape(3, -1)
+    idx = (~_in_gamut(linear)).nonzero().squeeze(1)
+    out = pixels
+    if idx.numel():
+        out, linear = pixels.clone(), linear.clone()
+        px = pixels[:, idx]
+        lo = torch.zeros_like(px[0])
+        hi = torch.ones_like(px[0])
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            ok = _in_gamut(linear_of(torch.cat((px[:1], px[1:] * mid), 0)))
+            lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+        out[1:, idx] = px[1:] * lo
+        linear[:, idx] = linear_of(out[:, idx])
+    return out.reshape(shape).movedim(0, -3), linear.reshape(shape).movedim(0, -3)
+
+
 def fit_chroma(lab: torch.Tensor, steps: int = 8) -> torch.Tensor:
     """Scale each pixel's a, b towards 0 just enough for sRGB to hold the colour.
 
@@ -80,23 +109,13 @@ def fit_chroma(lab: torch.Tensor, steps: int = 8) -> torch.Tensor:
     stays the input's, and an out-of-gamut prediction loses saturation, not detail.
     The scale is found by bisection to within 2**-steps, for the pixels that need it.
     """
-    def fits(px: torch.Tensor) -> torch.Tensor:  # px: [3, P] Lab -> [P] bool
-        rgb = _lab_to_linear(px.unsqueeze(-1)).squeeze(-1)
-        return ((rgb >= -1e-4) & (rgb <= 1.0 + 1e-4)).all(dim=0)
+    return _fit(lab, steps)[0]
 
-    pixels = lab.movedim(-3, 0).reshape(3, -1)
-    out = pixels.clone()
-    idx = (~fits(pixels)).nonzero().squeeze(1)
-    if idx.numel():
-        px = pixels[:, idx]
-        lo = torch.zeros_like(px[0])
-        hi = torch.ones_like(px[0])
-        for _ in range(steps):
-            mid = (lo + hi) / 2
-            ok = fits(torch.cat((px[:1], px[1:] * mid), 0))
-            lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
-        out[1:, idx] = px[1:] * lo
-    return out.reshape(lab.movedim(-3, 0).shape).movedim(0, -3)
+
+def lab_to_rgb_fitted(lab: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    """``lab_to_rgb(fit_chroma(lab))`` with the whole-frame conversion done once: Lab
+    [..., 3, H, W] -> sRGB [..., 3, H, W] in [0, 1], out-of-gamut colours desaturated."""
+    return linear_to_srgb(_fit(lab, steps)[1].clamp(0.0, 1.0))
 
 
 def gray_to_l(gray: torch.Tensor) -> torch.Tensor:

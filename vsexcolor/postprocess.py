@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import cv2
 import torch
 
-from .color import fit_chroma, lab_to_rgb
+from .color import lab_to_rgb_fitted
 from .resolution import Geometry
 
 
@@ -55,4 +55,4 @@ def finish_rgb(L: torch.Tensor, ab: torch.Tensor, geometry: Geometry, finish: Fi
 
     Out-of-gamut colours lose chroma rather than lightness (:func:`~vsexcolor.color.fit_chroma`).
     """
-    return lab_to_rgb(fit_chroma(torch.cat((L, full_resolution_ab(L, ab, geometry, finish)), 1)))
+    return lab_to_rgb_fitted(torch.cat((L, full_resolution_ab(L, ab, geometry, finish)), 1))
