@@ -161,6 +161,14 @@ def test_eval_command_writes_table_json_and_plot(tmp_path, capsys):
     report = json.loads(out_json.read_text())
     assert report["results"][0]["clip"] == "frames"
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A second run replaces the reports only when asked to.
+    again = ["eval", str(folder), "--frames", "4", "--methods", "gray", "--settings", "keyframe",
+             "--json", str(out_json), "--plot", str(out_png)]
+    assert main(again) == 2
+    assert "exists; add --overwrite" in capsys.readouterr().err
+    assert json.loads(out_json.read_text()) == report
+    assert main([*again, "--overwrite"]) == 0
+    assert json.loads(out_json.read_text())["methods"] == ["gray"]
 
 
 def test_eval_command_rejects_unknown_methods_missing_clips_and_devices(tmp_path, capsys):

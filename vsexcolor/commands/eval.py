@@ -48,7 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="PNG plot of PSNR per frame (default vsexcolor-eval.png)")
     parser.add_argument("--quick", action="store_true",
                         help="PSNR only: skips SSIM, CIEDE2000, colourfulness and the temporal metrics")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing report and plot files")
     parser.set_defaults(func=run)
+
+
+def _check_outputs(paths: list[Path], overwrite: bool) -> None:
+    """Before the long run: the report files can be written, and replace nothing unasked."""
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise CommandError(f"{path} exists; add --overwrite to replace it, or name another file")
+        if not path.parent.is_dir():
+            raise CommandError(f"{path}: no such folder {path.parent}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         device = parse_device(args.device)
     except ValueError as e:
         raise CommandError(f"--device {e}") from None
+    _check_outputs([args.json, args.plot], args.overwrite)
     try:
         report = benchmark.run(args.clips, frames=args.frames, methods=methods, settings=settings,
                                reference=args.ref, device=device, weights=args.weights,
