@@ -298,8 +298,9 @@ def test_resume_after_a_crash_continues_at_the_unfinished_scene(run, media, devc
 
 
 def test_ctrl_c_keeps_finished_scenes_and_resume_matches_an_uninterrupted_run(run, rgb, tmp_path):
-    # A long second scene, so that Ctrl-C lands while it is being colorized.
-    frames = np.concatenate([rgb[:3], decode_rgb(sample_clip_path("carphone_pristine"), 40, (W, H))])
+    # A long second scene, so that Ctrl-C lands while it is being colorized (propagate runs
+    # it at about 45 frames/s at this size: a window of over two seconds).
+    frames = np.concatenate([rgb[:3], decode_rgb(sample_clip_path("carphone_pristine"), 120, (W, H))])
     film = write_video(tmp_path / "film.mp4", frames)
     still = write_image(tmp_path / "still.png", rgb[0])
     out = tmp_path / "out.mp4"
@@ -323,7 +324,7 @@ def test_ctrl_c_keeps_finished_scenes_and_resume_matches_an_uninterrupted_run(ru
 
     code, err = run(*command, "--resume")
     assert code == 0, err
-    assert "colorized 40 frames" in messages(err)[-1]
+    assert "colorized 120 frames" in messages(err)[-1]
     code, err = run(*command[:5], tmp_path / "uninterrupted.mp4", *command[6:])
     assert code == 0, err
     # x264 is deterministic, so equal frames give equal packets.
