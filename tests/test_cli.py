@@ -306,7 +306,10 @@ def test_ctrl_c_keeps_finished_scenes_and_resume_matches_an_uninterrupted_run(ru
     out = tmp_path / "out.mp4"
     command = ["colorize", str(film), "--ref", str(still), "-o", str(out), "--backend", "propagate", *TINY]
     first_scene = tmp_path / "out.mp4.parts" / "frames-00000000-00000002.mp4"
-    child = subprocess.Popen([sys.executable, "-m", "vsexcolor", *command], stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that (a test
+    # run started with `&` would see Ctrl-C do nothing): give the child the terminal's default.
+    child = subprocess.Popen([sys.executable, "-m", "vsexcolor", *command], stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Generous: on a loaded 2-core machine the child's imports alone can take a minute.
         deadline = time.monotonic() + 400
