@@ -12,6 +12,11 @@ from .color import rgb_to_lab
 from .resolution import reference_size
 
 
+#: File name endings of the images :func:`read_image` is used on (references, frame folders,
+#: training images).
+IMAGE_SUFFIXES = frozenset((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"))
+
+
 class ReferenceError(ValueError):
     """A reference that cannot be used; the message says why."""
 
@@ -51,6 +56,11 @@ def check_array(image: np.ndarray) -> np.ndarray:
             raise ReferenceError("a float reference array must hold values in [0, 1]")
         return image.astype(np.float32)
     raise ReferenceError(f"a reference array must be uint8, uint16 or float, got {image.dtype}")
+
+
+def image_lab(rgb: np.ndarray) -> torch.Tensor:
+    """float sRGB [..., H, W, 3] in [0, 1], as images are read -> Lab [..., 3, H, W], same size."""
+    return rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).movedim(-1, -3))
 
 
 def to_lab(rgb: np.ndarray, pixels: int, multiple: int) -> torch.Tensor:

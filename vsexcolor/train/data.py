@@ -32,13 +32,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .. import flow as optical_flow
-from ..color import rgb_to_lab
-from ..reference import ReferenceError, read_image
+from ..reference import IMAGE_SUFFIXES, ReferenceError, image_lab, read_image
 from .config import DataConfig
 
 VIDEO_SUFFIXES = frozenset((".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
                             ".mts", ".m2ts", ".mxf", ".y4m", ".wmv", ".flv", ".ogv", ".dv"))
-IMAGE_SUFFIXES = frozenset((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"))
 
 Box = tuple[int, int, int, int]  # top, left, height, width in source pixels
 # Frame t-1, frame t (both cropped), the uncropped image the own reference comes from (None
@@ -185,11 +183,6 @@ def affine_flow(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack((mapped_x - xs, mapped_y - ys), -1).astype(np.float32)
 
 
-def _lab(rgb: np.ndarray) -> torch.Tensor:
-    """float sRGB [H, W, 3] -> Lab [3, H, W]."""
-    return rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1))
-
-
 class PairDataset(Dataset):
     """Samples (see the module doc) drawn from the videos, images and references of a :class:`DataConfig`.
 
@@ -228,8 +221,8 @@ class PairDataset(Dataset):
         reference = apply_box(reference, crop_box(reference.shape, self.config.size, rng, self.config.reference_crop),
                               self.config.size)
         return {
-            "lab": torch.stack((_lab(prev), _lab(cur))),
-            "reference": _lab(reference),
+            "lab": torch.stack((image_lab(prev), image_lab(cur))),
+            "reference": image_lab(reference),
             "flow": torch.from_numpy(flow).permute(2, 0, 1).contiguous(),
             "valid": torch.from_numpy(valid.astype(np.float32))[None],
             "same_clip": torch.tensor(0.0 if external else 1.0),
@@ -250,7 +243,7 @@ class PairDataset(Dataset):
         size = self.config.size
         box = crop_box(frames[t].shape, size, rng)
         prev, cur = apply_box(frames[t - 1], box, size), apply_box(frames[t], box, size)
-        L_prev, L_cur = (_lab(x)[0].numpy() for x in (prev, cur))
+        L_prev, L_cur = (image_lab(x)[0].numpy() for x in (prev, cur))
         preset = self.config.flow_preset
         backward = optical_flow.flow(L_cur, L_prev, preset)
         # Occluded pixels fail the forward-backward check: where t-1 does not show them, the flow is a guess.
