@@ -213,6 +213,10 @@ def test_discriminator_scores_each_pair_and_refuses_frames_too_small_to_halve_si
 
 
 def test_discriminator_convolutions_have_largest_singular_value_one():
+    # Seeded: how fast power iteration converges depends on the gap between the two largest
+    # singular values of the random initial weights; about 1 in 13 unseeded draws was still
+    # more than 5 % off after three steps (and 1 in 40 after ten).
+    torch.manual_seed(0)
     d = VideoDiscriminator(width=8).train()
     for _ in range(3):  # each training forward refines the power iteration
         d(torch.randn(2, 6, 128, 128) * 50)
