@@ -21,7 +21,7 @@ from .color import gray_to_l, rgb_to_lab
 from .devices import parse_device
 from .postprocess import Finish, finish_rgb, for_backend
 from .recurrence import LRU, EngineConfig, Recurrence, Reference
-from .reference import ReferenceError, check_array, read_image, to_lab
+from .reference import ReferenceError, check_array, initial_state, read_image, to_lab
 from .resolution import DEFAULT_PIXELS, Geometry
 from .scenes import DEFAULT_THRESHOLD, Scenes, Segment, cut_score
 
@@ -345,16 +345,10 @@ def colorize(
             return bool(prop)
         return cut_score(source.internal_L(n - 1), source.internal_L(n)) > scene_threshold
 
-    def initial_state(rgb: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-        full = torch.nn.functional.interpolate(x, size=(clip.height, clip.width), mode="bilinear",
-                                               align_corners=False, antialias=True)
-        return rgb_to_lab(geometry.to_internal(full).clamp(0.0, 1.0))
-
     def reference_for(segment: Segment) -> Reference:
         rgb = _frame_rgb(colour_clip.get_frame(segment.start)) if from_clip else references[segment.reference]
         lab = to_lab(rgb, pixels, engine_backend.multiple)
-        return Reference(lab=lab, initial=initial_state(rgb) if propagate else None)
+        return Reference(lab=lab, initial=initial_state(rgb, geometry) if propagate else None)
 
     engine = Recurrence(
         engine_backend,

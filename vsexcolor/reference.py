@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import rgb_to_lab
-from .resolution import reference_size
+from .resolution import Geometry, reference_size
 
 
 #: File name endings of the images :func:`read_image` is used on (references, frame folders,
@@ -69,3 +69,13 @@ def to_lab(rgb: np.ndarray, pixels: int, multiple: int) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
     x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     return rgb_to_lab(x.clamp(0.0, 1.0))
+
+
+def initial_state(rgb: np.ndarray, geometry: Geometry) -> torch.Tensor:
+    """A colour frame as the first state of a recurrence (propagation mode): float sRGB
+    [H', W', 3] -> Lab [1, 3, padded_h, padded_w], brought to the frame size and then to the
+    internal size the way the frames are."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    full = F.interpolate(x, size=(geometry.height, geometry.width), mode="bilinear", align_corners=False,
+                         antialias=True)
+    return rgb_to_lab(geometry.to_internal(full).clamp(0.0, 1.0))

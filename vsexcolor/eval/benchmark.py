@@ -28,10 +28,9 @@ import torch
 
 from ..backends.base import Backend
 from ..backends.propagate import PropagateBackend
-from ..color import rgb_to_lab
 from ..filter import PRESETS
 from ..postprocess import Finish, finish_rgb, for_backend
-from ..reference import read_image
+from ..reference import initial_state, read_image
 from ..reference import to_lab as reference_lab
 from ..resolution import DEFAULT_PIXELS, Geometry
 from ..weights import WeightsError, load_nets
@@ -87,8 +86,7 @@ def colorize_frames(frames_gray: torch.Tensor, reference: np.ndarray, method: Ba
     if propagate_init:
         if reference.shape[:2] != (height, width):
             raise ValueError("colorize_frames: an initial state must be the size of the frames")
-        rgb = torch.from_numpy(np.ascontiguousarray(reference)).permute(2, 0, 1).unsqueeze(0)
-        last = rgb_to_lab(geometry.to_internal(rgb).clamp(0.0, 1.0)).to(device)
+        last = initial_state(reference, geometry).to(device)
     for start in range(0, len(frames_gray), BATCH):
         batch = frames_gray[start:start + BATCH]
         L = geometry.to_internal(batch).to(device)
