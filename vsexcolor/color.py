@@ -7,6 +7,8 @@ on L centred as L - 50 (:data:`L_CENTER`).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 #: The networks' L is CIE L* minus this.
@@ -22,8 +24,18 @@ _WHITE = (0.95047, 1.0, 1.08883)
 _DELTA = 6.0 / 29.0
 
 
-def _matrix(m, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(m, dtype=torch.float64).to(device=like.device, dtype=like.dtype)
+@functools.lru_cache(maxsize=16)
+def _matrices(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(XYZ from RGB, 1 / white, RGB from white-scaled XYZ) for ``dtype`` on ``device``.
+
+    Made once per dtype and device: building and inverting small tensors costs more per
+    call than converting a whole SD frame's worth of a channel.
+    """
+    xyz_from_rgb = torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)
+    white = torch.tensor(_WHITE, dtype=torch.float64)
+    # Folding the white point into the inverse matrix saves a pass over every pixel.
+    rgb_from_scaled_xyz = torch.linalg.inv(xyz_from_rgb) * white
+    return tuple(m.to(device=device, dtype=dtype) for m in (xyz_from_rgb, 1.0 / white, rgb_from_scaled_xyz))
 
 
 def _apply(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -52,20 +64,27 @@ def _f_inv(t: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB [..., 3, H, W] in [0, 1] -> Lab [..., 3, H, W] (L 0..100, raw a, b)."""
-    xyz = _apply(_matrix(_XYZ_FROM_RGB, rgb), srgb_to_linear(rgb))
-    fx, fy, fz = _f(xyz / _matrix(_WHITE, rgb).view(3, 1, 1)).unbind(-3)
+    xyz_from_rgb, inv_white, _ = _matrices(rgb.dtype, rgb.device)
+    xyz = _apply(xyz_from_rgb, srgb_to_linear(rgb))
+    fx, fy, fz = _f(xyz * inv_white.view(3, 1, 1)).unbind(-3)
     return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), -3)
 
 
-def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
-    L, a, b = lab.unbind(-3)
+def _f_of_lab(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(f(X/Xn), f(Y/Yn), f(Z/Zn)) stacked on dimension -3 (inputs [..., H, W])."""
     fy = (L + 16.0) / 116.0
     # As in the authors' code, f(Z) is clamped at 0 before it is cubed, so deeply
     # saturated blues do not turn into negative light.
-    f = torch.stack((fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0)), -3)
-    xyz = _f_inv(f) * _matrix(_WHITE, lab).view(3, 1, 1)
-    rgb_from_xyz = torch.linalg.inv(_matrix(_XYZ_FROM_RGB, lab).double()).to(lab.dtype)
-    return _apply(rgb_from_xyz, xyz)
+    return torch.stack((fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0)), -3)
+
+
+def _linear_of_f(f: torch.Tensor) -> torch.Tensor:
+    """Stacked f values (:func:`_f_of_lab`) -> linear RGB, same shape."""
+    return _apply(_matrices(f.dtype, f.device)[2], _f_inv(f))
+
+
+def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
+    return _linear_of_f(_f_of_lab(*lab.unbind(-3)))
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
@@ -80,25 +99,27 @@ def _in_gamut(linear: torch.Tensor) -> torch.Tensor:
 
 def _fit(lab: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(fitted Lab, its linear RGB), both [..., 3, H, W]; see :func:`fit_chroma`."""
-    def linear_of(px: torch.Tensor) -> torch.Tensor:  # [3, P] Lab -> [3, P] linear RGB
-        return _lab_to_linear(px.unsqueeze(-1)).squeeze(-1)
-
     shape = lab.movedim(-3, 0).shape
     pixels = lab.movedim(-3, 0).reshape(3, -1)
     linear = _lab_to_linear(lab).movedim(-3, 0).reshape(3, -1)
     idx = (~_in_gamut(linear)).nonzero().squeeze(1)
     out = pixels
     if idx.numel():
-        out, linear = pixels.clone(), linear.clone()
         px = pixels[:, idx]
-        lo = torch.zeros_like(px[0])
-        hi = torch.ones_like(px[0])
+        # Only a and b scale, so f(Y) and the chroma terms of f are worked out once; each
+        # bisection step is then a few passes over the out-of-gamut pixels alone.
+        fy = (px[0] + 16.0) / 116.0
+        da, db = px[1] / 500.0, px[2] / 200.0
+        lo = torch.zeros_like(fy)
+        hi = torch.ones_like(fy)
         for _ in range(steps):
             mid = (lo + hi) / 2
-            ok = _in_gamut(linear_of(torch.cat((px[:1], px[1:] * mid), 0)))
+            f = torch.stack((fy + mid * da, fy, (fy - mid * db).clamp(min=0)))
+            ok = _in_gamut(_linear_of_f(f.unsqueeze(-1)).squeeze(-1))
             lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
-        out[1:, idx] = px[1:] * lo
-        linear[:, idx] = linear_of(out[:, idx])
+        fitted = torch.cat((px[:1], px[1:] * lo), 0)
+        out = pixels.index_copy(1, idx, fitted)
+        linear = linear.index_copy(1, idx, _lab_to_linear(fitted.unsqueeze(-1)).squeeze(-1))
     return out.reshape(shape).movedim(0, -3), linear.reshape(shape).movedim(0, -3)
 
 

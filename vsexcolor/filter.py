@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
@@ -180,25 +181,44 @@ def _make_backend(name: BackendName, weights: object, device: torch.device, fp16
 
 
 class _Source:
-    """Reads frames of the float luma clip once each: internal L and the upstream cut prop."""
+    """Reads frames of the float luma clip once each: L at full and at internal size, and the
+    upstream cut prop.
 
-    def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int) -> None:
+    The engine reads a batch of frames ahead of the output frame that needs them, and the
+    output frame needs the same L at full size; the last ``full_cache`` full-size L are kept
+    so that the (costly) conversion runs once per frame.
+    """
+
+    def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int, full_cache: int) -> None:
         self.clip, self.rgb, self.geometry = luma_clip, rgb, geometry
         self._cache: LRU[int, tuple[torch.Tensor, int | None]] = LRU(cache)
+        self._full: LRU[int, torch.Tensor] = LRU(full_cache)
+        # The engine reads under its own lock; output frames ask for their L outside it.
+        self._full_lock = threading.Lock()
 
-    def full_L(self, frame: vs.VideoFrame) -> torch.Tensor:
+    def _convert(self, frame: vs.VideoFrame) -> torch.Tensor:
         """[1, 1, H, W] L of a frame of the luma clip."""
         if self.rgb:
             rgb = torch.stack([_plane(frame, p) for p in range(3)]).unsqueeze(0).clamp(0.0, 1.0)
             return rgb_to_lab(rgb)[:, :1]
         return gray_to_l(_plane(frame, 0).clamp(0.0, 1.0))[None, None]
 
+    def full_L(self, n: int, frame: vs.VideoFrame) -> torch.Tensor:
+        """[1, 1, H, W] L of frame ``n``, whose luma-clip frame is ``frame``."""
+        with self._full_lock:
+            L = self._full.get(n)
+        if L is None:
+            L = self._convert(frame)
+            with self._full_lock:
+                self._full.put(n, L)
+        return L
+
     def _load(self, n: int) -> tuple[torch.Tensor, int | None]:
         hit = self._cache.get(n)
         if hit is None:
             frame = self.clip.get_frame(n)
             cut = frame.props.get("_SceneChangePrev")
-            hit = (self.geometry.to_internal(self.full_L(frame)), None if cut is None else int(cut))
+            hit = (self.geometry.to_internal(self.full_L(n, frame)), None if cut is None else int(cut))
             self._cache.put(n, hit)
         return hit
 
@@ -336,7 +356,7 @@ def colorize(
         **({} if clip.format.sample_type == vs.FLOAT else {"range_in_s": _range_s(props), "range_s": "full"}))
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
-    source = _Source(luma_clip, rgb_in, geometry, cache=2 * batch + 2)
+    source = _Source(luma_clip, rgb_in, geometry, cache=2 * batch + 2, full_cache=batch + 2)
     colour_clip = _to_rgbs(clip, props) if from_clip else None
 
     def is_cut(n: int) -> bool:
@@ -357,7 +377,7 @@ def colorize(
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         ab, segment = engine.ab(n)
-        rgb = finish_rgb(source.full_L(f[1]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
+        rgb = finish_rgb(source.full_L(n, f[1]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
         out = f[0].copy()
         for p in range(3):
             np.copyto(np.asarray(out[p]), rgb[p])

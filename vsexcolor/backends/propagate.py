@@ -198,7 +198,7 @@ class PropagateBackend:
     output_smoothing = False
 
     def __init__(self, *, device: torch.device | str = "cpu", max_cells: int | None = None,
-                 flow_preset: of.Preset = "medium", similarity_floor: float = 0.8,
+                 flow_preset: of.Preset = "balanced", similarity_floor: float = 0.8,
                  colour_spread: float = 8.0, descriptor_weight: float = 0.3,
                  luma_tolerance: float = 4.0, flow_floor: float = 0.1, cut_coverage: float = 0.25,
                  reference_weight: float = 0.3, keep_confidence: float = 0.5,

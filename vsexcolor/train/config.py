@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..flow import Preset as FlowPreset
 from ..models.discriminator import VideoDiscriminator
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-FlowPreset = Literal["ultrafast", "fast", "medium"]
 
 # Field metadata marking settings that hold paths (resolved against the config file's folder).
 _PATH = {"path": True}
