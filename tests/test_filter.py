@@ -156,6 +156,21 @@ def test_frames_requested_from_many_threads_are_exact(run, bikes):
     assert got == expected
 
 
+def test_an_in_order_render_reads_no_frame_from_inside_a_frame_callback(run, bikes, bunny, monkeypatch):
+    # VapourSynth serves a get_frame called from inside a frame callback slowly, and with a
+    # small frame cache it has been seen to stall there for good; an output frame brings
+    # along as dependencies the frames the filter reads for it in an in-order render.
+    reads = []
+    original = vsexcolor.filter._Source._read
+    monkeypatch.setattr(vsexcolor.filter._Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
+    joined = yuv_clip(bikes[:5]) + yuv_clip(bunny[:5])  # a cut inside a batch
+    for ref, kwargs in ((bikes[0], {"batch": 3}), (bikes[0], {"batch": 1}), (None, {"propagate": True})):
+        render(run(joined, ref, **kwargs), range(10))
+    assert reads == []
+    run(joined, bikes[0]).get_frame(8)  # a seek reads what it must
+    assert reads
+
+
 # --- scenes and references --------------------------------------------------------------
 
 def test_a_scene_cut_restarts_the_recurrence_there_and_only_there(run, bikes, bunny):

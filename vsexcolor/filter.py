@@ -180,21 +180,72 @@ def _make_backend(name: BackendName, weights: object, device: torch.device, fp16
     return PropagateBackend(device=device)
 
 
-class _Source:
-    """Reads frames of the float luma clip once each: L at full and at internal size, and the
-    upstream cut prop.
+def _shifted(clip: vs.VideoNode, offset: int) -> vs.VideoNode:
+    """A clip whose frame n is ``clip``'s frame n + offset, clamped to the clip."""
+    last = clip.num_frames - 1
+    if offset > 0:
+        return clip[-1] * clip.num_frames if offset > last else clip[offset:] + clip[-1] * offset
+    if offset < 0:
+        return clip[0] * clip.num_frames if -offset > last else clip[0] * -offset + clip[:offset]
+    return clip
 
-    The engine reads a batch of frames ahead of the output frame that needs them, and the
-    output frame needs the same L at full size; the last ``full_cache`` full-size L are kept
-    so that the (costly) conversion runs once per frame.
+
+class _Source:
+    """Frames of the float luma clip as the engine needs them: L at full and at internal size,
+    and the upstream cut prop, each converted once; and, propagating from the clip's own
+    colour, the colour frames that start scenes.
+
+    An output frame's request brings, as VapourSynth dependencies, the frames the engine
+    reads for it when frames are requested in order (its neighbours, see :meth:`window`);
+    they are handed over with :meth:`offer`. Only other frames (after a seek) are read
+    with a synchronous ``get_frame`` from inside the frame callback, which VapourSynth
+    serves slowly and, with a small frame cache, has been seen to stall on.
+
+    The last ``full_cache`` full-size L are kept: the engine reads a batch of frames ahead
+    of the output frame that needs the same L at full size.
     """
 
-    def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int, full_cache: int) -> None:
-        self.clip, self.rgb, self.geometry = luma_clip, rgb, geometry
+    def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int, full_cache: int,
+                 lookahead: int, colour_clip: vs.VideoNode | None = None) -> None:
+        self.clip, self.rgb, self.geometry, self.lookahead = luma_clip, rgb, geometry, lookahead
+        self.colour_clip = colour_clip
         self._cache: LRU[int, tuple[torch.Tensor, int | None]] = LRU(cache)
         self._full: LRU[int, torch.Tensor] = LRU(full_cache)
-        # The engine reads under its own lock; output frames ask for their L outside it.
-        self._full_lock = threading.Lock()
+        self._offered: LRU[int, vs.VideoFrame] = LRU(lookahead + 3)  # one output frame's worth
+        self._colour: LRU[int, vs.VideoFrame] = LRU(2)
+        # The engine reads under its own lock; output frames hand over frames and ask for
+        # their L outside it.
+        self._lock = threading.Lock()
+
+    def window(self) -> list[vs.VideoNode]:
+        """Clips whose frame n are what output frame n brings along: the luma clip's frames
+        n - 1 (for the cut detector) and n + 1 ... n + lookahead (for the batch ahead), and
+        the colour clip's frame n (a scene may start there)."""
+        shifted = [_shifted(self.clip, k) for k in self._offsets()[1:]]
+        return shifted + ([self.colour_clip] if self.colour_clip is not None else [])
+
+    def _offsets(self) -> tuple[int, ...]:
+        return (0, -1, *range(1, self.lookahead + 1))
+
+    def offer(self, n: int, frames: list[vs.VideoFrame]) -> None:
+        """Hand over what output frame n brought: its luma-clip frame, then the frames of
+        :meth:`window` in that order."""
+        with self._lock:
+            for k, frame in zip(self._offsets(), frames):
+                if 0 <= n + k < self.clip.num_frames:
+                    self._offered.put(n + k, frame)
+            if self.colour_clip is not None:
+                self._colour.put(n, frames[-1])
+
+    def _read(self, clip: vs.VideoNode, n: int) -> vs.VideoFrame:
+        """A frame no output frame brought along (after a seek): read synchronously."""
+        return clip.get_frame(n)
+
+    def colour(self, n: int) -> vs.VideoFrame:
+        """Frame n of the colour clip."""
+        with self._lock:
+            frame = self._colour.get(n)
+        return frame if frame is not None else self._read(self.colour_clip, n)
 
     def _convert(self, frame: vs.VideoFrame) -> torch.Tensor:
         """[1, 1, H, W] L of a frame of the luma clip."""
@@ -205,18 +256,21 @@ class _Source:
 
     def full_L(self, n: int, frame: vs.VideoFrame) -> torch.Tensor:
         """[1, 1, H, W] L of frame ``n``, whose luma-clip frame is ``frame``."""
-        with self._full_lock:
+        with self._lock:
             L = self._full.get(n)
         if L is None:
             L = self._convert(frame)
-            with self._full_lock:
+            with self._lock:
                 self._full.put(n, L)
         return L
 
     def _load(self, n: int) -> tuple[torch.Tensor, int | None]:
         hit = self._cache.get(n)
         if hit is None:
-            frame = self.clip.get_frame(n)
+            with self._lock:
+                frame = self._offered.get(n)
+            if frame is None:
+                frame = self._read(self.clip, n)
             cut = frame.props.get("_SceneChangePrev")
             hit = (self.geometry.to_internal(self.full_L(n, frame)), None if cut is None else int(cut))
             self._cache.put(n, hit)
@@ -356,8 +410,9 @@ def colorize(
         **({} if clip.format.sample_type == vs.FLOAT else {"range_in_s": _range_s(props), "range_s": "full"}))
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
-    source = _Source(luma_clip, rgb_in, geometry, cache=2 * batch + 2, full_cache=batch + 2)
-    colour_clip = _to_rgbs(clip, props) if from_clip else None
+    source = _Source(luma_clip, rgb_in, geometry, cache=2 * batch + 2, full_cache=batch + 2, lookahead=batch - 1,
+                     colour_clip=_to_rgbs(clip, props) if from_clip else None)
+    window = source.window()
 
     def is_cut(n: int) -> bool:
         prop = source.cut_prop(n)
@@ -366,7 +421,7 @@ def colorize(
         return cut_score(source.internal_L(n - 1), source.internal_L(n)) > scene_threshold
 
     def reference_for(segment: Segment) -> Reference:
-        rgb = _frame_rgb(colour_clip.get_frame(segment.start)) if from_clip else references[segment.reference]
+        rgb = _frame_rgb(source.colour(segment.start)) if from_clip else references[segment.reference]
         lab = to_lab(rgb, pixels, engine_backend.multiple)
         return Reference(lab=lab, initial=initial_state(rgb, geometry) if propagate else None)
 
@@ -376,6 +431,7 @@ def colorize(
         source.internal_L, reference_for, config)
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        source.offer(n, f[1:])
         ab, segment = engine.ab(n)
         rgb = finish_rgb(source.full_L(n, f[1]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
         out = f[0].copy()
@@ -387,7 +443,7 @@ def colorize(
         return out
 
     canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
-    model = core.std.ModifyFrame(canvas, [canvas, luma_clip], render)
+    model = core.std.ModifyFrame(canvas, [canvas, luma_clip, *window], render)
     if family == vs.RGB:
         out = core.resize.Point(model, format=clip.format.id, dither_type="error_diffusion")
     else:
