@@ -289,13 +289,9 @@ def fp16_deviation(device: torch.device, half: torch.dtype = torch.float16) -> d
     golden previous output, as in the parity tests), so the figures are the error of one
     frame, not of a recurrence that amplifies it.
     """
-    golden = ROOT / "tests" / "data" / "devc-golden" / "bbb_hard"
-    meta = json.loads(golden.with_suffix(".json").read_text())
-    data = {k: torch.from_numpy(v) for k, v in np.load(golden.with_suffix(".npz")).items()}
-    seeds = (meta["seed_vgg"], meta["seed_warpnet"], meta["seed_colornet"])
-    frames = data["frames_lab"][:, :1] + L_CENTER
-    ref = data["reference_lab"][None].clone()
-    ref[:, :1] += L_CENTER
+    _, data, seeds = detnets.load_case(detnets.GOLDEN_COPY / "bbb_hard.npz")
+    frames = detnets.natural_lab(data["frames_lab"])[:, :1]
+    ref = detnets.natural_lab(data["reference_lab"])
     out = {}
     for name, dtype in (("fp32", torch.float32), ("half", half)):
         backend = DevcBackend(*detnets.nets(seeds), device=device, dtype=dtype)

@@ -5,8 +5,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from vsexcolor.color import L_CENTER
 from vsexcolor.models import ColorVidNet, VGG19Features, WarpNet
 
 GOLDEN_COPY = Path(__file__).parent / "data" / "devc-golden"
@@ -32,3 +34,17 @@ def nets(seeds: tuple[int, int, int] = (1, 2, 3)) -> tuple[VGG19Features, WarpNe
         module.load_state_dict(sd, strict=True)
         module.eval()
     return modules
+
+
+def load_case(path: Path) -> tuple[dict, dict[str, torch.Tensor], tuple[int, int, int]]:
+    """One golden case (``name.npz`` + ``name.json``): its metadata, its arrays as tensors,
+    and the seeds of the deterministic weights it was made with (vgg, warpnet, colornet)."""
+    meta = json.loads(path.with_suffix(".json").read_text())
+    data = {k: torch.from_numpy(v) for k, v in np.load(path.with_suffix(".npz")).items()}
+    return meta, data, (meta["seed_vgg"], meta["seed_warpnet"], meta["seed_colornet"])
+
+
+def natural_lab(x: torch.Tensor) -> torch.Tensor:
+    """Golden network-space Lab (L centred) [3, H, W] or [N, 3, H, W] -> natural Lab, batched."""
+    x = x.unsqueeze(0) if x.dim() == 3 else x
+    return torch.cat((x[:, :1] + L_CENTER, x[:, 1:]), 1)

@@ -9,14 +9,13 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from vsexcolor.backends.base import Correspondence
 from vsexcolor.backends.devc import OFFICIAL_TEMPERATURE, DevcBackend
 from vsexcolor.color import L_CENTER, l_to_vgg_rgb, lab_to_rgb
-from detnets import GOLDEN_COPY, nets
+from detnets import GOLDEN_COPY, load_case, natural_lab, nets
 
 
 def golden_dir() -> Path:
@@ -35,10 +34,8 @@ def test_golden_folder_has_cases():
 
 class Case:
     def __init__(self, path: Path, chunk_bytes: int | None = None):
-        meta = json.loads(path.with_suffix(".json").read_text())
+        meta, self.data, seeds = load_case(path)
         self.meta = meta
-        self.data = {k: torch.from_numpy(v) for k, v in np.load(path).items()}
-        seeds = (meta["seed_vgg"], meta["seed_warpnet"], meta["seed_colornet"])
         temperature = meta["temperature"]
         # The official temperature is an argmax: run it through the chunked winner-take-all.
         mode = "wta" if temperature <= OFFICIAL_TEMPERATURE else "soft"
@@ -47,9 +44,7 @@ class Case:
 
     def lab(self, key: str) -> torch.Tensor:
         """Golden network-space Lab (L centred) -> natural Lab, batched."""
-        x = self.data[key]
-        x = x.unsqueeze(0) if x.dim() == 3 else x
-        return torch.cat((x[:, :1] + L_CENTER, x[:, 1:]), 1)
+        return natural_lab(self.data[key])
 
     def frame_L(self) -> torch.Tensor:
         return self.lab("frames_lab")[:, :1]

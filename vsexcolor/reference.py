@@ -63,19 +63,21 @@ def image_lab(rgb: np.ndarray) -> torch.Tensor:
     return rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).movedim(-1, -3))
 
 
+def _resized(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """float sRGB [H, W, 3] -> [1, 3, h, w] at ``size`` (h, w), antialiased bilinear."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def to_lab(rgb: np.ndarray, pixels: int, multiple: int) -> torch.Tensor:
     """float sRGB [H, W, 3] -> Lab [1, 3, h, w] at the networks' reference size."""
-    h, w = reference_size(rgb.shape[1], rgb.shape[0], pixels, multiple)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    return rgb_to_lab(x.clamp(0.0, 1.0))
+    size = reference_size(rgb.shape[1], rgb.shape[0], pixels, multiple)
+    return rgb_to_lab(_resized(rgb, size).clamp(0.0, 1.0))
 
 
 def initial_state(rgb: np.ndarray, geometry: Geometry) -> torch.Tensor:
     """A colour frame as the first state of a recurrence (propagation mode): float sRGB
     [H', W', 3] -> Lab [1, 3, padded_h, padded_w], brought to the frame size and then to the
     internal size the way the frames are."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-    full = F.interpolate(x, size=(geometry.height, geometry.width), mode="bilinear", align_corners=False,
-                         antialias=True)
+    full = _resized(rgb, (geometry.height, geometry.width))
     return rgb_to_lab(geometry.to_internal(full).clamp(0.0, 1.0))
