@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import warnings
 from concurrent.futures import Future
 
 import numpy as np
@@ -169,6 +170,23 @@ def test_an_in_order_render_reads_no_frame_from_inside_a_frame_callback(run, bik
     assert reads == []
     run(joined, bikes[0]).get_frame(8)  # a seek reads what it must
     assert reads
+
+
+def test_a_frame_cache_too_small_for_safe_seeking_is_warned_about_with_the_size_to_set(bikes):
+    # A seek still reads frames from inside the frame callback, and VapourSynth has stalled
+    # there for good with a small cache (see SAFE_CACHE_FRAMES).
+    clip = core.std.BlankClip(format=vs.GRAY8, width=1920, height=1080, length=2)
+    saved = core.max_cache_size
+    try:
+        core.max_cache_size = 64
+        with pytest.warns(UserWarning, match=r"max_cache_size is 64 MiB.*at least 950 MiB"):
+            vsexcolor.colorize(clip, bikes[0], backend="propagate", device="cpu")
+        core.max_cache_size = 1024
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            vsexcolor.colorize(clip, bikes[0], backend="propagate", device="cpu")
+    finally:
+        core.max_cache_size = saved
 
 
 # --- scenes and references --------------------------------------------------------------

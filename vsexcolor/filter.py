@@ -124,6 +124,23 @@ def _reference_rgb(ref: RefInput, param: str) -> np.ndarray:
     raise _fail(param, "an image path, a numpy array (H, W, 3) or a VideoNode", type(ref).__name__)
 
 
+#: Full-size float RGB frames VapourSynth's frame cache should hold. A seek reads the frames
+#: between its resume point and the requested frame with a synchronous ``get_frame`` from
+#: inside the frame callback; VapourSynth R81 has left such a read waiting forever with
+#: idle threads when its cache was small: random seeks on a 640x360 clip stalled with
+#: ``core.max_cache_size`` 32 and 64 MiB (12 and 24 such frames), not with 128 or 256 MiB.
+SAFE_CACHE_FRAMES = 40
+
+
+def _warn_if_small_cache(clip: vs.VideoNode) -> None:
+    frame_mib = clip.width * clip.height * 3 * 4 / 2**20
+    needed = int(SAFE_CACHE_FRAMES * frame_mib) + 1
+    if core.max_cache_size < needed:
+        warnings.warn(f"vsexcolor: core.max_cache_size is {core.max_cache_size} MiB, under {SAFE_CACHE_FRAMES} "
+                      f"frames of this clip; seeking (e.g. in vspreview) can stall with a cache that small. "
+                      f"Set it to at least {needed} MiB, or leave VapourSynth's default.", stacklevel=3)
+
+
 def _check_clip(clip: vs.VideoNode) -> None:
     if not isinstance(clip, vs.VideoNode):
         raise _fail("clip", "a VideoNode", type(clip).__name__)
@@ -379,6 +396,7 @@ def colorize(
     except ValueError as e:
         raise vs.Error(f"colorize: device {e}") from None
     fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
+    _warn_if_small_cache(clip)
 
     family = clip.format.color_family
     props = _colour_props(clip, clip.get_frame(0).props)
