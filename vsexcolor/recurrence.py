@@ -93,7 +93,9 @@ class Recurrence:
         backend: the colorization backend.
         scenes: frame -> segment.
         luma: ``luma(n)`` -> [1, 1, h, w] L (0..100) of frame n at the internal size; must
-            be a pure function of n.
+            be a pure function of n. The engine keeps none and asks for a frame's L more
+            than once (its batch, its step, the next frame's state), so the source caches
+            its last few conversions (the filter's does).
         reference: ``reference(segment)`` -> :class:`Reference` for that segment.
         config: batch and cache sizes.
     """
@@ -103,10 +105,9 @@ class Recurrence:
         self.backend = backend
         self.scenes = scenes
         self.config = config
-        self._luma_source = luma
+        self.luma = luma
         self._reference_source = reference
         self._lock = threading.RLock()
-        self._luma: LRU[int, torch.Tensor] = LRU(2 * config.batch + 2)
         self._prepared: LRU[int, tuple[Reference, Any]] = LRU(2)
         self._batch: LRU[tuple[int, int, int], Correspondence] = LRU(2)
         self._outputs: LRU[int, torch.Tensor] = LRU(config.cache_frames)
@@ -114,14 +115,6 @@ class Recurrence:
         self._current: tuple[int, torch.Tensor] | None = None
         #: Frames stepped since creation (to measure how much work requests cost).
         self.steps = 0
-
-    def luma(self, n: int) -> torch.Tensor:
-        with self._lock:
-            L = self._luma.get(n)
-            if L is None:
-                L = self._luma_source(n)
-                self._luma.put(n, L)
-            return L
 
     def ab(self, n: int) -> tuple[torch.Tensor, Segment]:
         """[1, 2, h, w] ab (float32) of frame n at the internal size, and its segment."""
