@@ -128,7 +128,8 @@ def _reference_rgb(ref: RefInput, param: str) -> np.ndarray:
 #: between its resume point and the requested frame with a synchronous ``get_frame`` from
 #: inside the frame callback; VapourSynth R81 has left such a read waiting forever with
 #: idle threads when its cache was small: random seeks on a 640x360 clip stalled with
-#: ``core.max_cache_size`` 32 and 64 MiB (12 and 24 such frames), not with 128 or 256 MiB.
+#: ``core.max_cache_size`` 32 and 64 MiB (12 and 24 such frames), not with 128 or 256 MiB,
+#: whether the source was BestSource or frames held in memory.
 SAFE_CACHE_FRAMES = 40
 
 
