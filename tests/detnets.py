@@ -36,10 +36,15 @@ def nets(seeds: tuple[int, int, int] = (1, 2, 3)) -> tuple[VGG19Features, WarpNe
     return modules
 
 
+def case_meta(path: Path) -> dict:
+    """The metadata (``name.json``) of the golden case ``name.npz``."""
+    return json.loads(path.with_suffix(".json").read_text())
+
+
 def load_case(path: Path) -> tuple[dict, dict[str, torch.Tensor], tuple[int, int, int]]:
     """One golden case (``name.npz`` + ``name.json``): its metadata, its arrays as tensors,
     and the seeds of the deterministic weights it was made with (vgg, warpnet, colornet)."""
-    meta = json.loads(path.with_suffix(".json").read_text())
+    meta = case_meta(path)
     data = {k: torch.from_numpy(v) for k, v in np.load(path.with_suffix(".npz")).items()}
     return meta, data, (meta["seed_vgg"], meta["seed_warpnet"], meta["seed_colornet"])
 

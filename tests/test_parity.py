@@ -5,7 +5,6 @@ and at temperature 1e-10 the warp's argmax may flip at near-ties.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 from vsexcolor.backends.base import Correspondence
 from vsexcolor.backends.devc import OFFICIAL_TEMPERATURE, DevcBackend
 from vsexcolor.color import L_CENTER, l_to_vgg_rgb, lab_to_rgb
-from detnets import GOLDEN_COPY, load_case, natural_lab, nets
+from detnets import GOLDEN_COPY, case_meta, load_case, natural_lab, nets
 
 
 def golden_dir() -> Path:
@@ -83,11 +82,11 @@ def test_parity_warp(case: Case):
 
 
 @pytest.mark.parametrize("path", [p for p in CASES
-                                  if json.loads(p.with_suffix(".json").read_text())["temperature"]
+                                  if case_meta(p)["temperature"]
                                   <= OFFICIAL_TEMPERATURE], ids=lambda p: p.stem)
 def test_parity_warp_small_chunks(path: Path):
     """The chunked winner-take-all gives the same answer with chunks of a few positions."""
-    meta = json.loads(path.with_suffix(".json").read_text())
+    meta = case_meta(path)
     ref_positions = (meta["height"] // 4) * (meta["width"] // 4)
     rows = 7  # divides no grid width, so chunks start mid-row
     _check_warp(Case(path, chunk_bytes=rows * meta["frames"] * ref_positions * 4))
