@@ -17,7 +17,7 @@ from clips import decode_rgb, rgb_clip, sample_clip_path
 import vsexcolor
 from vsexcolor import flow as of
 from vsexcolor.backends.base import Backend
-from vsexcolor.backends.propagate import PropagateBackend, descriptors
+from vsexcolor.backends.propagate import SLOPE_LIMIT, PropagateBackend, descriptors, luma_slopes
 from vsexcolor.correspondence import match
 from vsexcolor.eval.metrics import psnr
 
@@ -115,6 +115,38 @@ def test_descriptors_ignore_a_brightness_offset_between_frame_and_reference():
 
 
 # --- the backend -----------------------------------------------------------------------
+
+def _colour_line_image(slope: float, seed: int) -> np.ndarray:
+    """Lab [3, H, W]: L rough noise (20..80), a = 10 + slope * (L - 50), b constant."""
+    L = 20.0 + 60.0 * np.random.default_rng(seed).random((H, W)).astype(np.float32)
+    return np.stack((L, 10.0 + slope * (L - 50.0), np.full_like(L, -30.0))).astype(np.float32)
+
+
+def test_colour_slopes_recover_how_chroma_varies_with_luma_and_are_zero_where_flat():
+    slopes = luma_slopes(_colour_line_image(0.8, seed=20))
+    # The regularisation shrinks slopes a little where the L variance is only this large.
+    assert 0.6 < slopes[0].mean() < 0.8 and slopes[0].std() < 0.05
+    assert np.abs(slopes[1]).max() < 1e-4  # b does not vary with L
+    # L varying by noise alone (half an L unit): not structure to follow, whatever a does.
+    flat = _colour_line_image(0.8, seed=20)
+    flat[0] = 50.0 + 0.5 * np.random.default_rng(1).random((H, W))
+    flat[1] = 10.0 + 0.8 * (flat[0] - 50.0)
+    assert np.abs(luma_slopes(flat)).max() < 0.01
+    assert np.abs(luma_slopes(_colour_line_image(10.0, seed=20))).max() <= SLOPE_LIMIT
+
+
+def test_a_carried_colour_follows_the_luminance_of_the_pixel_it_lands_on():
+    # The frame is the previous one brightened by 4 L units (within the flow's luma
+    # tolerance). Its colour varies with L at 0.8 ab per L unit, so the right a is 3.2 above
+    # the previous frame's; a plain warp would keep the previous a.
+    before = _colour_line_image(0.8, seed=21)
+    after = before.copy()
+    after[0] += 4.0
+    out = run(PropagateBackend(), [after], canvas(H, W, seed=22), initial=before)[0]
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(out[0] - (before[1] + 3.2))[inner].mean() < 1.0
+    assert np.abs(out[1] - before[2])[inner].mean() < 1.0
+
 
 def test_backend_meets_the_protocol_shapes():
     backend = PropagateBackend()
