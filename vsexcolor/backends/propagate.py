@@ -210,8 +210,8 @@ class _Fitted:
     stride: int
     descriptors: torch.Tensor  # [1, C, h'/stride, w'/stride], at the frame's scale
     cells: torch.Tensor  # [1, 5, h'/stride, w'/stride], mean Lab and mean luma_slopes per cell
-    lab: np.ndarray | None  # [5, h, w] Lab resized to the frame and its luma_slopes, for the
-    # direct flow; None if the aspect ratios differ too much for a flow to make sense
+    planes: np.ndarray | None  # [5, h, w] Lab resized to the frame and its luma_slopes, for
+    # the direct flow; None if the aspect ratios differ too much for a flow to make sense
 
 
 class PropagateBackend:
@@ -291,11 +291,11 @@ class PropagateBackend:
         scale = math.sqrt(h * w / (rh * rw))
         scaled = (max(stride, round(rh * scale / stride) * stride), max(stride, round(rw * scale / stride) * stride))
         ref = _resize(lab, scaled)
-        slopes = torch.from_numpy(luma_slopes(ref[0].cpu().numpy())).to(ref)
+        planes = torch.from_numpy(_with_slopes(ref[0].cpu().numpy())).unsqueeze(0).to(ref)
         same_aspect = abs(math.log((rw / rh) / (w / h))) < 0.05
         return _Fitted(stride=stride, descriptors=descriptors(ref[:, :1], stride),
-                       cells=F.avg_pool2d(torch.cat((ref, slopes[None]), 1), stride),
-                       lab=_with_slopes(_resize(lab, size)[0].cpu().numpy()) if same_aspect else None)
+                       cells=F.avg_pool2d(planes, stride),
+                       planes=_with_slopes(_resize(lab, size)[0].cpu().numpy()) if same_aspect else None)
 
     @torch.inference_mode()
     def prepare(self, reference_lab: torch.Tensor) -> PropagateReference:
@@ -311,8 +311,8 @@ class PropagateBackend:
         labs, confidences = [], []
         for frame in L.split(1):
             lab, confidence = self._match(frame, ref)
-            if ref.lab is not None:
-                lab, confidence = self._add_direct(frame, ref.lab, lab, confidence)
+            if ref.planes is not None:
+                lab, confidence = self._add_direct(frame, ref.planes, lab, confidence)
             labs.append(lab)
             confidences.append(confidence)
         return Correspondence(lab=torch.cat(labs), confidence=torch.cat(confidences))
