@@ -172,6 +172,37 @@ def test_an_in_order_render_reads_no_frame_from_inside_a_frame_callback(run, bik
     assert reads
 
 
+def test_the_finish_of_a_frame_runs_beside_the_recurrence_of_the_next(bikes, monkeypatch):
+    # VapourSynth runs a frame callback on one thread at a time; the recurrence and the
+    # finish are two callbacks so that an in-order render keeps two threads busy.
+    from vsexcolor.backends.propagate import PropagateBackend
+
+    steps, second_step, waited = [], threading.Event(), []
+    step, finish_rgb = PropagateBackend.step, vsexcolor.filter.finish_rgb
+
+    def counting_step(self, *args):
+        steps.append(1)
+        if len(steps) == 2:
+            second_step.set()
+        return step(self, *args)
+
+    def waiting_finish(*args):
+        if not waited:
+            waited.append(second_step.wait(10))
+        return finish_rgb(*args)
+
+    monkeypatch.setattr(PropagateBackend, "step", counting_step)
+    monkeypatch.setattr(vsexcolor.filter, "finish_rgb", waiting_finish)
+    threads = core.num_threads
+    core.num_threads = 2
+    try:
+        clip = vsexcolor.colorize(yuv_clip(bikes[:4]), bikes[0], backend="propagate", pixels=PIXELS)
+        assert len(list(clip.frames(prefetch=2))) == 4
+    finally:
+        core.num_threads = threads
+    assert waited == [True], "frame 1 was not stepped while frame 0 was being finished"
+
+
 def test_a_frame_cache_too_small_for_safe_seeking_is_warned_about_with_the_size_to_set(bikes):
     # A seek still reads frames from inside the frame callback, and VapourSynth has stalled
     # there for good with a small cache (see SAFE_CACHE_FRAMES).

@@ -3,7 +3,9 @@ the request order, and the work and memory a request costs are bounded."""
 from __future__ import annotations
 
 import random
+import threading
 
+import pytest
 import torch
 
 from vsexcolor.backends.base import Correspondence
@@ -31,9 +33,40 @@ class ChaoticBackend:
         return torch.sin(3.7 * prev + corr.confidence + 0.01 * L)
 
 
+class RendezvousBackend(ChaoticBackend):
+    """Its step of frame 3 and its correspondence of the batch from frame 4 each wait (up to
+    10 s) for the other to begin: an engine that does them one after the other fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stepping_3, self.corresponding_4 = threading.Event(), threading.Event()
+
+    def correspond(self, L, reference):
+        if L[0, 0, 0, 0] == 4:
+            self.corresponding_4.set()
+            assert self.stepping_3.wait(10), "frame 3 was not stepped while the next batch was worked out"
+        return super().correspond(L, reference)
+
+    def step(self, L, corr, last):
+        if L[0, 0, 0, 0] == 3:
+            self.stepping_3.set()
+            assert self.corresponding_4.wait(10), "the next batch was not worked out while frame 3 was stepped"
+        return super().step(L, corr, last)
+
+
+class FailingBackend(ChaoticBackend):
+    """Its correspondence of the batch from frame 4 raises."""
+
+    def correspond(self, L, reference):
+        if L[0, 0, 0, 0] == 4:
+            raise ValueError("no correspondence for frames 4..7")
+        return super().correspond(L, reference)
+
+
 def engine(num_frames=60, cuts=(), ref_starts=(0,), config=EngineConfig(batch=4, cache_frames=3,
-                                                                         checkpoint_every=5, checkpoints=4)):
-    backend = ChaoticBackend()
+                                                                         checkpoint_every=5, checkpoints=4),
+           backend_type=ChaoticBackend):
+    backend = backend_type()
     scenes = Scenes(num_frames, ref_starts, lambda n: n in cuts)
     luma = lambda n: torch.full((1, 1, 8, 8), float(n))  # noqa: E731 - the frame number, as L
     ref = lambda seg: Reference(lab=torch.full((1, 3, 8, 8), float(seg.reference)))  # noqa: E731
@@ -61,6 +94,20 @@ def test_batches_are_fixed_by_position_from_the_scene_start():
         first = batch[0]
         start = 0 if first < 7 else 7
         assert (first - start) % 4 == 0 and batch == tuple(range(first, min(first + 4, 20)))
+
+
+def test_the_next_batch_is_worked_out_while_this_batch_is_stepped():
+    eng, backend = engine(num_frames=20, backend_type=RendezvousBackend)
+    expected = outputs(engine(num_frames=20)[0], range(8))
+    assert outputs(eng, range(8)) == expected
+
+
+def test_a_failing_batch_is_raised_by_the_frames_that_need_it_only():
+    eng, _ = engine(num_frames=20, backend_type=FailingBackend)
+    outputs(eng, range(4))  # while the batch from frame 4 failed on the worker
+    for n in (4, 7):
+        with pytest.raises(ValueError, match="frames 4..7"):
+            eng.ab(n)
 
 
 def test_a_cut_and_a_reference_change_restart_the_recurrence():

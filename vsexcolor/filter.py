@@ -219,8 +219,8 @@ class _Source:
     with a synchronous ``get_frame`` from inside the frame callback, which VapourSynth
     serves slowly and, with a small frame cache, has been seen to stall on.
 
-    The last ``full_cache`` full-size L are kept: the engine reads a batch of frames ahead
-    of the output frame that needs the same L at full size.
+    The last ``full_cache`` full-size L are kept: the engine reads up to two batches of
+    frames ahead of the output frame that needs the same L at full size.
     """
 
     def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int, full_cache: int,
@@ -237,7 +237,7 @@ class _Source:
 
     def window(self) -> list[vs.VideoNode]:
         """Clips whose frame n are what output frame n brings along: the luma clip's frames
-        n - 1 (for the cut detector) and n + 1 ... n + lookahead (for the batch ahead), and
+        n - 1 (for the cut detector) and n + 1 ... n + lookahead (for the batches ahead), and
         the colour clip's frame n (a scene may start there)."""
         shifted = [_shifted(self.clip, k) for k in self._offsets()[1:]]
         return shifted + ([self.colour_clip] if self.colour_clip is not None else [])
@@ -357,7 +357,8 @@ def colorize(
         fp16: half precision for the networks; default True on CUDA, False on CPU.
         out_format: output format for GRAY input: a YUV format of the same depth (default
             4:2:0). Must be None for YUV and RGB input, which keep their format.
-        batch: frames per correspondence batch, 1..64.
+        batch: frames per correspondence batch, 1..64. The next batch is worked out on a
+            second thread while this one's frames are stepped.
         cache_frames: finished outputs kept in memory (>= 1).
         checkpoint_every: frames between saved recurrent states, so a seek costs at most
             this many steps once a scene has been seen (>= 1).
@@ -429,8 +430,8 @@ def colorize(
         **({} if clip.format.sample_type == vs.FLOAT else {"range_in_s": _range_s(props), "range_s": "full"}))
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
-    source = _Source(luma_clip, rgb_in, geometry, cache=2 * batch + 2, full_cache=batch + 2, lookahead=batch - 1,
-                     colour_clip=_to_rgbs(clip, props) if from_clip else None)
+    source = _Source(luma_clip, rgb_in, geometry, cache=3 * batch + 2, full_cache=2 * batch + 2,
+                     lookahead=2 * batch - 1, colour_clip=_to_rgbs(clip, props) if from_clip else None)
     window = source.window()
 
     def is_cut(n: int) -> bool:
@@ -449,20 +450,35 @@ def colorize(
         Scenes(clip.num_frames, starts, is_cut if scenes else None, per_scene_reference=from_clip),
         source.internal_L, reference_for, config)
 
-    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+    # Two frame callbacks: VapourSynth runs each one on one thread at a time, so the
+    # recurrence of one frame and the finish of the frame before run side by side.
+    def recur(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         source.offer(n, f[1:])
         ab, segment = engine.ab(n)
-        rgb = finish_rgb(source.full_L(n, f[1]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
         out = f[0].copy()
-        for p in range(3):
-            np.copyto(np.asarray(out[p]), rgb[p])
+        for p, plane in enumerate(ab[0].cpu().numpy(), start=1):
+            np.copyto(np.asarray(out[p]), plane)
         out.props[PROP_BACKEND] = engine_backend.name
         out.props[PROP_SCENE_START] = segment.start
         out.props[PROP_REFERENCE] = segment.reference
         return out
 
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        ab = torch.from_numpy(np.stack([np.asarray(f[1][p]) for p in (1, 2)])).unsqueeze(0)
+        rgb = finish_rgb(source.full_L(n, f[2]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
+        out = f[0].copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), rgb[p])
+        for key in (PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE):
+            out.props[key] = f[1].props[key]
+        return out
+
+    # The recurrence's output at the internal size, a and b in the U and V planes.
+    internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
+                                  keep=True)
+    ab_clip = core.std.ModifyFrame(internal, [internal, luma_clip, *window], recur)
     canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
-    model = core.std.ModifyFrame(canvas, [canvas, luma_clip, *window], render)
+    model = core.std.ModifyFrame(canvas, [canvas, ab_clip, luma_clip], render)
     if family == vs.RGB:
         out = core.resize.Point(model, format=clip.format.id, dither_type="error_diffusion")
     else:

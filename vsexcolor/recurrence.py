@@ -10,11 +10,16 @@ same formula: the non-recurrent part runs on batches whose membership is fixed b
 (frames s + kB .. s + kB + B - 1), so a frame is always computed in the same batch, and
 the fed-back state is kept in float32 exactly as first computed.
 
+The non-recurrent part of the next batch runs on a worker thread while the current batch is
+stepped, so a backend's ``correspond`` must be safe beside its ``step``; what it returns
+does not depend on where it ran.
+
 Memory is bounded by the cache sizes, never by the clip length.
 """
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,9 +98,10 @@ class Recurrence:
         backend: the colorization backend.
         scenes: frame -> segment.
         luma: ``luma(n)`` -> [1, 1, h, w] L (0..100) of frame n at the internal size; must
-            be a pure function of n. The engine keeps none and asks for a frame's L more
-            than once (its batch, its step, the next frame's state), so the source caches
-            its last few conversions (the filter's does).
+            be a pure function of n, called only from threads that call :meth:`ab`. The
+            engine reads up to two batches ahead of the frame it steps, keeps none and asks
+            for a frame's L more than once (its batch, its step, the next frame's state),
+            so the source caches its last few conversions (the filter's does).
         reference: ``reference(segment)`` -> :class:`Reference` for that segment.
         config: batch and cache sizes.
     """
@@ -109,7 +115,9 @@ class Recurrence:
         self._reference_source = reference
         self._lock = threading.RLock()
         self._prepared: LRU[int, tuple[Reference, Any]] = LRU(2)
-        self._batch: LRU[tuple[int, int, int], Correspondence] = LRU(2)
+        self._batch: LRU[tuple[int, int, int], Future[Correspondence]] = LRU(2)
+        # One worker: batches are done in the order they are asked for.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="vsexcolor-correspond")
         self._outputs: LRU[int, torch.Tensor] = LRU(config.cache_frames)
         self._checkpoints: LRU[int, torch.Tensor] = LRU(config.checkpoints)
         self._current: tuple[int, torch.Tensor] | None = None
@@ -166,16 +174,27 @@ class Recurrence:
     def _correspondence(self, i: int, segment: Segment, prepared: Any) -> Correspondence:
         size = self.config.batch
         first = segment.start + (i - segment.start) // size * size
+        batch = self._submit(segment, first, prepared)
+        if first + size < self.scenes.num_frames:
+            # Worked out while this batch's frames are stepped: the two overlap on separate
+            # cores, as VapourSynth runs a frame callback (and so the recurrence) on one
+            # thread at a time.
+            self._submit(segment, first + size, prepared)
+        return batch.result()[i - first]
+
+    def _submit(self, segment: Segment, first: int, prepared: Any) -> Future[Correspondence]:
+        """The batch of frames from ``first`` on, handed to the worker thread unless it has been."""
         key = (segment.start, segment.reference, first)
         batch = self._batch.get(key)
         if batch is None:
             # The batch may run past the segment's end (it is not known yet); those extra
             # frames are wasted work, but fixed membership keeps every frame's bytes fixed.
-            last = min(first + size, self.scenes.num_frames)
+            # The frames are read here, on the caller's thread: only it may ask VapourSynth.
+            last = min(first + self.config.batch, self.scenes.num_frames)
             frames = torch.cat([self.luma(j) for j in range(first, last)], 0)
-            batch = self.backend.correspond(frames, prepared)
+            batch = self._worker.submit(self.backend.correspond, frames, prepared)
             self._batch.put(key, batch)
-        return batch[i - first]
+        return batch
 
     def _keep(self, i: int, segment: Segment, ab: torch.Tensor) -> None:
         self.steps += 1

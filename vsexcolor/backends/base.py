@@ -41,7 +41,8 @@ class Backend(Protocol):
         """Once per reference ([1, 3, H', W'] Lab): whatever ``correspond`` reuses."""
 
     def correspond(self, L: torch.Tensor, reference: Any) -> Correspondence:
-        """Non-recurrent part for a batch of frames ([N, 1, H, W] L)."""
+        """Non-recurrent part for a batch of frames ([N, 1, H, W] L). The engine runs it on
+        a worker thread, beside ``step``."""
 
     def step(self, L: torch.Tensor, corr: Correspondence, last: torch.Tensor | None) -> torch.Tensor:
         """Recurrent part for one frame: [1, 2, H, W] ab (float32).
