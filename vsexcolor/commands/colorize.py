@@ -36,7 +36,8 @@ from ..video import (CODECS, Encoder, VideoError, VideoInfo, check_input, check_
                      open_clip, probe)
 
 _PART = re.compile(r"frames-(\d{8})-(\d{8})\.mp4")
-# Frames VapourSynth renders ahead: the recurrence is sequential, so more only holds memory.
+# Frames VapourSynth renders ahead: two let the finish of one frame run beside the
+# recurrence of the next; the recurrence is sequential, so more only hold memory.
 _PREFETCH = 2
 
 
