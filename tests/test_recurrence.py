@@ -97,7 +97,7 @@ def test_batches_are_fixed_by_position_from_the_scene_start():
 
 
 def test_the_next_batch_is_worked_out_while_this_batch_is_stepped():
-    eng, backend = engine(num_frames=20, backend_type=RendezvousBackend)
+    eng, _ = engine(num_frames=20, backend_type=RendezvousBackend)
     expected = outputs(engine(num_frames=20)[0], range(8))
     assert outputs(eng, range(8)) == expected
 
