@@ -102,6 +102,21 @@ def test_the_next_batch_is_worked_out_while_this_batch_is_stepped():
     assert outputs(eng, range(8)) == expected
 
 
+def test_an_in_order_pass_reads_no_further_ahead_than_the_lookahead():
+    # The filter has VapourSynth bring along exactly these frames, so that it never reads
+    # a frame synchronously in an in-order render.
+    eng, _ = engine(num_frames=40)
+    reads: list[int] = []
+    luma = eng.luma
+    eng.luma = lambda n: reads.append(n) or luma(n)
+    furthest = 0
+    for n in range(40):
+        reads.clear()
+        eng.ab(n)
+        furthest = max(furthest, max(reads, default=n) - n)
+    assert furthest == eng.config.lookahead == 7
+
+
 def test_a_failing_batch_is_raised_by_the_frames_that_need_it_only():
     eng, _ = engine(num_frames=20, backend_type=FailingBackend)
     outputs(eng, range(4))  # while the batch from frame 4 failed on the worker

@@ -219,8 +219,8 @@ class _Source:
     with a synchronous ``get_frame`` from inside the frame callback, which VapourSynth
     serves slowly and, with a small frame cache, has been seen to stall on.
 
-    The last ``full_cache`` full-size L are kept: the engine reads up to two batches of
-    frames ahead of the output frame that needs the same L at full size.
+    The last ``full_cache`` full-size L are kept: the engine reads frames up to its
+    lookahead ahead of the output frame that needs the same L at full size.
     """
 
     def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int, full_cache: int,
@@ -430,8 +430,9 @@ def colorize(
         **({} if clip.format.sample_type == vs.FLOAT else {"range_in_s": _range_s(props), "range_s": "full"}))
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
-    source = _Source(luma_clip, rgb_in, geometry, cache=3 * batch + 2, full_cache=2 * batch + 2,
-                     lookahead=2 * batch - 1, colour_clip=_to_rgbs(clip, props) if from_clip else None)
+    ahead = config.lookahead
+    source = _Source(luma_clip, rgb_in, geometry, cache=ahead + batch + 3, full_cache=ahead + 3, lookahead=ahead,
+                     colour_clip=_to_rgbs(clip, props) if from_clip else None)
     window = source.window()
 
     def is_cut(n: int) -> bool:

@@ -90,6 +90,12 @@ class EngineConfig:
     checkpoint_every: int = 25
     checkpoints: int = 128
 
+    @property
+    def lookahead(self) -> int:
+        """Frames past the one being stepped whose L the engine may read: the rest of its
+        batch and the whole next batch, which is worked out in the background."""
+        return 2 * self.batch - 1
+
 
 class Recurrence:
     """Drives a :class:`~vsexcolor.backends.base.Backend` over a clip.
@@ -99,9 +105,10 @@ class Recurrence:
         scenes: frame -> segment.
         luma: ``luma(n)`` -> [1, 1, h, w] L (0..100) of frame n at the internal size; must
             be a pure function of n, called only from threads that call :meth:`ab`. The
-            engine reads up to two batches ahead of the frame it steps, keeps none and asks
-            for a frame's L more than once (its batch, its step, the next frame's state),
-            so the source caches its last few conversions (the filter's does).
+            engine reads up to ``config.lookahead`` frames ahead of the frame it steps,
+            keeps none and asks for a frame's L more than once (its batch, its step, the
+            next frame's state), so the source caches its last few conversions (the
+            filter's does).
         reference: ``reference(segment)`` -> :class:`Reference` for that segment.
         config: batch and cache sizes.
     """
