@@ -81,6 +81,31 @@ def test_warp_with_an_integer_flow_shifts_and_outside_marks_what_leaves():
     assert leaves[:, -5:].all() and not leaves[:, :-5].any()
 
 
+def test_a_sample_landing_on_an_edge_takes_the_side_its_pixel_looks_like():
+    # Dark red on the left, light blue on the right; every pixel samples half a pixel to
+    # its right, so the last dark column lands midway between the two sides.
+    values = np.zeros((H, W, 3), np.float32)
+    values[:, :W // 2] = (30.0, 40.0, 20.0)
+    values[:, W // 2:] = (70.0, -10.0, -30.0)
+    half = np.zeros((H, W, 2), np.float32)
+    half[..., 0] = 0.5
+    target_L = values[..., 0]
+    guided, bilinear = of.warp_by_luma(values, half, target_L, sigma=2.0)
+    edge = W // 2 - 1
+    np.testing.assert_allclose(bilinear[:, edge], np.tile((50.0, 15.0, -5.0), (H, 1)))
+    np.testing.assert_allclose(guided[:, edge], values[:, edge], atol=1e-3)
+    # Away from edges it is the plain bilinear warp.
+    np.testing.assert_allclose(guided[:, :edge], bilinear[:, :edge], atol=1e-4)
+    np.testing.assert_allclose(bilinear[:, :-1], of.warp(values, half)[:, :-1], atol=0.05)
+
+
+def test_a_luma_weighted_warp_with_no_close_neighbour_falls_back_to_bilinear():
+    values = canvas(H, W, seed=3).transpose(1, 2, 0).copy()
+    motion = np.full((H, W, 2), 0.3, np.float32)
+    guided, bilinear = of.warp_by_luma(values, motion, np.full((H, W), 1000.0, np.float32), sigma=2.0)
+    np.testing.assert_allclose(guided, bilinear, atol=1e-3)
+
+
 def test_flow_rejects_frames_of_different_sizes():
     with pytest.raises(ValueError, match="differ in size"):
         of.flow(np.zeros((8, 8), np.float32), np.zeros((8, 9), np.float32))

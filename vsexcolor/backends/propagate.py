@@ -17,7 +17,9 @@
 
 * Propagation (``step``): DIS optical flow from the current to the previous frame on L,
   checked the same way (a flow that follows almost nothing has crossed a cut); the
-  previous output's ab is warped along it.
+  previous output's ab is warped along it. Every warp weights the source pixels around a
+  sampling point by how close their luminance is to the pixel's
+  (:func:`vsexcolor.flow.warp_by_luma`), so that colours do not mix across edges.
 * Colour lines: wherever colour is carried (along a flow, or from a matched reference
   cell) it is carried with its local slope against luminance (:func:`luma_slopes`), and
   shifted along that slope by the difference between the pixel's L and the L it came from.
@@ -230,6 +232,8 @@ class PropagateBackend:
             confident direct-flow one.
         luma_tolerance: L difference between a pixel and where a flow lands that is fully
             trusted; the confidence falls to 1/e at twice it.
+        warp_sigma: L difference (CIE units) at which a source pixel's say in a warped
+            sample falls to 1/sqrt(e) of its bilinear weight (:func:`vsexcolor.flow.warp_by_luma`).
         flow_floor: confidence kept by the propagated colour where the frame-to-frame flow
             fails its checks.
         cut_coverage: mean confidence of a flow (frame to previous frame, or frame to
@@ -254,8 +258,8 @@ class PropagateBackend:
 
     def __init__(self, *, device: torch.device | str = "cpu", max_cells: int | None = None,
                  flow_preset: of.Preset = "balanced", similarity_floor: float = 0.8,
-                 colour_spread: float = 8.0, descriptor_weight: float = 0.3,
-                 luma_tolerance: float = 4.0, flow_floor: float = 0.1, cut_coverage: float = 0.25,
+                 colour_spread: float = 4.0, descriptor_weight: float = 0.3,
+                 luma_tolerance: float = 4.0, warp_sigma: float = 2.0, flow_floor: float = 0.1, cut_coverage: float = 0.25,
                  reference_weight: float = 0.3, keep_confidence: float = 0.5,
                  neutral_support: float = 0.05, smooth_lambda: float = 100.0,
                  smooth_sigma: float = 8.0, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
@@ -266,6 +270,7 @@ class PropagateBackend:
         self.colour_spread = colour_spread
         self.descriptor_weight = descriptor_weight
         self.luma_tolerance = luma_tolerance
+        self.warp_sigma = warp_sigma
         self.flow_floor = flow_floor
         self.cut_coverage = cut_coverage
         self.reference_weight = reference_weight
@@ -346,9 +351,10 @@ class PropagateBackend:
         where it leaves [h, w] (bool)."""
         to_src = of.flow(L, source[0], self.flow_preset)
         to_cur = of.flow(source[0], L, self.flow_preset)
-        warped = np.stack(cv2.split(of.warp(cv2.merge(list(source)), to_src)))
+        warped, bilinear = of.warp_by_luma(cv2.merge(list(source)), to_src, L, self.warp_sigma)
+        warped = np.stack(cv2.split(warped))
         consistent = np.clip(2.0 - of.consistency(to_src, to_cur), 0.0, 1.0)
-        luma_miss = np.maximum(np.abs(L - warped[0]) - self.luma_tolerance, 0.0)
+        luma_miss = np.maximum(np.abs(L - bilinear[..., 0]) - self.luma_tolerance, 0.0)
         confidence = consistent * np.exp(-(luma_miss / self.luma_tolerance) ** 2)
         outside = of.outside(to_src)
         confidence[outside] = 0.0
