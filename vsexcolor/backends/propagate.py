@@ -259,8 +259,8 @@ class PropagateBackend:
     def __init__(self, *, device: torch.device | str = "cpu", max_cells: int | None = None,
                  flow_preset: of.Preset = "balanced", similarity_floor: float = 0.8,
                  colour_spread: float = 4.0, descriptor_weight: float = 0.3,
-                 luma_tolerance: float = 4.0, warp_sigma: float = 2.0, flow_floor: float = 0.1, cut_coverage: float = 0.25,
-                 reference_weight: float = 0.3, keep_confidence: float = 0.5,
+                 luma_tolerance: float = 4.0, warp_sigma: float = 2.0, flow_floor: float = 0.1,
+                 cut_coverage: float = 0.25, reference_weight: float = 0.3, keep_confidence: float = 0.5,
                  neutral_support: float = 0.05, smooth_lambda: float = 100.0,
                  smooth_sigma: float = 8.0, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
         self.device = torch.device(device)
