@@ -351,10 +351,9 @@ class PropagateBackend:
         where it leaves [h, w] (bool)."""
         to_src = of.flow(L, source[0], self.flow_preset)
         to_cur = of.flow(source[0], L, self.flow_preset)
-        warped, bilinear = of.warp_by_luma(cv2.merge(list(source)), to_src, L, self.warp_sigma)
-        warped = np.stack(cv2.split(warped))
+        warped, landed = of.warp_by_luma(source, to_src, L, self.warp_sigma)
         consistent = np.clip(2.0 - of.consistency(to_src, to_cur), 0.0, 1.0)
-        luma_miss = np.maximum(np.abs(L - bilinear[..., 0]) - self.luma_tolerance, 0.0)
+        luma_miss = np.maximum(np.abs(L - landed) - self.luma_tolerance, 0.0)
         confidence = consistent * np.exp(-(luma_miss / self.luma_tolerance) ** 2)
         outside = of.outside(to_src)
         confidence[outside] = 0.0
