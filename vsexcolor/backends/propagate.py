@@ -31,8 +31,8 @@
   is sure of from their surroundings without crossing luma edges. Where nothing nearby is
   sure either, the chroma fades to neutral rather than inventing a colour.
 
-Descriptors and matching are torch (CUDA when the backend's device is); flow, warping and
-the smoother are OpenCV on the CPU at the internal resolution.
+Descriptors and matching are torch (CUDA when the backend's device is); flow and the
+smoother are OpenCV, and warping numpy, on the CPU at the internal resolution.
 """
 from __future__ import annotations
 
