@@ -125,15 +125,13 @@ def _warp_block(flat: np.ndarray, size: tuple[int, int], map_x: np.ndarray, map_
     down = (y0 < h - 1) * w
     index = np.stack((corner, corner + right, corner + down, corner + down + right))
     bilinear = np.stack(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy))
-    corner_L = flat[0].take(index)
-    (bilinear * corner_L).sum(0, out=landed)
-    weight = np.exp((corner_L - L) ** 2 * (-0.5 / sigma**2)) + 1e-6
+    corners = flat.take(index, axis=1)  # [C, 4, rows, w]
+    (bilinear * corners[0]).sum(0, out=landed)
+    weight = np.exp((corners[0] - L) ** 2 * (-0.5 / sigma**2)) + 1e-6
     weight *= bilinear
     weight /= weight.sum(0)
-    for plane, out in zip(flat, warped):
-        corners = plane.take(index)
-        corners *= weight
-        corners.sum(0, out=out)
+    corners *= weight
+    corners.sum(1, out=warped)
 
 
 def outside(flow_: np.ndarray) -> np.ndarray:
