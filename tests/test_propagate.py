@@ -101,9 +101,11 @@ def test_a_sample_landing_on_an_edge_takes_the_side_its_pixel_looks_like():
 
 
 def test_a_luma_weighted_warp_with_no_close_neighbour_falls_back_to_bilinear():
-    planes = canvas(H, W, seed=3)
-    motion = np.random.default_rng(3).normal(0.0, 3.0, (H, W, 2)).astype(np.float32)
-    warped, landed = of.warp_by_luma(planes, motion, np.full((H, W), 1000.0, np.float32), sigma=2.0)
+    # Tall enough to be warped in several blocks of rows.
+    h = 3 * H
+    planes = canvas(h, W, seed=3)
+    motion = np.random.default_rng(3).normal(0.0, 3.0, (h, W, 2)).astype(np.float32)
+    warped, landed = of.warp_by_luma(planes, motion, np.full((h, W), 1000.0, np.float32), sigma=2.0)
     # OpenCV's bilinear weights are rounded to 1/32 of a pixel.
     tolerance = max(np.abs(np.diff(planes, axis=axis)).max() for axis in (-1, -2)) / 32
     bilinear = of.warp(planes.transpose(1, 2, 0), motion).transpose(2, 0, 1)
