@@ -154,3 +154,38 @@ def test_held_state_is_bounded_by_the_cache_sizes_not_the_clip_length():
     assert len(eng._outputs) <= config.cache_frames
     assert len(eng._checkpoints) <= config.checkpoints
     assert len(eng._batch) <= 2
+
+
+def test_a_state_handed_back_is_resumed_from_with_the_same_bytes():
+    # The filter hands back outputs VapourSynth holds that the engine may have dropped.
+    expected = outputs(engine()[0], range(30))
+    eng, _ = engine()
+    ab_7 = eng.ab(7)[0].clone()
+    outputs(eng, [40, 41, 42, 43])  # the engine's memory of frame 7 is gone
+    before = eng.steps
+    assert eng.ab(10, state=(7, ab_7))[0].numpy().tobytes() == expected[10]
+    assert eng.steps - before == 3
+    # Output n itself is returned as it is; a state of another segment is ignored.
+    assert eng.ab(7, state=(7, ab_7))[0].equal(ab_7)
+    cut, _ = engine(cuts={9})
+    before = cut.steps
+    cut.ab(10, state=(7, ab_7))
+    assert cut.steps - before == 2  # frames 9 and 10, from the scene start
+
+
+def test_held_tells_which_output_is_held_near_a_frame_without_reading_frames():
+    eng, _ = engine(num_frames=60, cuts={14})
+    reads: list[int] = []
+    luma = eng.luma
+    outputs(eng, range(12))  # holds 9, 10, 11 and the checkpoints 0, 5, 10
+    eng.luma = lambda n: reads.append(n) or luma(n)
+    assert eng.held(11, 8)[0] == 11
+    assert eng.held(16, 8)[0] == 11
+    assert eng.held(22, 8) is None  # nothing from 14 on
+    assert eng.held(22, 12)[0] == 11
+    assert eng.held(3, 8)[0] == 0
+    assert eng.start_within(6, 8) and not eng.start_within(40, 8)  # its start is not known yet
+    assert reads == []
+    eng.scenes.segment(16)  # finds the cut at 14, reading frames
+    assert eng.held(16, 8) is None  # 11 is held, but before this segment's start
+    assert eng.start_within(16, 8)

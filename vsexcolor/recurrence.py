@@ -59,6 +59,13 @@ class LRU(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._d)
 
+    def pop(self, key: K) -> V | None:
+        return self._d.pop(key, None)
+
+    def peek(self, key: K) -> V | None:
+        """The value without counting a use: one dict lookup, safe without the owner's lock."""
+        return self._d.get(key)
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -131,14 +138,18 @@ class Recurrence:
         #: Frames stepped since creation (to measure how much work requests cost).
         self.steps = 0
 
-    def ab(self, n: int) -> tuple[torch.Tensor, Segment]:
-        """[1, 2, h, w] ab (float32) of frame n at the internal size, and its segment."""
+    def ab(self, n: int, state: tuple[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, Segment]:
+        """[1, 2, h, w] ab (float32) of frame n at the internal size, and its segment.
+
+        ``state``: (k, output k's ab exactly as this method returned it), held by the caller,
+        to resume from if it is the nearest (the engine may have dropped it).
+        """
         with self._lock:
             segment = self.scenes.segment(n)
-            done = self._outputs.get(n)
+            done = state[1].to(self.backend.device) if state is not None and state[0] == n else self._outputs.get(n)
             if done is not None:
                 return done, segment
-            k, ab = self._resume_point(n, segment)
+            k, ab = self._resume_point(n, segment, state)
             ref, prepared = self._prepare(segment)
             last = ref.initial if k < segment.start else torch.cat((self.luma(k), ab), 1)
             for i in range(k + 1, n + 1):
@@ -148,8 +159,41 @@ class Recurrence:
                 self._keep(i, segment, ab)
             return ab, segment
 
-    def _resume_point(self, n: int, segment: Segment) -> tuple[int, torch.Tensor | None]:
-        """The latest held output in [segment.start, n), or (segment.start - 1, None)."""
+    def held(self, n: int, within: int) -> tuple[int, torch.Tensor] | None:
+        """The latest output k in n - within .. n that the engine holds, within n's segment
+        as far as it is known, as (k, ab); None if none.
+
+        With :meth:`start_within`, a hint for planning which frames to fetch, given when a
+        frame is requested: it takes no lock (a request must not wait for the frame being
+        computed) and reads no frame. The engine may drop the output by the time n is
+        computed; hand it back to :meth:`ab` then.
+        """
+        current = self._current
+        for k in range(n, max(self._floor(n), n - within) - 1, -1):
+            if current is not None and current[0] == k:
+                return current
+            # One dict lookup each: no LRU bookkeeping, which would need the lock.
+            ab = self._outputs.peek(k)
+            if ab is None:
+                ab = self._checkpoints.peek(k)
+            if ab is not None:
+                return k, ab
+        return None
+
+    def start_within(self, n: int, within: int) -> bool:
+        """Whether frame n's segment starts at most ``within`` frames before it, as far as
+        known without reading frames (see :meth:`held`)."""
+        return n - self._floor(n) < within
+
+    def _floor(self, n: int) -> int:
+        """A frame at or before n's segment start, known without reading frames."""
+        start = self.scenes.known_start(n)
+        return 0 if start is None else start
+
+    def _resume_point(self, n: int, segment: Segment, state: tuple[int, torch.Tensor] | None
+                      ) -> tuple[int, torch.Tensor | None]:
+        """The latest held output in [segment.start, n) (the caller's ``state`` included),
+        or (segment.start - 1, None)."""
         best: tuple[int, torch.Tensor | None] = (segment.start - 1, None)
 
         def consider(k: int, ab: torch.Tensor | None) -> None:
@@ -159,6 +203,8 @@ class Recurrence:
             if ab is not None and segment.start <= k < n and k > best[0]:
                 best = (k, ab)
 
+        if state is not None:
+            consider(state[0], state[1].to(self.backend.device))
         if self._current is not None:
             consider(*self._current)
         for k in self._outputs.keys():

@@ -70,6 +70,12 @@ class Scenes:
     def _reference_index(self, n: int) -> int:
         return max(0, bisect.bisect_right(self.reference_starts, n) - 1)
 
+    def known_start(self, n: int) -> int | None:
+        """The start of frame n's segment if :meth:`segment` has found it, else None; reads
+        no frame."""
+        start = self._start[n]
+        return start if start >= 0 else None
+
     def segment(self, n: int) -> Segment:
         if not 0 <= n < self.num_frames:
             raise IndexError(f"frame {n} is outside 0..{self.num_frames - 1}")
