@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import warnings
 from concurrent.futures import Future
 
 import numpy as np
@@ -157,10 +156,10 @@ def test_frames_requested_from_many_threads_are_exact(run, bikes):
     assert got == expected
 
 
-def test_an_in_order_render_reads_no_frame_from_inside_a_frame_callback(run, bikes, bunny, monkeypatch):
-    # VapourSynth serves a get_frame called from inside a frame callback slowly, and with a
-    # small frame cache it has been seen to stall there for good; an output frame brings
-    # along as dependencies the frames the filter reads for it in an in-order render.
+def test_no_frame_is_read_from_inside_a_frame_callback_in_order_or_after_seeks(run, bikes, bunny, monkeypatch):
+    # VapourSynth has left a get_frame called from inside a frame callback stalled for good
+    # when its frame cache was small. An output frame brings along as dependencies the
+    # frames the filter reads for it, and after a seek the outputs it resumes from.
     reads = []
     original = vsexcolor.filter._Source._read
     monkeypatch.setattr(vsexcolor.filter._Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
@@ -168,8 +167,12 @@ def test_an_in_order_render_reads_no_frame_from_inside_a_frame_callback(run, bik
     for ref, kwargs in ((bikes[0], {"batch": 3}), (bikes[0], {"batch": 1}), (None, {"propagate": True})):
         render(run(joined, ref, **kwargs), range(10))
     assert reads == []
-    run(joined, bikes[0]).get_frame(8)  # a seek reads what it must
-    assert reads
+    there_and_back = yuv_clip(bikes) + yuv_clip(bikes[::-1])  # 24 frames, one scene
+    small = {"cache_frames": 2, "checkpoint_every": 5, "checkpoints": 2}
+    expected = render(run(there_and_back, bikes[0], **small), range(24))
+    seeks = [21, 3, 17, 9, 23, 0, 12, 13, 14, 6]
+    assert render(run(there_and_back, bikes[0], **small), seeks) == {n: expected[n] for n in seeks}
+    assert reads == []
 
 
 def test_the_finish_of_a_frame_runs_beside_the_recurrence_of_the_next(bikes, monkeypatch):
@@ -201,23 +204,6 @@ def test_the_finish_of_a_frame_runs_beside_the_recurrence_of_the_next(bikes, mon
     finally:
         core.num_threads = threads
     assert waited == [True], "frame 1 was not stepped while frame 0 was being finished"
-
-
-def test_a_frame_cache_too_small_for_safe_seeking_is_warned_about_with_the_size_to_set(bikes):
-    # A seek still reads frames from inside the frame callback, and VapourSynth has stalled
-    # there for good with a small cache (see SAFE_CACHE_FRAMES).
-    clip = core.std.BlankClip(format=vs.GRAY8, width=1920, height=1080, length=2)
-    saved = core.max_cache_size
-    try:
-        core.max_cache_size = 64
-        with pytest.warns(UserWarning, match=r"max_cache_size is 64 MiB.*at least 950 MiB"):
-            vsexcolor.colorize(clip, bikes[0], backend="propagate", device="cpu")
-        core.max_cache_size = 1024
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            vsexcolor.colorize(clip, bikes[0], backend="propagate", device="cpu")
-    finally:
-        core.max_cache_size = saved
 
 
 # --- scenes and references --------------------------------------------------------------

@@ -6,6 +6,7 @@ Frames flow one way: VapourSynth frames -> L tensors -> the recurrence engine ->
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -124,22 +125,15 @@ def _reference_rgb(ref: RefInput, param: str) -> np.ndarray:
     raise _fail(param, "an image path, a numpy array (H, W, 3) or a VideoNode", type(ref).__name__)
 
 
-#: Full-size float RGB frames VapourSynth's frame cache should hold. A seek reads the frames
-#: between its resume point and the requested frame with a synchronous ``get_frame`` from
-#: inside the frame callback; VapourSynth R81 has left such a read waiting forever with
-#: idle threads when its cache was small: random seeks on a 640x360 clip stalled with
-#: ``core.max_cache_size`` 32 and 64 MiB (12 and 24 such frames), not with 128 or 256 MiB,
-#: whether the source was BestSource or frames held in memory.
-SAFE_CACHE_FRAMES = 40
-
-
-def _warn_if_small_cache(clip: vs.VideoNode) -> None:
-    frame_mib = clip.width * clip.height * 3 * 4 / 2**20
-    needed = int(SAFE_CACHE_FRAMES * frame_mib) + 1
-    if core.max_cache_size < needed:
-        warnings.warn(f"vsexcolor: core.max_cache_size is {core.max_cache_size} MiB, under {SAFE_CACHE_FRAMES} "
-                      f"frames of this clip; seeking (e.g. in vspreview) can stall with a cache that small. "
-                      f"Set it to at least {needed} MiB, or leave VapourSynth's default.", stacklevel=3)
+#: Frames one request catches up on at most. Each output request is planned when it is made
+#: (``plan`` in :func:`colorize`): one that follows a request in flight for the frame before
+#: it brings along the frames around it; one with an output held up to SEEK_STEP frames
+#: before it, or its scene start that close, also brings along the frames back to there; any
+#: other first waits for the output SEEK_STEP frames earlier, a request of its own, so that a
+#: seek far into a scene becomes a chain of short steps. The filter so never reads a frame
+#: from inside a frame callback (VapourSynth R81 has left such reads stalled for good when its
+#: frame cache was small), and no request holds more than about SEEK_STEP frames.
+SEEK_STEP = 8
 
 
 def _check_clip(clip: vs.VideoNode) -> None:
@@ -214,49 +208,68 @@ class _Source:
     colour, the colour frames that start scenes.
 
     An output frame's request brings, as VapourSynth dependencies, the frames the engine
-    reads for it when frames are requested in order (its neighbours, see :meth:`window`);
-    they are handed over with :meth:`offer`. Only other frames (after a seek) are read
-    with a synchronous ``get_frame`` from inside the frame callback, which VapourSynth
-    serves slowly and, with a small frame cache, has been seen to stall on.
+    reads for it (see :meth:`window` and SEEK_STEP); they are handed over with
+    :meth:`offer`. A frame the engine reads that none brought (where a request's plan went
+    stale) is read with a synchronous ``get_frame`` from inside the frame callback, which
+    VapourSynth serves slowly and, with a small frame cache, has been seen to stall on.
 
     The last ``full_cache`` full-size L are kept: the engine reads frames up to its
     lookahead ahead of the output frame that needs the same L at full size.
     """
 
     def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int, full_cache: int,
-                 lookahead: int, colour_clip: vs.VideoNode | None = None) -> None:
-        self.clip, self.rgb, self.geometry, self.lookahead = luma_clip, rgb, geometry, lookahead
+                 lookahead: int, back: int, colour_clip: vs.VideoNode | None = None) -> None:
+        self.clip, self.rgb, self.geometry, self.lookahead, self.back = luma_clip, rgb, geometry, lookahead, back
         self.colour_clip = colour_clip
         self._cache: LRU[int, tuple[torch.Tensor, int | None]] = LRU(cache)
         self._full: LRU[int, torch.Tensor] = LRU(full_cache)
-        self._offered: LRU[int, vs.VideoFrame] = LRU(lookahead + 3)  # one output frame's worth
-        self._colour: LRU[int, vs.VideoFrame] = LRU(2)
+        # One output frame's worth (a catching-up one's).
+        self._offered: LRU[int, vs.VideoFrame] = LRU(lookahead + back + 3)
+        self._colour: LRU[int, vs.VideoFrame] = LRU(back + 2)
+        self._shifts: dict[tuple[bool, int], vs.VideoNode] = {}
         # The engine reads under its own lock; output frames hand over frames and ask for
         # their L outside it.
         self._lock = threading.Lock()
 
-    def window(self) -> list[vs.VideoNode]:
+    def window(self, catch_up: bool) -> list[vs.VideoNode]:
         """Clips whose frame n are what output frame n brings along: the luma clip's frames
         n - 1 (for the cut detector) and n + 1 ... n + lookahead (for the batches ahead), and
-        the colour clip's frame n (a scene may start there)."""
-        shifted = [_shifted(self.clip, k) for k in self._offsets()[1:]]
-        return shifted + ([self.colour_clip] if self.colour_clip is not None else [])
+        the colour clip's frame n (a scene may start there); with ``catch_up``, also both
+        clips' frames n - 2 ... n - back (the frames stepped after a seek, and the rest of
+        their first batch)."""
+        luma, colour = self._offsets(catch_up)
+        return [self._shift(False, k) for k in luma[1:]] + \
+            ([self._shift(True, k) for k in colour] if self.colour_clip is not None else [])
 
-    def _offsets(self) -> tuple[int, ...]:
-        return (0, -1, *range(1, self.lookahead + 1))
+    def _offsets(self, catch_up: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Frame offsets of the luma and the colour frames an output frame brings along."""
+        around = (0, -1, *range(1, self.lookahead + 1))
+        if not catch_up:
+            return around, (0,)
+        back = tuple(range(-2, -self.back - 1, -1))
+        return (*around, *back), (0, -1, *back)
 
-    def offer(self, n: int, frames: list[vs.VideoFrame]) -> None:
+    def _shift(self, colour: bool, offset: int) -> vs.VideoNode:
+        key = (colour, offset)
+        if key not in self._shifts:
+            self._shifts[key] = _shifted(self.colour_clip if colour else self.clip, offset)
+        return self._shifts[key]
+
+    def offer(self, n: int, frames: list[vs.VideoFrame], catch_up: bool) -> None:
         """Hand over what output frame n brought: its luma-clip frame, then the frames of
         :meth:`window` in that order."""
+        luma, colour = self._offsets(catch_up)
         with self._lock:
-            for k, frame in zip(self._offsets(), frames):
+            for k, frame in zip(luma, frames):
                 if 0 <= n + k < self.clip.num_frames:
                     self._offered.put(n + k, frame)
             if self.colour_clip is not None:
-                self._colour.put(n, frames[-1])
+                for k, frame in zip(colour, frames[len(luma):]):
+                    if 0 <= n + k < self.clip.num_frames:
+                        self._colour.put(n + k, frame)
 
     def _read(self, clip: vs.VideoNode, n: int) -> vs.VideoFrame:
-        """A frame no output frame brought along (after a seek): read synchronously."""
+        """A frame no output frame brought along: read synchronously."""
         return clip.get_frame(n)
 
     def colour(self, n: int) -> vs.VideoFrame:
@@ -299,6 +312,82 @@ class _Source:
 
     def cut_prop(self, n: int) -> int | None:
         return self._load(n)[1]
+
+
+class _RecurrenceRequests:
+    """The recurrence as a clip: its frame n holds output n's ab at the internal size in the
+    U and V planes, and every request for it is planned when it is made (see SEEK_STEP) so
+    that it brings along as dependencies the frames, and where needed the earlier output,
+    that the engine will read for it.
+    """
+
+    def __init__(self, engine: Recurrence, source: _Source, luma_clip: vs.VideoNode, internal: vs.VideoNode,
+                 backend_name: str, back: int) -> None:
+        self.engine, self.source, self.backend_name = engine, source, backend_name
+        # Requests planned and not computed yet (frame -> its node), and the states that
+        # requests for output n bring along for it (frame -> (k, output k's ab)). Entries
+        # that outlive their request (one that VapourSynth served from its cache) fall out.
+        self._pending: LRU[int, vs.VideoNode] = LRU(4 * back)
+        self._states: LRU[int, tuple[int, torch.Tensor]] = LRU(back)
+        self._planning = threading.Lock()
+        # VapourSynth runs the callbacks of the two recurrence nodes side by side; an
+        # output's frames must stay offered until the engine has read them.
+        self._recurring = threading.Lock()
+        self._in_order, self._catching_up = (
+            core.std.ModifyFrame(internal, [internal, luma_clip, *source.window(catch_up)],
+                                 functools.partial(self._recur, catch_up=catch_up))
+            for catch_up in (False, True))
+        self.clip = core.std.FrameEval(internal, self._plan)
+        self._after_previous, self._after_step_back = (self._after(internal, d) for d in (1, SEEK_STEP))
+
+    def _plan(self, n: int) -> vs.VideoNode:
+        """The node that computes output n, chosen when it is requested."""
+        held = self.engine.held(n, SEEK_STEP)
+        with self._planning:
+            before = self._pending.get(n - 1)
+            if held is not None and held[0] == n:
+                node = self._in_order
+            elif before is self._in_order or before is self._catching_up:
+                # Output n - 1 brings the frames before it along and waits for no other
+                # output, so VapourSynth computes it first; n needs only the frames around it.
+                node = self._in_order
+            elif before is not None:
+                node = self._after_previous  # which waits for another output first
+            elif held is not None or self.engine.start_within(n, SEEK_STEP):
+                node = self._catching_up
+            else:
+                node = self._after_step_back
+            if held is not None:
+                self._states.put(n, held)  # the engine may drop it before n is computed
+            self._pending.put(n, node)
+        return node
+
+    def _after(self, internal: vs.VideoNode, distance: int) -> vs.VideoNode:
+        """Output n computed, catching up, once output n - distance is done (a request of
+        its own), from that output."""
+        def hand_over(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+            ab = torch.from_numpy(np.stack([np.asarray(f[p]) for p in (1, 2)])).unsqueeze(0)
+            with self._planning:
+                self._states.put(n, (n - distance, ab))
+            return self._catching_up
+
+        return core.std.FrameEval(internal, hand_over, prop_src=_shifted(self.clip, -distance))
+
+    def _recur(self, n: int, f: list[vs.VideoFrame], catch_up: bool) -> vs.VideoFrame:
+        with self._planning:
+            state = self._states.pop(n)
+        with self._recurring:
+            self.source.offer(n, f[1:], catch_up)
+            ab, segment = self.engine.ab(n, state)
+        with self._planning:
+            self._pending.pop(n)
+        out = f[0].copy()
+        for p, plane in enumerate(ab[0].cpu().numpy(), start=1):
+            np.copyto(np.asarray(out[p]), plane)
+        out.props[PROP_BACKEND] = self.backend_name
+        out.props[PROP_SCENE_START] = segment.start
+        out.props[PROP_REFERENCE] = segment.reference
+        return out
 
 
 def colorize(
@@ -398,7 +487,6 @@ def colorize(
     except ValueError as e:
         raise vs.Error(f"colorize: device {e}") from None
     fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
-    _warn_if_small_cache(clip)
 
     family = clip.format.color_family
     props = _colour_props(clip, clip.get_frame(0).props)
@@ -431,9 +519,9 @@ def colorize(
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
     ahead = config.lookahead
-    source = _Source(luma_clip, rgb_in, geometry, cache=ahead + batch + 3, full_cache=ahead + 3, lookahead=ahead,
-                     colour_clip=_to_rgbs(clip, props) if from_clip else None)
-    window = source.window()
+    back = SEEK_STEP + batch  # the state SEEK_STEP frames back, and the frames of its batch
+    source = _Source(luma_clip, rgb_in, geometry, cache=ahead + back + 3, full_cache=ahead + 3, lookahead=ahead,
+                     back=back, colour_clip=_to_rgbs(clip, props) if from_clip else None)
 
     def is_cut(n: int) -> bool:
         prop = source.cut_prop(n)
@@ -451,19 +539,9 @@ def colorize(
         Scenes(clip.num_frames, starts, is_cut if scenes else None, per_scene_reference=from_clip),
         source.internal_L, reference_for, config)
 
-    # Two frame callbacks: VapourSynth runs each one on one thread at a time, so the
-    # recurrence of one frame and the finish of the frame before run side by side.
-    def recur(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        source.offer(n, f[1:])
-        ab, segment = engine.ab(n)
-        out = f[0].copy()
-        for p, plane in enumerate(ab[0].cpu().numpy(), start=1):
-            np.copyto(np.asarray(out[p]), plane)
-        out.props[PROP_BACKEND] = engine_backend.name
-        out.props[PROP_SCENE_START] = segment.start
-        out.props[PROP_REFERENCE] = segment.reference
-        return out
-
+    # The recurrence and the finish are separate frame callbacks: VapourSynth runs each one
+    # on one thread at a time, so the recurrence of one frame and the finish of the frame
+    # before run side by side.
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         ab = torch.from_numpy(np.stack([np.asarray(f[1][p]) for p in (1, 2)])).unsqueeze(0)
         rgb = finish_rgb(source.full_L(n, f[2]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
@@ -474,10 +552,9 @@ def colorize(
             out.props[key] = f[1].props[key]
         return out
 
-    # The recurrence's output at the internal size, a and b in the U and V planes.
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
-    ab_clip = core.std.ModifyFrame(internal, [internal, luma_clip, *window], recur)
+    ab_clip = _RecurrenceRequests(engine, source, luma_clip, internal, engine_backend.name, back).clip
     canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
     model = core.std.ModifyFrame(canvas, [canvas, ab_clip, luma_clip], render)
     if family == vs.RGB:
