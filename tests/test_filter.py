@@ -169,9 +169,10 @@ def test_no_frame_is_read_from_inside_a_frame_callback_in_order_or_after_seeks(r
     assert reads == []
     there_and_back = yuv_clip(bikes) + yuv_clip(bikes[::-1])  # 24 frames, one scene
     small = {"cache_frames": 2, "checkpoint_every": 5, "checkpoints": 2}
-    expected = render(run(there_and_back, bikes[0], **small), range(24))
     seeks = [21, 3, 17, 9, 23, 0, 12, 13, 14, 6]
-    assert render(run(there_and_back, bikes[0], **small), seeks) == {n: expected[n] for n in seeks}
+    for ref, kwargs in ((bikes[0], small), (None, {"propagate": True, **small})):
+        expected = render(run(there_and_back, ref, **kwargs), range(24))
+        assert render(run(there_and_back, ref, **kwargs), seeks) == {n: expected[n] for n in seeks}
     assert reads == []
 
 
