@@ -126,7 +126,7 @@ def _reference_rgb(ref: RefInput, param: str) -> np.ndarray:
 
 
 #: Frames one request catches up on at most. Each output request is planned when it is made
-#: (``plan`` in :func:`colorize`): one that follows a request in flight for the frame before
+#: (:class:`_RecurrenceRequests`): one that follows a request in flight for the frame before
 #: it brings along the frames around it; one with an output held up to SEEK_STEP frames
 #: before it, or its scene start that close, also brings along the frames back to there; any
 #: other first waits for the output SEEK_STEP frames earlier, a request of its own, so that a
