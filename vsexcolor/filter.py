@@ -103,6 +103,11 @@ def _plane(frame: vs.VideoFrame, p: int) -> torch.Tensor:
     return torch.from_numpy(np.array(frame[p], dtype=np.float32, copy=True))
 
 
+def _frame_ab(frame: vs.VideoFrame) -> torch.Tensor:
+    """A frame of the recurrence clip -> [1, 2, h, w] ab (float32) from its U and V planes."""
+    return torch.from_numpy(np.stack([np.asarray(frame[p]) for p in (1, 2)])).unsqueeze(0)
+
+
 def _frame_rgb(frame: vs.VideoFrame) -> np.ndarray:
     """An RGBS frame -> float32 [H, W, 3]."""
     return np.stack([np.asarray(frame[p]) for p in range(3)], -1).astype(np.float32).clip(0.0, 1.0)
@@ -366,9 +371,8 @@ class _RecurrenceRequests:
         """Output n computed, catching up, once output n - distance is done (a request of
         its own), from that output."""
         def hand_over(n: int, f: vs.VideoFrame) -> vs.VideoNode:
-            ab = torch.from_numpy(np.stack([np.asarray(f[p]) for p in (1, 2)])).unsqueeze(0)
             with self._planning:
-                self._states.put(n, (n - distance, ab))
+                self._states.put(n, (n - distance, _frame_ab(f)))
             return self._catching_up
 
         return core.std.FrameEval(internal, hand_over, prop_src=_shifted(self.clip, -distance))
@@ -543,8 +547,8 @@ def colorize(
     # on one thread at a time, so the recurrence of one frame and the finish of the frame
     # before run side by side.
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        ab = torch.from_numpy(np.stack([np.asarray(f[1][p]) for p in (1, 2)])).unsqueeze(0)
-        rgb = finish_rgb(source.full_L(n, f[2]).to(engine_backend.device), ab, geometry, finish)[0].cpu().numpy()
+        rgb = finish_rgb(source.full_L(n, f[2]).to(engine_backend.device), _frame_ab(f[1]), geometry,
+                         finish)[0].cpu().numpy()
         out = f[0].copy()
         for p in range(3):
             np.copyto(np.asarray(out[p]), rgb[p])
