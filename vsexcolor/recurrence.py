@@ -144,9 +144,11 @@ class Recurrence:
         ``state``: (k, output k's ab exactly as this method returned it), held by the caller,
         to resume from if it is the nearest (the engine may have dropped it).
         """
+        if state is not None:
+            state = (state[0], state[1].to(self.backend.device))
         with self._lock:
             segment = self.scenes.segment(n)
-            done = state[1].to(self.backend.device) if state is not None and state[0] == n else self._outputs.get(n)
+            done = state[1] if state is not None and state[0] == n else self._outputs.get(n)
             if done is not None:
                 return done, segment
             k, ab = self._resume_point(n, segment, state)
@@ -204,7 +206,7 @@ class Recurrence:
                 best = (k, ab)
 
         if state is not None:
-            consider(state[0], state[1].to(self.backend.device))
+            consider(*state)
         if self._current is not None:
             consider(*self._current)
         for k in self._outputs.keys():
