@@ -21,6 +21,22 @@ find_python() {
     exit 1
 }
 
+# PyPI's torch for Linux is a CUDA build: about 6 GB in the venv, more while pip unpacks it.
+# Checking first turns pip's "No space left on device" deep in an install into advice.
+NEED_GB=8
+check_disk() {
+    local free_gb
+    free_gb=$(df -P -k . | awk 'NR == 2 { print int($4 / 1048576) }')
+    if [ "$free_gb" -lt "$NEED_GB" ]; then
+        echo "setup: only ${free_gb} GB free where .venv goes ($(pwd)); installing torch needs about" \
+             "${NEED_GB} GB: free some space, or clone vsexcolor onto a larger disk" >&2
+        exit 1
+    fi
+}
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
+    check_disk
+fi
 if [ ! -x .venv/bin/python ]; then
     py=$(find_python)
     echo "setup: creating .venv with $py" >&2

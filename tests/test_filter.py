@@ -11,7 +11,7 @@ import pytest
 import vapoursynth as vs
 
 import vsexcolor
-from clips import decode_rgb, from_planes, rgb_clip, sample_clip_path, yuv_clip
+from clips import decode_rgb, rgb_clip, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START
 
 core = vs.core
