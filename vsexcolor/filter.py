@@ -393,6 +393,75 @@ class _RecurrenceRequests:
         return out
 
 
+def _references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None, propagate: bool
+                ) -> tuple[list[int], list[np.ndarray]]:
+    """The first frames of the references and the references themselves (sRGB [H, W, 3]);
+    no reference when propagating from the clip's own colour."""
+    if ref is None:
+        if not propagate:
+            raise _fail("ref", "a reference (image path, array, clip or {frame: reference}) unless propagate=True",
+                        None)
+        if clip.format.color_family == vs.GRAY:
+            raise _fail("clip", "YUV or RGB with colour first frames when propagate=True and ref=None", "GRAY")
+        return [0], []
+    if not isinstance(ref, Mapping):
+        return [0], [_reference_rgb(ref, "ref")]
+    if not ref:
+        raise _fail("ref", "a non-empty mapping {first_frame: reference}", ref)
+    bad = [k for k in ref if not isinstance(k, int) or not 0 <= k < clip.num_frames]
+    if bad:
+        raise _fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
+    starts = sorted(ref)
+    return starts, [_reference_rgb(ref[k], f"ref[{k}]") for k in starts]
+
+
+def _luma_clip(clip: vs.VideoNode, props: Mapping) -> vs.VideoNode:
+    """What the networks see of ``clip``: its luma as GRAYS, full range (RGBS for RGB input,
+    whose L* is worked out from all three planes)."""
+    family = clip.format.color_family
+    if family == vs.RGB:
+        return core.resize.Point(clip, format=vs.RGBS)
+    luma = clip if family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY)
+    if clip.format.sample_type == vs.FLOAT:
+        return core.resize.Point(luma, format=vs.GRAYS)
+    return core.resize.Point(luma, format=vs.GRAYS, range_in_s=_range_s(props), range_s="full")
+
+
+def _finished(clip: vs.VideoNode, ab_clip: vs.VideoNode, luma_clip: vs.VideoNode, source: _Source,
+              geometry: Geometry, finish: Finish, device: torch.device) -> vs.VideoNode:
+    """An RGBS clip of ``clip``'s size: the recurrence's ab brought to full size and
+    finished (:func:`finish_rgb`) under the full-size L.
+
+    The recurrence and the finish are separate frame callbacks: VapourSynth runs each one on
+    one thread at a time, so the recurrence of one frame and the finish of the frame before
+    run side by side.
+    """
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        rgb = finish_rgb(source.full_L(n, f[2]).to(device), _frame_ab(f[1]), geometry, finish)[0].cpu().numpy()
+        out = f[0].copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), rgb[p])
+        for key in (PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE):
+            out.props[key] = f[1].props[key]
+        return out
+
+    canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
+    return core.std.ModifyFrame(canvas, [canvas, ab_clip, luma_clip], render)
+
+
+def _in_format(clip: vs.VideoNode, finished: vs.VideoNode, out_fmt: vs.VideoFormat, props: dict[str, int]
+               ) -> vs.VideoNode:
+    """The finished RGBS clip in the output format, with ``clip``'s own luma plane for GRAY
+    and YUV input, and the colour props."""
+    if clip.format.color_family == vs.RGB:
+        out = core.resize.Point(finished, format=clip.format.id, dither_type="error_diffusion")
+    else:
+        chroma = core.resize.Bicubic(finished, format=out_fmt.id, matrix=props["_Matrix"], range_s=_range_s(props),
+                                     dither_type="error_diffusion")
+        out = core.std.ShufflePlanes([clip, chroma, chroma], [0, 1, 2], vs.YUV)
+    out = core.std.CopyFrameProps(out, finished, props=[PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE])
+    return core.std.SetFrameProps(out, **props)
+
 def colorize(
     clip: vs.VideoNode,
     ref: RefInput | Mapping[int, RefInput] | None = None,
@@ -491,34 +560,15 @@ def colorize(
         raise vs.Error(f"colorize: device {e}") from None
     fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
 
-    family = clip.format.color_family
     props = _colour_props(clip, clip.get_frame(0).props)
     from_clip = propagate and ref is None
-    if ref is None and not propagate:
-        raise _fail("ref", "a reference (image path, array, clip or {frame: reference}) unless propagate=True",
-                    None)
-    if from_clip and family == vs.GRAY:
-        raise _fail("clip", "YUV or RGB with colour first frames when propagate=True and ref=None", "GRAY")
-    if isinstance(ref, Mapping):
-        if not ref:
-            raise _fail("ref", "a non-empty mapping {first_frame: reference}", ref)
-        bad = [k for k in ref if not isinstance(k, int) or not 0 <= k < clip.num_frames]
-        if bad:
-            raise _fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
-        starts = sorted(ref)
-        references = [_reference_rgb(ref[k], f"ref[{k}]") for k in starts]
-    elif ref is not None:
-        starts, references = [0], [_reference_rgb(ref, "ref")]
-    else:
-        starts, references = [0], []
+    starts, references = _references(clip, ref, propagate)
 
     engine_backend = _make_backend(backend, weights, dev, fp16)
     geometry = Geometry.fit(clip.width, clip.height, pixels, engine_backend.multiple)
     finish = for_backend(finish, engine_backend.output_smoothing, smooth)
-    rgb_in = family == vs.RGB
-    luma_clip = core.resize.Point(clip, format=vs.RGBS) if rgb_in else core.resize.Point(
-        clip if family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY), format=vs.GRAYS,
-        **({} if clip.format.sample_type == vs.FLOAT else {"range_in_s": _range_s(props), "range_s": "full"}))
+    rgb_in = clip.format.color_family == vs.RGB
+    luma_clip = _luma_clip(clip, props)
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
     ahead = config.lookahead
@@ -542,29 +592,8 @@ def colorize(
         Scenes(clip.num_frames, starts, is_cut if scenes else None, per_scene_reference=from_clip),
         source.internal_L, reference_for, config)
 
-    # The recurrence and the finish are separate frame callbacks: VapourSynth runs each one
-    # on one thread at a time, so the recurrence of one frame and the finish of the frame
-    # before run side by side.
-    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        rgb = finish_rgb(source.full_L(n, f[2]).to(engine_backend.device), _frame_ab(f[1]), geometry,
-                         finish)[0].cpu().numpy()
-        out = f[0].copy()
-        for p in range(3):
-            np.copyto(np.asarray(out[p]), rgb[p])
-        for key in (PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE):
-            out.props[key] = f[1].props[key]
-        return out
-
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
     ab_clip = _RecurrenceRequests(engine, source, luma_clip, internal, engine_backend.name, back).clip
-    canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
-    model = core.std.ModifyFrame(canvas, [canvas, ab_clip, luma_clip], render)
-    if family == vs.RGB:
-        out = core.resize.Point(model, format=clip.format.id, dither_type="error_diffusion")
-    else:
-        chroma = core.resize.Bicubic(model, format=out_fmt.id, matrix=props["_Matrix"], range_s=_range_s(props),
-                                     dither_type="error_diffusion")
-        out = core.std.ShufflePlanes([clip, chroma, chroma], [0, 1, 2], vs.YUV)
-    out = core.std.CopyFrameProps(out, model, props=[PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE])
-    return core.std.SetFrameProps(out, **props)
+    finished = _finished(clip, ab_clip, luma_clip, source, geometry, finish, engine_backend.device)
+    return _in_format(clip, finished, out_fmt, props)
