@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import cv2
+import numpy as np
 import torch
 
 from .color import lab_to_rgb_fitted
@@ -55,4 +56,28 @@ def finish_rgb(L: torch.Tensor, ab: torch.Tensor, geometry: Geometry, finish: Fi
 
     Out-of-gamut colours lose chroma rather than lightness (:func:`~vsexcolor.color.fit_chroma`).
     """
-    return lab_to_rgb_fitted(torch.cat((L, full_resolution_ab(L, ab, geometry, finish)), 1))
+    lab = torch.cat((L, full_resolution_ab(L, ab, geometry, finish)), 1)
+    return _lab_to_rgb_fitted_cpu(lab) if lab.device.type == "cpu" else lab_to_rgb_fitted(lab)
+
+
+# The open interval (0, 1) in float32: OpenCV clamps converted values to [0, 1], so a pixel
+# with a channel at 0 or 1 may have been clipped.
+_ABOVE_ZERO = float(np.nextafter(np.float32(0), np.float32(1)))
+_BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
+
+
+def _lab_to_rgb_fitted_cpu(lab: torch.Tensor) -> torch.Tensor:
+    """:func:`~vsexcolor.color.lab_to_rgb_fitted` of a [1, 3, H, W] float32 CPU frame, about
+    four times faster at 1920x1080: OpenCV converts every pixel, within 4e-4 of the exact
+    formula (a tenth of an 8-bit step; its curves are splines), and the pixels it clipped,
+    which include every one outside the gamut, are worked out again exactly and fitted.
+    This conversion was most of the finish on the CPU, and at HD sizes the finish was
+    slower than the recurrence it runs beside."""
+    hwc = lab[0].permute(1, 2, 0).contiguous().numpy()
+    unclipped = cv2.inRange(cv2.cvtColor(hwc, cv2.COLOR_Lab2LRGB), (_ABOVE_ZERO,) * 3, (_BELOW_ONE,) * 3)
+    rgb = cv2.cvtColor(hwc, cv2.COLOR_Lab2RGB)
+    clipped = np.flatnonzero(unclipped.reshape(-1) == 0)
+    if clipped.size:
+        pixels = torch.from_numpy(hwc.reshape(-1, 3)[clipped].T.copy()).unsqueeze(-1)  # [3, k, 1]
+        rgb.reshape(-1, 3)[clipped] = lab_to_rgb_fitted(pixels).squeeze(-1).T.numpy()
+    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
