@@ -8,10 +8,11 @@ from concurrent.futures import Future
 
 import numpy as np
 import pytest
+import torch
 import vapoursynth as vs
 
 import vsexcolor
-from clips import decode_rgb, rgb_clip, sample_clip_path, yuv_clip
+from clips import decode_rgb, from_planes, rgb_clip, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START
 
 core = vs.core
@@ -81,6 +82,27 @@ def test_output_format_follows_input_and_luma_is_untouched(run, bikes, fmt, expe
         # Chroma is predicted: the output is not gray.
         chroma = np.asarray(f_out[1]).astype(np.float64)
         assert chroma.std() > 0 or family == vs.RGB
+
+
+@pytest.mark.parametrize("fmt,range_", [(vs.GRAY8, vs.RANGE_FULL), (vs.YUV420P10, vs.RANGE_LIMITED),
+                                         (vs.GRAY16, vs.RANGE_FULL)], ids=["gray8", "yuv420p10-limited", "gray16"])
+def test_integer_luma_is_looked_up_as_the_l_of_its_value_converted_to_float(fmt, range_):
+    from vsexcolor.color import gray_to_l
+    from vsexcolor.filter import _Luma
+
+    bits = core.get_video_format(fmt).bits_per_sample
+    dtype = np.uint8 if bits == 8 else np.uint16
+    codes = np.random.default_rng(bits).integers(0, 1 << bits, (48, 64)).astype(dtype)
+    chroma = [np.full((24, 32), 1 << (bits - 1), dtype)] * 2 if fmt == vs.YUV420P10 else []
+    clip = from_planes([[codes, *chroma]], fmt)
+    props = {"_Range": range_}
+    as_float = core.resize.Point(core.std.ShufflePlanes(clip, 0, vs.GRAY), format=vs.GRAYS,
+                                 range_in_s="full" if range_ == vs.RANGE_FULL else "limited", range_s="full")
+    expected = gray_to_l(torch.from_numpy(np.array(as_float.get_frame(0)[0])).clamp(0, 1))
+
+    luma = _Luma(clip, props)
+
+    assert torch.equal(luma.L(luma.clip.get_frame(0))[0, 0], expected)
 
 
 def _lab(frame: vs.VideoFrame) -> np.ndarray:

@@ -206,6 +206,54 @@ def _shifted(clip: vs.VideoNode, offset: int) -> vs.VideoNode:
     return clip
 
 
+class _Luma:
+    """What the networks see of a clip: its luma as a clip (:attr:`clip`), and the CIE L* of
+    that clip's frames (:meth:`L`)."""
+
+    def __init__(self, clip: vs.VideoNode, props: Mapping) -> None:
+        fmt = clip.format
+        self._table: np.ndarray | None = None
+        if fmt.color_family == vs.RGB:
+            # L* is worked out from all three planes.
+            self.clip = core.resize.Point(clip, format=vs.RGBS)
+            return
+        luma = clip if fmt.color_family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY)
+        if fmt.sample_type == vs.FLOAT:
+            self.clip = core.resize.Point(luma, format=vs.GRAYS)
+        else:
+            # Integer luma is looked up: converting each HD frame's worth of values took the
+            # recurrence's thread as long as the rest of its work on the frame.
+            self.clip = luma
+            self._table = _l_of_codes(fmt.bits_per_sample, props)
+
+    def L(self, frame: vs.VideoFrame) -> torch.Tensor:
+        """[1, 1, H, W] float32 L (0..100) of a frame of :attr:`clip`."""
+        if self._table is not None:
+            return torch.from_numpy(self._table.take(np.asarray(frame[0]), mode="clip"))[None, None]
+        if self.clip.format.color_family == vs.RGB:
+            rgb = torch.stack([_plane(frame, p) for p in range(3)]).unsqueeze(0).clamp(0.0, 1.0)
+            return rgb_to_lab(rgb)[:, :1]
+        return gray_to_l(_plane(frame, 0).clamp(0.0, 1.0))[None, None]
+
+
+def _l_of_codes(bits: int, props: Mapping) -> np.ndarray:
+    """float32 L of every code of ``bits``-bit integer luma in the range ``props`` give: each
+    code converted to float by zimg, as a frame of float luma would be, then by
+    :func:`gray_to_l`."""
+    codes = np.arange(1 << bits, dtype=np.uint8 if bits == 8 else np.uint16).reshape(-1, 256)
+    blank = core.std.BlankClip(format=core.query_video_format(vs.GRAY, vs.INTEGER, bits, 0, 0),
+                               width=256, height=len(codes), length=1)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        np.copyto(np.asarray(out[0]), codes)
+        return out
+
+    ramp = core.resize.Point(core.std.ModifyFrame(blank, blank, fill), format=vs.GRAYS,
+                             range_in_s=_range_s(props), range_s="full")
+    return gray_to_l(_plane(ramp.get_frame(0), 0).clamp(0.0, 1.0)).reshape(-1).numpy()
+
+
 class _Source:
     """Frames of the float luma clip as the engine needs them: L at full and at internal size,
     and the upstream cut prop, each converted once; and, propagating from the clip's own
@@ -221,9 +269,9 @@ class _Source:
     lookahead ahead of the output frame that needs the same L at full size.
     """
 
-    def __init__(self, luma_clip: vs.VideoNode, rgb: bool, geometry: Geometry, cache: int, full_cache: int,
+    def __init__(self, luma: _Luma, geometry: Geometry, cache: int, full_cache: int,
                  lookahead: int, back: int, colour_clip: vs.VideoNode | None = None) -> None:
-        self.clip, self.rgb, self.geometry, self.lookahead, self.back = luma_clip, rgb, geometry, lookahead, back
+        self.luma, self.clip, self.geometry, self.lookahead, self.back = luma, luma.clip, geometry, lookahead, back
         self.colour_clip = colour_clip
         self._cache: LRU[int, tuple[torch.Tensor, int | None]] = LRU(cache)
         self._full: LRU[int, torch.Tensor] = LRU(full_cache)
@@ -282,19 +330,12 @@ class _Source:
             frame = self._colour.get(n)
         return frame if frame is not None else self._read(self.colour_clip, n)
 
-    def _convert(self, frame: vs.VideoFrame) -> torch.Tensor:
-        """[1, 1, H, W] L of a frame of the luma clip."""
-        if self.rgb:
-            rgb = torch.stack([_plane(frame, p) for p in range(3)]).unsqueeze(0).clamp(0.0, 1.0)
-            return rgb_to_lab(rgb)[:, :1]
-        return gray_to_l(_plane(frame, 0).clamp(0.0, 1.0))[None, None]
-
     def full_L(self, n: int, frame: vs.VideoFrame) -> torch.Tensor:
         """[1, 1, H, W] L of frame ``n``, whose luma-clip frame is ``frame``."""
         with self._lock:
             L = self._full.get(n)
         if L is None:
-            L = self._convert(frame)
+            L = self.luma.L(frame)
             with self._lock:
                 self._full.put(n, L)
         return L
@@ -413,18 +454,6 @@ def _references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | Non
         raise _fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
     starts = sorted(ref)
     return starts, [_reference_rgb(ref[k], f"ref[{k}]") for k in starts]
-
-
-def _luma_clip(clip: vs.VideoNode, props: Mapping) -> vs.VideoNode:
-    """What the networks see of ``clip``: its luma as GRAYS, full range (RGBS for RGB input,
-    whose L* is worked out from all three planes)."""
-    family = clip.format.color_family
-    if family == vs.RGB:
-        return core.resize.Point(clip, format=vs.RGBS)
-    luma = clip if family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY)
-    if clip.format.sample_type == vs.FLOAT:
-        return core.resize.Point(luma, format=vs.GRAYS)
-    return core.resize.Point(luma, format=vs.GRAYS, range_in_s=_range_s(props), range_s="full")
 
 
 def _finished(clip: vs.VideoNode, ab_clip: vs.VideoNode, luma_clip: vs.VideoNode, source: _Source,
@@ -567,13 +596,12 @@ def colorize(
     engine_backend = _make_backend(backend, weights, dev, fp16)
     geometry = Geometry.fit(clip.width, clip.height, pixels, engine_backend.multiple)
     finish = for_backend(finish, engine_backend.output_smoothing, smooth)
-    rgb_in = clip.format.color_family == vs.RGB
-    luma_clip = _luma_clip(clip, props)
+    luma = _Luma(clip, props)
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
     ahead = config.lookahead
     back = SEEK_STEP + batch  # the state SEEK_STEP frames back, and the frames of its batch
-    source = _Source(luma_clip, rgb_in, geometry, cache=ahead + back + 3, full_cache=ahead + 3, lookahead=ahead,
+    source = _Source(luma, geometry, cache=ahead + back + 3, full_cache=ahead + 3, lookahead=ahead,
                      back=back, colour_clip=_to_rgbs(clip, props) if from_clip else None)
 
     def is_cut(n: int) -> bool:
@@ -594,6 +622,6 @@ def colorize(
 
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
-    ab_clip = _RecurrenceRequests(engine, source, luma_clip, internal, engine_backend.name, back).clip
-    finished = _finished(clip, ab_clip, luma_clip, source, geometry, finish, engine_backend.device)
+    ab_clip = _RecurrenceRequests(engine, source, luma.clip, internal, engine_backend.name, back).clip
+    finished = _finished(clip, ab_clip, luma.clip, source, geometry, finish, engine_backend.device)
     return _in_format(clip, finished, out_fmt, props)
