@@ -20,6 +20,7 @@ import vapoursynth as vs
 
 from .color import gray_to_l, rgb_to_lab
 from .devices import parse_device
+from .memory import release_freed_memory
 from .postprocess import Finish, finish_rgb, for_backend
 from .recurrence import LRU, EngineConfig, Recurrence, Reference
 from .reference import ReferenceError, check_array, initial_state, read_image, to_lab
@@ -138,6 +139,10 @@ def _reference_rgb(ref: RefInput, param: str) -> np.ndarray:
 #: from inside a frame callback (VapourSynth R81 has left such reads stalled for good when its
 #: frame cache was small), and no request holds more than about SEEK_STEP frames.
 SEEK_STEP = 8
+
+#: Recurrence outputs between calls of :func:`release_freed_memory`: without them a render's
+#: memory grew by about 1 MiB per frame, with them it stays flat, for up to 100 ms per call.
+RELEASE_EVERY = 32
 
 
 def _check_clip(clip: vs.VideoNode) -> None:
@@ -375,6 +380,7 @@ class _RecurrenceRequests:
         self._pending: LRU[int, vs.VideoNode] = LRU(4 * back)
         self._states: LRU[int, tuple[int, torch.Tensor]] = LRU(back)
         self._planning = threading.Lock()
+        self._computed = 0
         # VapourSynth runs the callbacks of the two recurrence nodes side by side; an
         # output's frames must stay offered until the engine has read them.
         self._recurring = threading.Lock()
@@ -425,6 +431,10 @@ class _RecurrenceRequests:
             ab, segment = self.engine.ab(n, state)
         with self._planning:
             self._pending.pop(n)
+            self._computed += 1
+            release = self._computed % RELEASE_EVERY == 0
+        if release:
+            release_freed_memory()
         out = f[0].copy()
         for p, plane in enumerate(ab[0].cpu().numpy(), start=1):
             np.copyto(np.asarray(out[p]), plane)
