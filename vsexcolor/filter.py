@@ -260,9 +260,9 @@ def _l_of_codes(bits: int, props: Mapping) -> np.ndarray:
 
 
 class _Source:
-    """Frames of the float luma clip as the engine needs them: L at full and at internal size,
-    and the upstream cut prop, each converted once; and, propagating from the clip's own
-    colour, the colour frames that start scenes.
+    """Frames of the luma clip (:class:`_Luma`) as the engine needs them: L at full and at
+    internal size, and the upstream cut prop, each converted once; and, propagating from
+    the clip's own colour, the colour frames that start scenes.
 
     An output frame's request brings, as VapourSynth dependencies, the frames the engine
     reads for it (see :meth:`window` and SEEK_STEP); they are handed over with
