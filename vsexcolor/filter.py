@@ -371,8 +371,8 @@ class _RecurrenceRequests:
     that the engine will read for it.
     """
 
-    def __init__(self, engine: Recurrence, source: _Source, luma_clip: vs.VideoNode, internal: vs.VideoNode,
-                 backend_name: str, back: int) -> None:
+    def __init__(self, engine: Recurrence, source: _Source, internal: vs.VideoNode, backend_name: str,
+                 back: int) -> None:
         self.engine, self.source, self.backend_name = engine, source, backend_name
         # Requests planned and not computed yet (frame -> its node), and the states that
         # requests for output n bring along for it (frame -> (k, output k's ab)). Entries
@@ -385,7 +385,7 @@ class _RecurrenceRequests:
         # output's frames must stay offered until the engine has read them.
         self._recurring = threading.Lock()
         self._in_order, self._catching_up = (
-            core.std.ModifyFrame(internal, [internal, luma_clip, *source.window(catch_up)],
+            core.std.ModifyFrame(internal, [internal, source.clip, *source.window(catch_up)],
                                  functools.partial(self._recur, catch_up=catch_up))
             for catch_up in (False, True))
         self.clip = core.std.FrameEval(internal, self._plan)
@@ -466,8 +466,8 @@ def _references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | Non
     return starts, [_reference_rgb(ref[k], f"ref[{k}]") for k in starts]
 
 
-def _finished(clip: vs.VideoNode, ab_clip: vs.VideoNode, luma_clip: vs.VideoNode, source: _Source,
-              geometry: Geometry, finish: Finish, device: torch.device) -> vs.VideoNode:
+def _finished(clip: vs.VideoNode, ab_clip: vs.VideoNode, source: _Source, geometry: Geometry, finish: Finish,
+              device: torch.device) -> vs.VideoNode:
     """An RGBS clip of ``clip``'s size: the recurrence's ab brought to full size and
     finished (:func:`finish_rgb`) under the full-size L.
 
@@ -485,7 +485,7 @@ def _finished(clip: vs.VideoNode, ab_clip: vs.VideoNode, luma_clip: vs.VideoNode
         return out
 
     canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
-    return core.std.ModifyFrame(canvas, [canvas, ab_clip, luma_clip], render)
+    return core.std.ModifyFrame(canvas, [canvas, ab_clip, source.clip], render)
 
 
 def _in_format(clip: vs.VideoNode, finished: vs.VideoNode, out_fmt: vs.VideoFormat, props: dict[str, int]
@@ -500,6 +500,7 @@ def _in_format(clip: vs.VideoNode, finished: vs.VideoNode, out_fmt: vs.VideoForm
         out = core.std.ShufflePlanes([clip, chroma, chroma], [0, 1, 2], vs.YUV)
     out = core.std.CopyFrameProps(out, finished, props=[PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE])
     return core.std.SetFrameProps(out, **props)
+
 
 def colorize(
     clip: vs.VideoNode,
@@ -632,6 +633,6 @@ def colorize(
 
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
-    ab_clip = _RecurrenceRequests(engine, source, luma.clip, internal, engine_backend.name, back).clip
-    finished = _finished(clip, ab_clip, luma.clip, source, geometry, finish, engine_backend.device)
+    ab_clip = _RecurrenceRequests(engine, source, internal, engine_backend.name, back).clip
+    finished = _finished(clip, ab_clip, source, geometry, finish, engine_backend.device)
     return _in_format(clip, finished, out_fmt, props)
