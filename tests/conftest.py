@@ -1,3 +1,4 @@
+import resource
 import sys
 from pathlib import Path
 
@@ -18,3 +19,24 @@ def devc_weights(tmp_path_factory) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, root / name)
     return root
+
+
+# The suite runs in one process on CI machines of 24 GB; a node that kept its memory once
+# took it to 20 GB and the kernel killed it. The peak is reported, and bounded.
+PEAK_RSS_LIMIT_GB = 8.0
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is in KiB
+
+
+def pytest_terminal_summary(terminalreporter):
+    peak = _peak_rss_gb()
+    verdict = "over" if peak > PEAK_RSS_LIMIT_GB else "within"
+    terminalreporter.write_line(f"peak resident memory of the test process: {peak:.2f} GB "
+                                f"({verdict} the {PEAK_RSS_LIMIT_GB:.0f} GB limit)")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _peak_rss_gb() > PEAK_RSS_LIMIT_GB and exitstatus == 0:
+        session.exitstatus = 1

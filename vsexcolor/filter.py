@@ -10,7 +10,8 @@ import functools
 import os
 import threading
 import warnings
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Literal, Union
 
@@ -143,6 +144,26 @@ SEEK_STEP = 8
 #: Recurrence outputs between calls of :func:`release_freed_memory`: without them a render's
 #: memory grew by about 1 MiB per frame, with them it stays flat, for up to 100 ms per call.
 RELEASE_EVERY = 32
+
+
+def _weakly(method: Callable[..., object]) -> Callable[..., object]:
+    """``method`` as a frame callback that does not keep its object alive.
+
+    VapourSynth holds a node's callback from C, where Python's cycle collector cannot see
+    it: a callback whose object holds that very node (or a node depending on it) keeps
+    the whole graph, its engine, worker thread and models, alive after the user frees the
+    output. The recurrence's callbacks so reach their object weakly, and the finish
+    callback, which no node upstream reaches, owns it.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args, **kwargs):
+        bound = ref()
+        if bound is None:
+            raise vs.Error("colorize: a frame was requested from a freed node")
+        return bound(*args, **kwargs)
+
+    return call
 
 
 def _check_clip(clip: vs.VideoNode) -> None:
@@ -374,6 +395,7 @@ class _RecurrenceRequests:
     def __init__(self, engine: Recurrence, source: _Source, internal: vs.VideoNode, backend_name: str,
                  back: int) -> None:
         self.engine, self.source, self.backend_name = engine, source, backend_name
+        weakref.finalize(self, engine.close)
         # Requests planned and not computed yet (frame -> its node), and the states that
         # requests for output n bring along for it (frame -> (k, output k's ab)). Entries
         # that outlive their request (one that VapourSynth served from its cache) fall out.
@@ -386,9 +408,9 @@ class _RecurrenceRequests:
         self._recurring = threading.Lock()
         self._in_order, self._catching_up = (
             core.std.ModifyFrame(internal, [internal, source.clip, *source.window(catch_up)],
-                                 functools.partial(self._recur, catch_up=catch_up))
+                                 functools.partial(_weakly(self._recur), catch_up=catch_up))
             for catch_up in (False, True))
-        self.clip = core.std.FrameEval(internal, self._plan)
+        self.clip = core.std.FrameEval(internal, _weakly(self._plan))
         self._after_previous, self._after_step_back = (self._after(internal, d) for d in (1, SEEK_STEP))
 
     def _plan(self, n: int) -> vs.VideoNode:
@@ -416,12 +438,13 @@ class _RecurrenceRequests:
     def _after(self, internal: vs.VideoNode, distance: int) -> vs.VideoNode:
         """Output n computed, catching up, once output n - distance is done (a request of
         its own), from that output."""
-        def hand_over(n: int, f: vs.VideoFrame) -> vs.VideoNode:
-            with self._planning:
-                self._states.put(n, (n - distance, _frame_ab(f)))
-            return self._catching_up
+        return core.std.FrameEval(internal, functools.partial(_weakly(self._hand_over), distance=distance),
+                                  prop_src=_shifted(self.clip, -distance))
 
-        return core.std.FrameEval(internal, hand_over, prop_src=_shifted(self.clip, -distance))
+    def _hand_over(self, n: int, f: vs.VideoFrame, distance: int) -> vs.VideoNode:
+        with self._planning:
+            self._states.put(n, (n - distance, _frame_ab(f)))
+        return self._catching_up
 
     def _recur(self, n: int, f: list[vs.VideoFrame], catch_up: bool) -> vs.VideoFrame:
         with self._planning:
@@ -466,17 +489,18 @@ def _references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | Non
     return starts, [_reference_rgb(ref[k], f"ref[{k}]") for k in starts]
 
 
-def _finished(clip: vs.VideoNode, ab_clip: vs.VideoNode, source: _Source, geometry: Geometry, finish: Finish,
+def _finished(clip: vs.VideoNode, requests: _RecurrenceRequests, geometry: Geometry, finish: Finish,
               device: torch.device) -> vs.VideoNode:
     """An RGBS clip of ``clip``'s size: the recurrence's ab brought to full size and
     finished (:func:`finish_rgb`) under the full-size L.
 
     The recurrence and the finish are separate frame callbacks: VapourSynth runs each one on
     one thread at a time, so the recurrence of one frame and the finish of the frame before
-    run side by side.
+    run side by side. The finish callback owns ``requests`` (see :func:`_weakly`): the
+    recurrence lives as long as this clip.
     """
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        rgb = finish_rgb(source.full_L(n, f[2]).to(device), _frame_ab(f[1]), geometry, finish)[0].cpu().numpy()
+        rgb = finish_rgb(requests.source.full_L(n, f[2]).to(device), _frame_ab(f[1]), geometry, finish)[0].cpu().numpy()
         out = f[0].copy()
         for p in range(3):
             np.copyto(np.asarray(out[p]), rgb[p])
@@ -485,7 +509,7 @@ def _finished(clip: vs.VideoNode, ab_clip: vs.VideoNode, source: _Source, geomet
         return out
 
     canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
-    return core.std.ModifyFrame(canvas, [canvas, ab_clip, source.clip], render)
+    return core.std.ModifyFrame(canvas, [canvas, requests.clip, requests.source.clip], render)
 
 
 def _in_format(clip: vs.VideoNode, finished: vs.VideoNode, out_fmt: vs.VideoFormat, props: dict[str, int]
@@ -633,6 +657,6 @@ def colorize(
 
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
-    ab_clip = _RecurrenceRequests(engine, source, internal, engine_backend.name, back).clip
-    finished = _finished(clip, ab_clip, source, geometry, finish, engine_backend.device)
+    requests = _RecurrenceRequests(engine, source, internal, engine_backend.name, back)
+    finished = _finished(clip, requests, geometry, finish, engine_backend.device)
     return _in_format(clip, finished, out_fmt, props)

@@ -161,6 +161,11 @@ class Recurrence:
                 self._keep(i, segment, ab)
             return ab, segment
 
+    def close(self) -> None:
+        """Stop the worker thread; batches not started are dropped. The engine must not be
+        used afterwards."""
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
     def held(self, n: int, within: int) -> tuple[int, torch.Tensor] | None:
         """The latest output k in n - within .. n that the engine holds, within n's segment
         as far as it is known, as (k, ab); None if none.
