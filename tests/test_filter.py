@@ -12,8 +12,10 @@ import torch
 import vapoursynth as vs
 
 import vsexcolor
+import vsexcolor.requests
 from clips import decode_rgb, from_planes, rgb_clip, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START
+from vsexcolor.requests import SEEK_STEP
 
 core = vs.core
 
@@ -88,7 +90,7 @@ def test_output_format_follows_input_and_luma_is_untouched(run, bikes, fmt, expe
                                          (vs.GRAY16, vs.RANGE_FULL)], ids=["gray8", "yuv420p10-limited", "gray16"])
 def test_integer_luma_is_looked_up_as_the_l_of_its_value_converted_to_float(fmt, range_):
     from vsexcolor.color import gray_to_l
-    from vsexcolor.filter import _Luma
+    from vsexcolor.luma import Luma
 
     bits = core.get_video_format(fmt).bits_per_sample
     dtype = np.uint8 if bits == 8 else np.uint16
@@ -100,7 +102,7 @@ def test_integer_luma_is_looked_up_as_the_l_of_its_value_converted_to_float(fmt,
                                  range_in_s="full" if range_ == vs.RANGE_FULL else "limited", range_s="full")
     expected = gray_to_l(torch.from_numpy(np.array(as_float.get_frame(0)[0])).clamp(0, 1))
 
-    luma = _Luma(clip, props)
+    luma = Luma(clip, props)
 
     assert torch.equal(luma.L(luma.clip.get_frame(0))[0, 0], expected)
 
@@ -183,8 +185,8 @@ def test_no_frame_is_read_from_inside_a_frame_callback_in_order_or_after_seeks(r
     # when its frame cache was small. An output frame brings along as dependencies the
     # frames the filter reads for it, and after a seek the outputs it resumes from.
     reads = []
-    original = vsexcolor.filter._Source._read
-    monkeypatch.setattr(vsexcolor.filter._Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
+    original = vsexcolor.requests.Source._read
+    monkeypatch.setattr(vsexcolor.requests.Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
     joined = yuv_clip(bikes[:5]) + yuv_clip(bunny[:5])  # a cut inside a batch
     for ref, kwargs in ((bikes[0], {"batch": 3}), (bikes[0], {"batch": 1}), (None, {"propagate": True})):
         render(run(joined, ref, **kwargs), range(10))
@@ -232,6 +234,28 @@ def test_the_finish_of_a_frame_runs_beside_the_recurrence_of_the_next(bikes, mon
 
 
 # --- scenes and references --------------------------------------------------------------
+
+def test_a_first_request_deep_into_a_clip_reads_only_frames_near_its_scene(bikes, bunny):
+    # Scenes of 100 frames alternate between two shots; each request below is the first
+    # of a fresh node, 10 frames after a cut, as `--start` or a farm's late chunk makes it.
+    shots = (yuv_clip(bikes[:1]) * 100 + yuv_clip(bunny[:1]) * 100) * 10
+    reads: list[int] = []
+    counted = core.std.ModifyFrame(shots, shots, lambda n, f: reads.append(n) or f)
+    read_for = {}
+    for n in (210, 1910):
+        out = vsexcolor.colorize(counted, bikes[0], backend="propagate", pixels=PIXELS)
+        reads.clear()
+        frame = frame_bytes(out.get_frame(n))
+        read_for[n] = sorted(set(reads))
+        # The same bytes as when its scene is rendered from its start.
+        fresh = vsexcolor.colorize(shots, bikes[0], backend="propagate", pixels=PIXELS)
+        assert frame == render(fresh, range(n - 10, n + 1))[n]
+    # The cut 10 frames back is found, and nothing before the batch that steps from it is read.
+    assert len(read_for[210]) == len(read_for[1910]) <= 10 + 20
+    assert read_for[1910] == [k + 1700 for k in read_for[210]]
+    assert min(read_for[1910]) >= 1900 - SEEK_STEP - 4
+
+
 
 def test_a_scene_cut_restarts_the_recurrence_there_and_only_there(run, bikes, bunny):
     first, second = yuv_clip(bikes[:6]), yuv_clip(bunny[:6])

@@ -1,6 +1,7 @@
 """Scene detection: real cuts are found, motion is not a cut, and segments are memoised."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from clips import decode_rgb, sample_clip_path
@@ -47,3 +48,27 @@ def test_segments_start_at_cuts_and_reference_starts():
 def test_per_scene_references_are_the_scene_starts():
     scenes = Scenes(6, is_cut=lambda n: n == 3, per_scene_reference=True)
     assert [scenes.segment(n) for n in range(6)] == [Segment(0, 0)] * 3 + [Segment(3, 3)] * 3
+
+
+def test_a_bounded_search_looks_no_further_back_than_asked_and_remembers_what_it_saw():
+    tested = []
+    scenes = Scenes(100, is_cut=lambda n: pytest.fail("the search tests only the frames it is given"))
+
+    def cut_at_40(k):
+        tested.append(k)
+        return k == 40
+
+    assert scenes.known_start(57) is None
+    assert not scenes.locate(57, 49, cut_at_40)  # no cut in 50..57
+    assert tested == list(range(57, 49, -1))
+    assert scenes.known_start(57) is None
+    assert scenes.locate(49, 41, cut_at_40) is False and scenes.locate(41, 33, cut_at_40)
+    # 50..57 were seen to start nothing, so 57's start is known without a test.
+    tested.clear()
+    assert scenes.known_start(57) == 40
+    assert scenes.segment(57) == Segment(40, 0) and tested == []
+
+
+def test_without_scene_detection_every_start_is_known_at_once():
+    scenes = Scenes(100, reference_starts=(0, 60))
+    assert scenes.known_start(59) == 0 and scenes.known_start(99) == 60

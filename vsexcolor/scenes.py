@@ -8,10 +8,16 @@ from dataclasses import dataclass
 
 import torch
 
+from .resolution import DEFAULT_PIXELS, Geometry
+
 #: Default threshold of :func:`cut_score` above which a cut is declared.
 DEFAULT_THRESHOLD = 0.3
 
 _BINS = 32
+
+# What Scenes knows of a frame: a start (>= 0: its segment starts there), or one of these.
+_UNKNOWN = -1
+_NOT_A_START = -2  # its segment is its previous frame's
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,13 @@ class Segment:
 
     start: int
     reference: int
+
+
+def detection_geometry(width: int, height: int) -> Geometry:
+    """The size the cut detector looks at a ``width`` x ``height`` frame in: about 384 x 216,
+    whatever the networks' internal size, so that every user of the detector (the filter at
+    any ``pixels``, ``vsexcolor shots``) finds the same cuts."""
+    return Geometry.fit(width, height, DEFAULT_PIXELS, 1)
 
 
 def cut_score(prev_L: torch.Tensor, L: torch.Tensor) -> float:
@@ -47,6 +60,15 @@ def cut_score(prev_L: torch.Tensor, L: torch.Tensor) -> float:
     return 0.5 * (hist_d + cell_d)
 
 
+def is_cut(prev_L: torch.Tensor, L: torch.Tensor, upstream: int | None, threshold: float) -> bool:
+    """Does a scene start at a frame? Its upstream ``_SceneChangePrev`` prop where set, else
+    whether :func:`cut_score` of the detection L (:func:`detection_geometry`) of the frame
+    before and of it exceeds ``threshold``."""
+    if upstream is not None:
+        return bool(upstream)
+    return cut_score(prev_L, L) > threshold
+
+
 class Scenes:
     """Maps each frame to its :class:`Segment`; a pure function of the frames, memoised.
 
@@ -56,6 +78,9 @@ class Scenes:
         is_cut: ``is_cut(n)`` for n >= 1: does a new scene start at n? None: no cuts.
         per_scene_reference: each scene is its own reference (propagation from the clip's
             colour frames); then ``Segment.reference`` is the scene start.
+
+    What is known of each frame only grows and is always true (its segment's start, or that
+    it starts none), so threads may ask and record side by side without a lock.
     """
 
     def __init__(self, num_frames: int, reference_starts: Sequence[int] = (0,),
@@ -64,32 +89,56 @@ class Scenes:
         self.reference_starts = sorted(reference_starts) or [0]
         self.is_cut = is_cut
         self.per_scene_reference = per_scene_reference
-        # One int per frame (-1: not known yet): 4 bytes a frame, far below any frame's size.
-        self._start = array("l", [-1]) * num_frames
+        # One int per frame: 8 bytes a frame, far below any frame's size.
+        self._start = array("q", [_UNKNOWN]) * num_frames
 
     def _reference_index(self, n: int) -> int:
         return max(0, bisect.bisect_right(self.reference_starts, n) - 1)
 
-    def known_start(self, n: int) -> int | None:
-        """The start of frame n's segment if :meth:`segment` has found it, else None; reads
-        no frame."""
-        start = self._start[n]
-        return start if start >= 0 else None
-
     def segment(self, n: int) -> Segment:
+        """Frame n's segment, testing for cuts back to its start as far as not known yet."""
         if not 0 <= n < self.num_frames:
             raise IndexError(f"frame {n} is outside 0..{self.num_frames - 1}")
+        start = self._walk(n, -1, self.is_cut)
+        return Segment(start, start if self.per_scene_reference else self._reference_index(n))
+
+    def known_start(self, n: int) -> int | None:
+        """The start of frame n's segment if what is known tells it, else None; reads no frame."""
+        return self._walk(n, n, None)
+
+    def locate(self, n: int, lowest: int, is_cut: Callable[[int], bool]) -> bool:
+        """Look for frame n's segment start no further back than frame ``lowest + 1``, with
+        ``is_cut(k)`` for k in ``lowest + 1 .. n`` (not necessarily the constructor's: the
+        caller may hold those frames); whether the start is known now. Where it is not,
+        those frames are known to start no segment, so a search further back continues
+        from ``lowest``."""
+        return self._walk(n, lowest, is_cut) is not None
+
+    def _walk(self, n: int, lowest: int, is_cut: Callable[[int], bool] | None) -> int | None:
         ref = self._reference_index(n)
         floor = self.reference_starts[ref] if n >= self.reference_starts[ref] else 0
-        # Walk back to the nearest known start, a cut or the reference's first frame.
-        k, pending = n, []
-        while self._start[k] < 0:
-            if k <= floor or (self.is_cut is not None and self.is_cut(k)):
-                self._start[k] = k
+        if self.is_cut is None:
+            return floor
+        k, passed = n, []
+        while True:
+            known = self._start[k]
+            if known >= 0:
+                start = known
                 break
-            pending.append(k)
+            if known == _UNKNOWN:
+                if k <= floor:
+                    start = k
+                    break
+                if k <= lowest:
+                    for p in passed:
+                        self._start[p] = _NOT_A_START
+                    return None
+                if is_cut(k):
+                    start = k
+                    break
+            passed.append(k)
             k -= 1
-        start = self._start[k]
-        for p in pending:
+        self._start[k] = start
+        for p in passed:
             self._start[p] = start
-        return Segment(start, start if self.per_scene_reference else ref)
+        return start

@@ -8,6 +8,8 @@ nothing is unpacked) or from a folder holding the unpacked ``data/`` and ``check
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import http.client
 import io
 import os
@@ -244,18 +246,50 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise _Invalid(f"{path} is not a readable zip file ({e})") from e
 
 
+def fingerprint(location: str | os.PathLike[str] | None = None) -> str:
+    """SHA-256 of the three checkpoint files :func:`load_nets` uses (the same for the zip and
+    the folder it was unpacked to); what a render's result depends on.
+
+    Raises:
+        WeightsError: as :func:`load_nets`.
+    """
+    try:
+        return _read(_checkpoint(find_weights(location)))[1]
+    except _Invalid as e:
+        raise WeightsError(f"{e}. {_LOAD_HINT}") from e
+
+
 def _load(checkpoint: _Checkpoint) -> tuple[VGG19Features, WarpNet, ColorVidNet]:
     nets = (VGG19Features(), WarpNet(), ColorVidNet())
+    for net, name, state in zip(nets, checkpoint.files, _read(checkpoint)[0]):
+        # load_state_dict copies: the cached tensors stay as read.
+        _fill(net, state, f"{name} in {checkpoint.source}")
+    return nets
+
+
+def _read(checkpoint: _Checkpoint) -> tuple[tuple[Mapping[str, torch.Tensor], ...], str]:
+    """The checkpoint's three state dicts and their :func:`fingerprint`, read once per process
+    while the files stay as they were (a farm worker, or a previewer reloading a script,
+    builds many filters on the same weights)."""
     source = checkpoint.source
+    stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in ([source] if source.is_file() else [source / name for name in checkpoint.files]))
+    return _read_stamped(checkpoint, stamps)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_stamped(checkpoint: _Checkpoint, stamps: tuple) -> tuple[tuple[Mapping[str, torch.Tensor], ...], str]:
+    source, digest, states = checkpoint.source, hashlib.sha256(), []
     with (nullcontext() if source.is_dir() else _open_zip(source)) as archive:
-        for net, name in zip(nets, checkpoint.files):
+        for name in checkpoint.files:
             where = f"{name} in {source}"
             try:
                 data = archive.read(name) if archive is not None else (source / name).read_bytes()
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
                 raise _Invalid(f"cannot read {where}: it is damaged or unreadable ({e})") from e
-            _fill(net, _state_dict(data, where), where)
-    return nets
+            digest.update(data)
+            states.append(_state_dict(data, where))
+    return tuple(states), digest.hexdigest()
 
 
 def _state_dict(data: bytes, where: str) -> Mapping[str, torch.Tensor]:

@@ -1,0 +1,66 @@
+"""What the networks see of a clip: the CIE L* of its luma."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from .color import gray_to_l, rgb_to_lab
+from .formats import plane, range_name
+
+core = vs.core
+
+
+class Luma:
+    """A clip's luma as a clip (:attr:`clip`), and the CIE L* of that clip's frames (:meth:`L`).
+
+    Args:
+        clip: GRAY, YUV or RGB, as ``colorize`` takes it.
+        props: its colour props (:func:`~vsexcolor.formats.colour_props`): the range of
+            integer luma.
+    """
+
+    def __init__(self, clip: vs.VideoNode, props: Mapping) -> None:
+        fmt = clip.format
+        self._table: np.ndarray | None = None
+        if fmt.color_family == vs.RGB:
+            # L* is worked out from all three planes.
+            self.clip = core.resize.Point(clip, format=vs.RGBS)
+            return
+        luma = clip if fmt.color_family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY)
+        if fmt.sample_type == vs.FLOAT:
+            self.clip = core.resize.Point(luma, format=vs.GRAYS)
+        else:
+            # Integer luma is looked up: converting each HD frame's worth of values took the
+            # recurrence's thread as long as the rest of its work on the frame.
+            self.clip = luma
+            self._table = _l_of_codes(fmt.bits_per_sample, props)
+
+    def L(self, frame: vs.VideoFrame) -> torch.Tensor:
+        """[1, 1, H, W] float32 L (0..100) of a frame of :attr:`clip`."""
+        if self._table is not None:
+            return torch.from_numpy(self._table.take(np.asarray(frame[0]), mode="clip"))[None, None]
+        if self.clip.format.color_family == vs.RGB:
+            rgb = torch.stack([plane(frame, p) for p in range(3)]).unsqueeze(0).clamp(0.0, 1.0)
+            return rgb_to_lab(rgb)[:, :1]
+        return gray_to_l(plane(frame, 0).clamp(0.0, 1.0))[None, None]
+
+
+def _l_of_codes(bits: int, props: Mapping) -> np.ndarray:
+    """float32 L of every code of ``bits``-bit integer luma in the range ``props`` give: each
+    code converted to float by zimg, as a frame of float luma would be, then by
+    :func:`gray_to_l`."""
+    codes = np.arange(1 << bits, dtype=np.uint8 if bits == 8 else np.uint16).reshape(-1, 256)
+    blank = core.std.BlankClip(format=core.query_video_format(vs.GRAY, vs.INTEGER, bits, 0, 0),
+                               width=256, height=len(codes), length=1)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        np.copyto(np.asarray(out[0]), codes)
+        return out
+
+    ramp = core.resize.Point(core.std.ModifyFrame(blank, blank, fill), format=vs.GRAYS,
+                             range_in_s=range_name(props), range_s="full")
+    return gray_to_l(plane(ramp.get_frame(0), 0).clamp(0.0, 1.0)).reshape(-1).numpy()
