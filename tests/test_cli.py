@@ -23,7 +23,8 @@ import vapoursynth as vs
 
 import vsexcolor
 from clips import decode_rgb, sample_clip_path
-from vsexcolor import cli, video
+from media import write_image, write_video
+from vsexcolor import commands, video
 from vsexcolor.video import open_clip, probe
 
 W, H = 64, 48
@@ -33,37 +34,6 @@ TINY = ["--size", str(PIXELS)]
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def write_video(path: Path, rgb: np.ndarray, *, pix_fmt: str = "yuv420p", codec: str = "libx264",
-                pts: list[int] | None = None, time_base: Fraction = Fraction(1, 25), audio: bool = True) -> Path:
-    """uint8 RGB [T, H, W, 3] as a video file, with a 440 Hz AAC tone as long as the video."""
-    pts = list(range(len(rgb))) if pts is None else pts
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], pix_fmt
-        stream.codec_context.time_base = time_base
-        if codec == "libx264":
-            stream.options = {"crf": "12"}
-        sound = container.add_stream("aac", rate=48000) if audio else None
-        for image, t in zip(rgb, pts):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
-            frame.pts, frame.time_base = t, time_base
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-        if sound is not None:
-            seconds = float((pts[-1] + 1) * time_base)
-            tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000)
-            chunk = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = 48000, 0
-            container.mux(sound.encode(chunk))
-            container.mux(sound.encode(None))
-    return path
-
-
-def write_image(path: Path, rgb: np.ndarray) -> Path:
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return path
-
 
 def decoded(path: Path) -> list[av.VideoFrame]:
     with av.open(str(path)) as container:
@@ -105,7 +75,7 @@ def run(capsys):
     """Run the command line in this process: (exit code, stderr)."""
     def vsexcolor_cli(*args: object) -> tuple[int, str]:
         capsys.readouterr()
-        code = cli.main([str(a) for a in args])
+        code = commands.main([str(a) for a in args])
         return code, capsys.readouterr().err
     return vsexcolor_cli
 
@@ -130,7 +100,7 @@ def media(tmp_path_factory, rgb) -> Path:
 def devc_full(tmp_path_factory, media, devc_weights) -> Path:
     """An uninterrupted DEVC run over the whole film, lossless."""
     out = tmp_path_factory.mktemp("devc") / "full.mkv"
-    code = cli.main(["colorize", str(media / "film.mp4"), "--ref", str(media / "still.png"), "-o", str(out),
+    code = commands.main(["colorize", str(media / "film.mp4"), "--ref", str(media / "still.png"), "-o", str(out),
                      "--backend", "devc", "--weights", str(devc_weights), "--codec", "ffv1", *TINY])
     assert code == 0
     return out
@@ -139,7 +109,7 @@ def devc_full(tmp_path_factory, media, devc_weights) -> Path:
 @pytest.fixture(scope="module")
 def propagate_full(tmp_path_factory, media) -> Path:
     out = tmp_path_factory.mktemp("propagate") / "full.mkv"
-    code = cli.main(["colorize", str(media / "film.mp4"), "--ref", str(media / "still.png"), "-o", str(out),
+    code = commands.main(["colorize", str(media / "film.mp4"), "--ref", str(media / "still.png"), "-o", str(out),
                      "--backend", "propagate", "--codec", "ffv1", *TINY])
     assert code == 0
     return out
@@ -272,7 +242,7 @@ def test_resume_after_a_crash_continues_at_the_unfinished_scene(run, media, devc
     monkeypatch.setattr(video.Encoder, "write", crash_at_frame_4)
     code, err = run(*command)
     assert code == 2
-    assert messages(err)[-1] == (f"vsexcolor colorize: failed at frame 4: injected failure; the finished scenes "
+    assert messages(err)[-1] == (f"vsexcolor colorize: failed at frame 4: injected failure; the finished parts "
                                  f"are kept in {out}.parts: run the same command with --resume to continue")
     parts = tmp_path / "out.mkv.parts"
     assert listing(tmp_path) == {"out.mkv.parts", "out.mkv.parts/manifest.json",
@@ -282,7 +252,7 @@ def test_resume_after_a_crash_continues_at_the_unfinished_scene(run, media, devc
     code, err = run(*command)
     assert code == 2 and "holds an unfinished run; add --resume to continue it, or --overwrite" in err
     code, err = run(*command[:-4], "--codec", "h264", *TINY, "--resume")
-    assert code == 2 and "was started with other settings (changed: codec)" in err
+    assert code == 2 and "was started with other settings (codec was 'ffv1', now 'h264'; crf was None, now 18)" in err
     # Leftovers of a killed run: a half-written scene and a part past a gap are not trusted.
     (parts / "incomplete.mp4").write_bytes(b"half")
     (parts / "frames-00000005-00000005.mp4").write_bytes(b"stray")
@@ -455,6 +425,12 @@ RUN_ELSEWHERE = {
     "vspipe -c y4m examples/restore.vpy - | ffmpeg -i - -c:v libx264 out.mkv": "tests/test_vspipe.py",
     "vsexcolor train --config examples/train_finetune.toml": "tests/test_train.py",
     ".venv/bin/python benchmarks/speed.py --quick": "tests/test_vspipe.py, on a tiny clip (the figures take minutes)",
+    "vsexcolor render examples/restore.vpy -a source=reel1.mkv -a ref=reel1-still.png --audio reel1.mkv --codec ffv1 "
+    "-o reel1-restored.mkv": "tests/test_render.py, on a small film (against vspipe's frames)",
+    "ray start --head --port 6379": "tests/cluster/, through Ray's own cluster of two nodes on one machine",
+    "ray start --address HEAD:6379": "tests/cluster/, as above",
+    "vsexcolor colorize /films/reel1.mkv --ref /films/reel1.png --codec ffv1 -o /films/reel1.colorized.mkv "
+    "--ray HEAD:6379": "tests/cluster/, against that cluster",
 }
 #: Added to README commands run here, to keep them quick.
 QUICK = {"demo": ["--frames", "6", "--width", "64"], "colorize": TINY,

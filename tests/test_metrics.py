@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vsexcolor.cli import main
+from vsexcolor.commands import main
 from vsexcolor.color import l_to_gray
 from vsexcolor.eval import benchmark, clips, metrics
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from clips import decode_rgb, rgb_clip, sample_clip_path
 from detnets import FILES, KEYS, nets, state_dicts
 
-from vsexcolor.cli import main
+from vsexcolor.commands import main
 from vsexcolor.models import ColorVidNet, VGG19Features
 from vsexcolor.models.discriminator import SelfAttention, VideoDiscriminator
 from vsexcolor.train import CheckpointError, ConfigError, DataError, load_config, train

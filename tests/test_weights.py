@@ -18,7 +18,7 @@ import pytest
 import torch
 from detnets import FILES, state_dicts
 
-from vsexcolor.cli import main
+from vsexcolor.commands import main
 from vsexcolor.weights import (ZIP_NAME, WeightsError, default_model_dir, describe, download,
                                find_weights, load_nets)
 

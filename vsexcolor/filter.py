@@ -252,8 +252,9 @@ def colorize(
         if not isinstance(value, int) or not low <= value <= high:
             raise fail(name, f"an int in {low}..{high}", value)
     out_fmt = output_format(clip, out_format)
+    planning = _planning.get()
     try:
-        dev = parse_device(device)
+        dev = parse_device(device, here=not planning)
     except ValueError as e:
         raise vs.Error(f"colorize: device {e}") from None
     fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
@@ -262,7 +263,6 @@ def colorize(
     from_clip = propagate and ref is None
     starts, refs = references(clip, ref, propagate)
 
-    planning = _planning.get()
     # Planning runs no network: it needs the backend's name and sizes, not its device.
     engine_backend = _make_backend(backend, weights, torch.device("cpu") if planning else dev, fp16)
     geometry = Geometry.fit(clip.width, clip.height, pixels, engine_backend.multiple)

@@ -40,13 +40,15 @@ class Codec:
     options: Mapping[str, str] = field(default_factory=dict)
 
 
-#: ``--codec`` choices.
+#: ``--codec`` choices. Their threads are fixed: an encoder's output depends on how many it
+#: uses, and a part must come out the same on every machine that may encode it.
 CODECS: dict[str, Codec] = {
-    "h264": Codec("libx264", 18),
-    "h265": Codec("libx265", 20, {"x265-params": "log-level=error"}),  # x265 logs to stderr itself
+    "h264": Codec("libx264", 18, {"threads": "4"}),
+    # x265 logs to stderr itself; its rows run in parallel within one frame (WPP).
+    "h265": Codec("libx265", 20, {"x265-params": "log-level=error:pools=4:frame-threads=1"}),
     # The archival settings (as in the Library of Congress and IETF CELLAR guidance):
-    # version 3, every frame a keyframe, a CRC per slice to detect damage.
-    "ffv1": Codec("ffv1", None, {"level": "3", "g": "1", "slicecrc": "1"}),
+    # version 3, every frame a keyframe, a CRC per slice to detect damage; 4 slices.
+    "ffv1": Codec("ffv1", None, {"level": "3", "g": "1", "slicecrc": "1", "slices": "4", "threads": "4"}),
 }
 
 _SUBSAMPLING = {(1, 1): "420", (1, 0): "422", (0, 0): "444", (0, 1): "440", (2, 0): "411", (2, 2): "410"}
@@ -61,6 +63,9 @@ _UNSPECIFIED = 2
 # reads them uninitialised: one- and two-frame scenes come out with nonsense), so the packets
 # of a scene this short are held back and timed from their presentation order instead.
 _HOLD_FRAMES = 16
+# No random segment ID, no date, no library version in the files we join: the same frames
+# and audio give the same bytes, on any machine, in any run.
+_BITEXACT = {"fflags": "+bitexact"}
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,36 @@ def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
         time_base=Fraction(time_base), fps=Fraction(rate), pix_fmt=_planar(first.format)[0],
         props=_colour_props(first), sample_aspect_ratio=Fraction(sar) if sar else None, audio=audio,
         interlaced=bool(first.interlaced_frame), retimed=retimed)
+
+
+def clip_info(clip: vs.VideoNode, source: Path, audio: Path | None = None) -> VideoInfo:
+    """A VideoInfo for writing ``clip`` (a script's output, made at ``source``): constant
+    frame rate timestamps from 0, and the audio streams of ``audio`` if given.
+
+    Raises:
+        VideoError: the clip has no constant frame rate, size or format; ``audio`` cannot
+            be read or has no audio.
+    """
+    if clip.format is None or clip.width == 0 or clip.height == 0:
+        raise VideoError("the clip must have a constant format and size (add a resize)")
+    if clip.fps == 0:
+        raise VideoError("the clip has no constant frame rate; set one with std.AssumeFPS")
+    streams: tuple[int, ...] = ()
+    if audio is not None:
+        check_input(audio)
+        try:
+            with av.open(str(audio)) as container:
+                streams = tuple(s.index for s in container.streams.audio)
+        except av.FFmpegError as e:
+            raise VideoError(f"cannot read {str(audio)!r} for its audio: {_reason(e)}") from None
+        if not streams:
+            raise VideoError(f"{str(audio)!r} has no audio stream")
+    fps = Fraction(clip.fps.numerator, clip.fps.denominator)
+    name = pix_fmt_name(clip.format.color_family, clip.format.bits_per_sample, clip.format.subsampling_w,
+                        clip.format.subsampling_h) or "yuv444p16le"
+    return VideoInfo(path=audio or source, width=clip.width, height=clip.height, pts=tuple(range(clip.num_frames)),
+                     time_base=1 / fps, fps=fps, pix_fmt=name, props={}, sample_aspect_ratio=None, audio=streams,
+                     interlaced=False, retimed=False)
 
 
 class _Reader:
@@ -454,9 +489,10 @@ def check_output(path: Path, codec: Codec, crf: int | None, clip: vs.VideoNode, 
             try:
                 stream = _add_video_stream(out, codec, crf, pix_fmt, clip.width, clip.height, info, {})
                 stream.codec_context.open()
-                with av.open(str(info.path)) as source:
-                    for index in info.audio:
-                        out.add_stream_from_template(source.streams[index])
+                if info.audio:
+                    with av.open(str(info.path)) as source:
+                        for index in info.audio:
+                            out.add_stream_from_template(source.streams[index])
             except (ValueError, av.FFmpegError) as e:
                 raise VideoError(f"cannot write {str(path)!r}: {_reason(e, log)}") from None
     finally:
@@ -475,7 +511,8 @@ def concatenate(parts: Sequence[Path], out: Path, info: VideoInfo, first: int, l
     start, end = (info.seconds(first) if first > 0 else None), info.seconds(last + 1)
     shift = info.shift(first) * info.time_base
     try:
-        with av.open(str(out), "w") as container, av.open(str(info.path)) as source:
+        with av.open(str(out), "w", options=_BITEXACT) as container, \
+                (av.open(str(info.path)) if info.audio else contextlib.nullcontext()) as source:
             with av.open(str(parts[0])) as head:
                 template = head.streams.video[0]
                 video = container.add_stream_from_template(template)

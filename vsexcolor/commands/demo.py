@@ -19,7 +19,7 @@ import numpy as np
 import vapoursynth as vs
 from matplotlib.figure import Figure
 
-from ..cli import CommandError
+from ._errors import CommandError
 from ..resolution import DEFAULT_PIXELS
 from ..video import CODECS, Encoder, VideoError, VideoInfo, concatenate, open_clip, probe
 from .colorize import Job, render

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import CommandError
+from ._errors import CommandError
 from ..weights import ENV_VAR, OFFICIAL_URL, ZIP_NAME, WeightsError, default_model_dir, download
 
 

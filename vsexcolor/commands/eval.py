@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import CommandError
+from ._errors import CommandError
 from ..devices import parse_device
 from ..eval import benchmark
 from ..eval.clips import BUNDLED

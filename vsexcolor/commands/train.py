@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import CommandError
+from ._errors import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,152 @@
+"""What the commands that write a video file share: their output options, the checks made
+before any work, and the run itself (here or on a Ray cluster), with its summary."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..pipeline import DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, gaps, render_here
+from ..video import CODECS, VideoError, check_output
+from ..workfolder import WorkError, WorkFolder
+from ._errors import CommandError
+
+
+def add_output_options(parser: argparse.ArgumentParser, default_output: str, chunk: bool = False) -> None:
+    out = parser.add_argument_group("output")
+    out.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help=f"output file; its extension picks the container (default: {default_output})")
+    out.add_argument("--start", type=int, default=0, metavar="N", help="first frame to write (default 0)")
+    out.add_argument("--end", type=int, metavar="M",
+                     help="last frame to write, inclusive like vspipe's (default: the last); frames of a "
+                          "range come out exactly as in a run over the whole file, so those from the scene "
+                          "start up to N are computed too")
+    out.add_argument("--codec", choices=tuple(CODECS), default="h264",
+                     help="h264 (default), h265, or ffv1 (lossless, for archiving)")
+    out.add_argument("--crf", type=int, metavar="N",
+                     help="quality of h264/h265, 0 (best)..51 (defaults: 18 / 20)")
+    if chunk:
+        out.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="N",
+                         help=f"frames per part where the script's output does not come from vsexcolor.colorize "
+                              f"(default {DEFAULT_CHUNK}); colorized output is cut into its scenes")
+    out.add_argument("--overwrite", action="store_true",
+                     help="replace an existing output (once the new one is complete) or work folder")
+    out.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run of the same command (here or on a cluster) from its "
+                          "finished parts")
+    farm = parser.add_argument_group("render farm (needs the cluster extra: pip install 'vsexcolor[cluster]')")
+    farm.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                      help="render the scenes as Ray tasks: on the cluster at ADDRESS (HOST:PORT of `ray start "
+                           "--head`), else at $RAY_ADDRESS, else on a Ray started here with --workers workers; "
+                           "the result is the same file, byte for byte")
+    farm.add_argument("--workers", type=int, metavar="N",
+                      help="workers of the Ray started here (default: one per CPU core, or per GPU with "
+                           "--device cuda)")
+
+
+def crf(codec: str, value: int | None) -> int | None:
+    default = CODECS[codec].crf
+    if value is None:
+        return default
+    if default is None:
+        raise CommandError(f"--crf does not apply to {codec}, which is lossless")
+    if not 0 <= value <= 51:
+        raise CommandError(f"--crf must be in 0..51, got {value}")
+    return value
+
+
+def check_output_path(output: Path, overwrite: bool, *inputs: Path) -> None:
+    if not output.parent.is_dir():
+        raise CommandError(f"the output folder {str(output.parent)!r} does not exist")
+    if output.exists() and any(output.resolve() == p.resolve() for p in inputs):
+        raise CommandError("the output would replace the input; choose another -o")
+    if output.is_dir():
+        raise CommandError(f"the output {str(output)!r} is a folder")
+    if output.exists() and not overwrite:
+        raise CommandError(f"{str(output)!r} exists; add --overwrite to replace it")
+
+
+def check_range(start: int, end: int | None, num_frames: int) -> int:
+    """The last frame to write."""
+    last = num_frames - 1 if end is None else end
+    if not 0 <= start <= last < num_frames:
+        raise CommandError(f"--start and --end must satisfy 0 <= start <= end <= {num_frames - 1} "
+                           f"(it has {num_frames} frames), got {start} and {last}")
+    return last
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a finished run wrote; ``rendered`` frames were made by this run."""
+
+    output: Path
+    render: Render
+    rendered: int
+    seconds: float
+    backend: str
+    parts: int
+    pix_fmt: str
+    by_scene: bool
+    nodes: dict[str, int]
+
+    def line(self) -> str:
+        r, info = self.render, self.render.info
+        rate = f"{self.rendered / self.seconds:.2f}" if self.seconds > 0 else "-"
+        audio = f", {len(info.audio)} audio stream(s) copied" if info.audio else ""
+        crf = "" if r.crf is None else f" crf {r.crf}"
+        farm = "" if not self.nodes else " on " + ", ".join(f"{node}: {n} frames" for node, n in self.nodes.items())
+        return (f"wrote {self.output} ({r.frames} frames, {info.width}x{info.height} {self.pix_fmt}, "
+                f"{r.codec}{crf}{audio}) with backend {self.backend} in {self.parts} "
+                f"{'scene' if self.by_scene else 'part'}(s); {'colorized' if self.by_scene else 'rendered'} "
+                f"{self.rendered} frames in {_clock(self.seconds)} ({rate} frames/s){farm}")
+
+
+def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool = False, overwrite: bool = False,
+        ray: str | None = None, workers: int | None = None, progress: bool = True) -> Summary:
+    """Check, render what is missing (here, or on Ray with ``ray``: an address, or "" for
+    $RAY_ADDRESS or a Ray started here with ``workers``), join, summarise.
+
+    ``settings``: what shapes the output besides ``render``'s encoder and range (recorded in
+    the manifest; a ``--resume`` with any of them changed is refused).
+    """
+    def note(text: str) -> None:
+        print(f"vsexcolor {name}: note: {text}", file=sys.stderr)
+
+    farm = ray is not None
+    try:
+        built = build(render, planning=farm)
+        check_output(output, CODECS[render.codec], render.crf, built.clip, built.pix_fmt, render.info)
+    except (VideoError, RenderError) as e:
+        raise CommandError(str(e)) from None
+    settings = {**settings, "vsexcolor": __version__, "codec": render.codec, "crf": render.crf,
+                "start": render.first, "end": render.last, "chunk": render.chunk if not built.by_scene else None}
+    work = WorkFolder(output)
+    began = time.monotonic()
+    try:
+        work.open(settings, resume=resume, overwrite=overwrite, note=note)
+        todo = gaps(render.first, render.last, work.parts())
+        nodes: dict[str, int] = {}
+        if todo and farm:
+            from ..farm import render_on_ray
+
+            nodes = render_on_ray(render, work, todo, address=ray, workers=workers, progress=progress,
+                                  name=name).nodes
+        elif todo:
+            work.settle("colorize", fingerprint_dicts(built))
+            render_here(render, built, work, todo, progress, name)
+        parts = finish(render, work, output)
+    except (WorkError, RenderError) as e:
+        raise CommandError(str(e)) from None
+    backend = ", ".join(sorted({f["backend"] for f in work.settled.get("colorize") or []})) or "none"
+    return Summary(output=output, render=render, rendered=sum(b - a + 1 for a, b in todo),
+                   seconds=time.monotonic() - began, backend=backend, parts=parts, pix_fmt=built.pix_fmt,
+                   by_scene=built.by_scene, nodes=nodes)
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}"
+

@@ -1,0 +1,107 @@
+"""``vsexcolor render``: encode a VapourSynth script's output, resumably, here or on a farm.
+
+A restorer's real job is a ``.vpy`` chain (source, deinterlace, denoise, colorize). This
+encodes output 0 of such a script as ``vspipe SCRIPT.vpy`` gives it, with the encoders,
+parts, ``--resume`` and ``--ray`` of ``vsexcolor colorize``, and the audio of ``--audio``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import runpy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import vapoursynth as vs
+
+from ..pipeline import Render, RenderError
+from ..video import VideoError, check_input, clip_info
+from ._errors import CommandError
+from ._output import add_output_options, check_output_path, check_range, crf, run as run_render
+
+
+@dataclass(frozen=True)
+class ScriptRecipe:
+    """A ``.vpy`` script's output 0, built by running the script as vspipe does: ``args`` are
+    its globals (as ``vspipe -a KEY=VALUE`` sets them), ``__name__`` is ``__vapoursynth__``."""
+
+    script: Path
+    args: tuple[tuple[str, str], ...] = ()
+
+    def build(self) -> vs.VideoNode:
+        vs.clear_outputs()
+        try:
+            runpy.run_path(str(self.script), init_globals=dict(self.args), run_name="__vapoursynth__")
+        except SystemExit as e:
+            raise RenderError(f"{self.script} exited ({e.code}) while it was evaluated") from None
+        except Exception as e:  # a script may raise anything; its first line says what
+            lines = str(e).strip().splitlines()
+            raise RenderError(f"{self.script} failed: {type(e).__name__}: {lines[0] if lines else ''}") from None
+        outputs = dict(vs.get_outputs())
+        vs.clear_outputs()
+        output = outputs.get(0)
+        if not isinstance(output, vs.VideoOutputTuple):
+            raise RenderError(f"{self.script} sets no video output 0 (end it with clip.set_output())")
+        return output.clip
+
+    def paths(self) -> list[Path]:
+        return [self.script]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "render", help="encode a VapourSynth script's output (e.g. a restoration chain ending in colorize)",
+        description="Encode output 0 of a .vpy script, as vspipe gives it, with H.264, H.265 or FFV1, in parts "
+                    "kept in OUTPUT.parts/ while it runs (a part is a scene where the output comes from "
+                    "vsexcolor.colorize): after Ctrl-C or a crash, run the same command with --resume.")
+    parser.add_argument("script", type=Path, help="the .vpy script")
+    parser.add_argument("-a", "--arg", action="append", default=[], type=_arg, metavar="KEY=VALUE",
+                        help="a global variable of the script, as vspipe's -a (repeat for more)")
+    parser.add_argument("--audio", type=Path, metavar="FILE", help="copy the audio streams of FILE (e.g. the source)")
+    add_output_options(parser, "SCRIPT.mkv beside the script", chunk=True)
+    parser.set_defaults(func=run)
+
+
+def _arg(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. source=reel1.mkv), got {text!r}")
+    return key, value
+
+
+def run(args: argparse.Namespace) -> int:
+    script: Path = args.script
+    output = args.output or script.with_name(script.stem + ".mkv")
+    quality = crf(args.codec, args.crf)
+    if args.chunk < 1:
+        raise CommandError(f"--chunk must be at least 1, got {args.chunk}")
+    names = [key for key, _ in args.arg]
+    if len(set(names)) < len(names):
+        raise CommandError("two -a options set the same variable")
+    try:
+        check_input(script)
+        check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []))
+        recipe = ScriptRecipe(script.resolve(), tuple(sorted(args.arg)))
+        clip = recipe.build()
+        info = clip_info(clip, recipe.script, args.audio.resolve() if args.audio else None)
+    except (VideoError, RenderError) as e:
+        raise CommandError(str(e)) from None
+    last = check_range(args.start, args.end, clip.num_frames)
+    del clip  # each render builds its own
+    render = Render(recipe, info, args.codec, quality, args.start, last, chunk=args.chunk)
+    summary = run_render("render", render, output, _settings(recipe, args.audio), resume=args.resume,
+                         overwrite=args.overwrite, ray=args.ray, workers=args.workers)
+    print(f"vsexcolor render: {summary.line()}", file=sys.stderr)
+    return 0
+
+
+def _settings(recipe: ScriptRecipe, audio: Path | None) -> dict:
+    """What shapes the output besides the encoder and the range: a resume must match it.
+    (What the script reads, its source among them, is its own business.)"""
+    return {
+        "script": {"path": str(recipe.script), "sha256": hashlib.sha256(recipe.script.read_bytes()).hexdigest()},
+        "args": dict(recipe.args),
+        "audio": None if audio is None else {"path": str(audio.resolve()), "size": audio.stat().st_size,
+                                             "mtime_ns": audio.stat().st_mtime_ns},
+    }

@@ -1,0 +1,211 @@
+"""A render's parts as Ray tasks: scenes rendered on many machines, joined here.
+
+The driver (this process) plans the parts (:func:`~vsexcolor.pipeline.plan_parts`, no
+network run), groups runs of consecutive parts into tasks of about equal frame counts,
+more tasks than workers and the longest first, so that no machine waits on one long
+straggler at the end, and hands them to Ray. A task builds the clip where it runs (each
+worker process reads the weights once: :mod:`.weights` keeps them), encodes its parts and
+sends their bytes back through Ray's object store; only the driver writes, each task's
+parts as soon as they arrive. Ray runs a task again when its node is lost; a part is
+written only whole, so the result does not change. Every machine must read the input,
+script, references and weights at the same path (the shared storage of a render farm).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .pipeline import Render, RenderError, build, encode, fingerprint_dicts, plan_parts
+from .workfolder import WorkFolder
+
+#: Tasks per worker: enough that the last ones are short and the machines finish together.
+TASKS_PER_WORKER = 4
+#: Seconds to wait for a cluster's address to answer before giving up.
+CONNECT_TIMEOUT_S = 10
+
+
+@dataclass
+class Done:
+    """What a task sends back; ``waited``: seconds from its submission to its start (Ray's
+    scheduling, a worker process's start; by the clocks of two machines), ``built``: seconds
+    to build the clip (the weights' loading among them), ``rendered``: seconds to render and
+    encode its parts."""
+
+    node: str
+    parts: list[tuple[int, int, bytes]]
+    fingerprints: list[dict]
+    waited: float = 0.0
+    built: float = 0.0
+    rendered: float = 0.0
+
+
+@dataclass
+class FarmReport:
+    """Frames made per node, and every task as it came back (without its parts)."""
+
+    nodes: dict[str, int]
+    tasks: list[Done]
+
+
+def balance(parts: list[tuple[int, int]], tasks: int) -> list[list[tuple[int, int]]]:
+    """Runs of consecutive ``parts`` as about ``tasks`` tasks of similar frame counts, the
+    longest first. A part is never split: it is a scene, which starts from nothing."""
+    total = sum(b - a + 1 for a, b in parts)
+    target = max(1, -(-total // max(1, tasks)))
+    groups: list[list[tuple[int, int]]] = [[]]
+    for a, b in parts:
+        if groups[-1] and (a != groups[-1][-1][1] + 1 or _frames(groups[-1]) + (b - a + 1) > target):
+            groups.append([])
+        groups[-1].append((a, b))
+    return sorted((g for g in groups if g), key=_frames, reverse=True)
+
+
+def _frames(group: list[tuple[int, int]]) -> int:
+    return sum(b - a + 1 for a, b in group)
+
+
+def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: str | None,
+                  workers: int | None, progress: bool, name: str) -> FarmReport:
+    """Render the runs of frames ``todo`` on Ray into ``work``."""
+    ray = _ray()
+    planned = build(render, planning=True)
+    gpu = any(f.device == "cuda" for f in planned.fingerprints)
+    parts = plan_parts(render, todo, progress)
+    with _connected(ray, address, workers, gpu) as slots:
+        groups = balance(parts, TASKS_PER_WORKER * slots)
+        counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
+        task = ray.remote(_render_task).options(
+            num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_retries=3, retry_exceptions=False)
+        pending = {task.remote(render, group, counter, time.time()): group for group in groups}
+        report = FarmReport({}, [])
+        total = sum(_frames(g) for g in groups)
+        bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
+                   disable=not progress, dynamic_ncols=True)
+        written = 0
+        with bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    group = pending.pop(ref)
+                    try:
+                        done: Done = ray.get(ref)
+                    except ray.exceptions.RayTaskError as e:
+                        raise RenderError(_cause(e)) from None
+                    work.settle("colorize", done.fingerprints, where=f" (of {done.node})")
+                    for first, last, data in done.parts:
+                        work.add(first, last, data)
+                    written += _frames(group)
+                    report.nodes[done.node] = report.nodes.get(done.node, 0) + _frames(group)
+                    done.parts = []
+                    report.tasks.append(done)
+                bar.n = render.frames - total + max(written, _count(ray, counter, written))
+                bar.refresh()
+    return report
+
+
+def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float) -> Done:
+    """One task: the parts ``group`` (consecutive) rendered where Ray runs it."""
+    import ray
+
+    started = time.time()
+    node = f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
+    for path in render.recipe.paths():
+        if not os.access(path, os.R_OK):
+            raise RenderError(f"node {node} cannot read {path}: every machine must read the input, script, "
+                              "references and weights at the same path")
+    try:
+        built = build(render)
+    except RenderError as e:
+        raise RenderError(f"node {node}: {e}") from None
+    ready = time.time()
+    firsts = {a for a, _ in group}
+    frames = [0]
+
+    def tick() -> None:
+        frames[0] += 1
+        if frames[0] % 8 == 0:
+            counter.add.remote(8)
+
+    out: list[tuple[int, int, bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="vsexcolor-") as scratch:
+        encode(render, built, group[0][0], group[-1][1], lambda n, frame: n in firsts, Path(scratch),
+               lambda first, last, path: out.append((first, last, path.read_bytes())), tick)
+    return Done(node, out, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
+                rendered=time.time() - ready)
+
+
+class _Counter:
+    """Frames made across the cluster, for the progress bar (a task run again counts twice)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def add(self, n: int) -> None:
+        self.frames += n
+
+    def total(self) -> int:
+        return self.frames
+
+
+def _count(ray, counter, fallback: int) -> int:
+    try:
+        return ray.get(counter.total.remote(), timeout=1)
+    except Exception:  # the counter's node is gone: the bar counts finished tasks only
+        return fallback
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise RenderError("--ray needs Ray: pip install 'vsexcolor[cluster]'") from None
+    return ray
+
+
+class _connected:
+    """A Ray session for the render: the cluster at ``address`` (or $RAY_ADDRESS), else a Ray
+    started here; gives the number of task slots (GPUs or CPUs)."""
+
+    def __init__(self, ray, address: str | None, workers: int | None, gpu: bool) -> None:
+        self.ray, self.address, self.workers, self.gpu = ray, address or os.environ.get("RAY_ADDRESS"), workers, gpu
+
+    def __enter__(self) -> int:
+        ray = self.ray
+        if self.address:
+            _check_reachable(self.address)
+            ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
+        else:
+            count = self.workers or (None if self.gpu else os.cpu_count())
+            ray.init(num_cpus=0 if self.gpu else count, num_gpus=count if self.gpu else None,
+                     include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        resources = ray.cluster_resources()
+        return max(1, int(resources.get("GPU" if self.gpu else "CPU", 1)))
+
+    def __exit__(self, *exc) -> None:
+        self.ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RenderError(f"--ray takes HOST:PORT (that of `ray start --head`), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise RenderError(f"cannot reach a Ray cluster at {address} ({e.strerror or e}); start one with "
+                          "`ray start --head`, or check the address") from None
+
+
+def _cause(error: Exception) -> str:
+    """A task's failure in one line: ours as we said it, Ray's own in its first line."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, RenderError):
+        return str(cause)
+    text = str(cause or error).strip().splitlines()
+    return text[-1] if text else type(error).__name__

@@ -1,0 +1,160 @@
+"""``OUTPUT.parts/``: the work folder of a resumable render.
+
+It holds ``manifest.json`` (everything that shapes the output's bytes) and one finished
+file per part, ``frames-FIRST-LAST.mp4``. Every file is written under a temporary name,
+flushed to disk with its folder, and only then renamed, so that after a crash or a power
+cut a part or a manifest is either whole or absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import av
+
+_PART = re.compile(r"frames-(\d{8})-(\d{8})\.mp4")
+
+
+class WorkError(Exception):
+    """The work folder cannot be used as asked; the message says what to do."""
+
+
+def write_durably(path: Path, data: bytes | Path) -> None:
+    """Put ``data`` at ``path`` whole or not at all, and on disk: bytes go to a temporary
+    file beside ``path``, a file (on the same file system) is taken as it is; either is
+    flushed to disk, renamed over ``path``, and the rename flushed too."""
+    if isinstance(data, Path):
+        _fsync(data)
+        os.replace(data, path)
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(name, path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+    _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def count_frames(path: Path) -> int | None:
+    """The video frames of a part, counted from its packets; None if it cannot be read."""
+    try:
+        with av.open(str(path)) as container:
+            return sum(1 for p in container.demux(video=0) if p.size)
+    except (av.FFmpegError, OSError, IndexError):
+        return None
+
+
+class WorkFolder:
+    """The work folder of the render to ``output``.
+
+    ``settings`` (compared when resuming: any change is refused) and ``settled`` values
+    (what the run found out, e.g. the backend the filter picked: recorded when first seen,
+    and every later part must agree) make up the manifest.
+    """
+
+    def __init__(self, output: Path) -> None:
+        self.folder = output.with_name(output.name + ".parts")
+        self.manifest = self.folder / "manifest.json"
+        self.settings: dict = {}
+        self.settled: dict = {}
+        self._parts: dict[int, tuple[int, Path]] = {}
+
+    def open(self, settings: Mapping, *, resume: bool, overwrite: bool,
+             note: Callable[[str], None]) -> None:
+        """Start or take up the work (:meth:`parts` then has the parts already finished)."""
+        self.settings = json.loads(json.dumps(settings))  # as it reads back from the manifest
+        if self.folder.exists():
+            if not self.manifest.is_file():
+                raise WorkError(f"{self.folder} exists but is no vsexcolor work folder; move it away")
+            if resume:
+                self._parts = self._resume(note)
+                return
+            if not overwrite:
+                raise WorkError(f"{self.folder} holds an unfinished run; add --resume to continue it, "
+                                "or --overwrite to start over")
+            shutil.rmtree(self.folder)
+        elif resume:
+            note("nothing to resume; starting from the beginning")
+        self.folder.mkdir()
+        self._write()
+
+    def _resume(self, note: Callable[[str], None]) -> dict[int, tuple[int, Path]]:
+        try:
+            saved = json.loads(self.manifest.read_text())
+            before, self.settled = saved["settings"], saved["settled"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise WorkError(f"cannot read {self.manifest} ({e}); add --overwrite to start over") from None
+        changed = [f"{key} was {_shown(before.get(key))}, now {_shown(self.settings.get(key))}"
+                   for key in sorted(before.keys() | self.settings.keys()) if before.get(key) != self.settings.get(key)]
+        if changed:
+            raise WorkError(f"{self.folder} was started with other settings ({'; '.join(changed)}); run the "
+                            "original command with --resume, or add --overwrite to start over")
+        parts: dict[int, tuple[int, Path]] = {}
+        for path in sorted(self.folder.iterdir()):
+            match = _PART.fullmatch(path.name)
+            if path == self.manifest:
+                continue
+            if match is None:  # a temporary file of a killed run
+                path.unlink()
+                continue
+            first, last = int(match[1]), int(match[2])
+            if count_frames(path) != last - first + 1:
+                note(f"{path.name} is damaged or short; its frames are colorized again")
+                path.unlink()
+                continue
+            parts[first] = (last, path)
+        return parts
+
+    def settle(self, key: str, value: object, where: str = "") -> None:
+        """Record ``value`` as what ``key`` is for this output, or refuse a different one."""
+        value = json.loads(json.dumps(value))
+        before = self.settled.get(key)
+        if before is None:
+            self.settled[key] = value
+            self._write()
+        elif before != value:
+            raise WorkError(f"{key} {_shown(value)}{where} differs from the {_shown(before)} the rest of "
+                            f"{self.folder} was made with; the parts would not match: add --overwrite to start "
+                            "over, or render where it is the same")
+
+    def part(self, first: int, last: int) -> Path:
+        return self.folder / f"frames-{first:08d}-{last:08d}.mp4"
+
+    def add(self, first: int, last: int, data: bytes | Path) -> None:
+        """Store a finished part, its bytes or its file (which is moved), durably."""
+        path = self.part(first, last)
+        write_durably(path, data)
+        self._parts[first] = (last, path)
+
+    def parts(self) -> dict[int, tuple[int, Path]]:
+        """The finished parts, ``{first: (last, path)}``."""
+        return dict(self._parts)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder)
+
+    def _write(self) -> None:
+        text = json.dumps({"settings": self.settings, "settled": self.settled}, indent=2, sort_keys=True)
+        write_durably(self.manifest, text.encode())
+
+
+def _shown(value: object) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else repr(value)
