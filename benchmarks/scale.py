@@ -102,12 +102,15 @@ def main() -> None:
                               "rendered": [t.rendered for t in tasks], "bytes": output.read_bytes()}
 
         began = time.perf_counter()
-        plan_parts(render, [(render.first, render.last)], progress=False)
+        plan_parts(render, build(render, planning=True), [(render.first, render.last)])
         planning = time.perf_counter() - began
         began = time.perf_counter()
         ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-        ray.shutdown()
         ray_start = time.perf_counter() - began
+        began = time.perf_counter()
+        ray.get(ray.remote(_first_task).remote())  # a worker process starts and imports vsexcolor
+        worker_start = time.perf_counter() - began
+        ray.shutdown()
 
         run("serial", None)
         for w in args.workers:
@@ -119,12 +122,12 @@ def main() -> None:
     print(f"propagate, {width}x{height}, {args.scenes} scenes of {args.scene_frames} frames "
           f"({render.frames} frames), FFV1; {os.cpu_count()} CPU cores")
     print(f"{'run':<12} {'s':>6} {'frames/s':>9} {'speed-up':>9} {'efficiency':>10} {'tasks':>6} "
-          f"{'start s':>8} {'build s':>8} {'busy':>5} {'task fps':>9} {'same bytes':>10}")
+          f"{'wait s':>8} {'build s':>8} {'busy':>5} {'task fps':>9} {'same bytes':>10}")
     for label, r in results.items():
         workers = 1 if label == "serial" else int(label.split()[0])
         speedup = r["fps"] / serial["fps"]
         if r["tasks"]:
-            start = f"{min(r['waited']):.2f}"  # the first task: scheduling and a worker process's start
+            start = f"{statistics.median(r['waited']):.2f}"
             built = f"{statistics.median(r['built']):.2f}"
             working = sum(r["built"]) + sum(r["rendered"])
             busy = f"{working / (workers * r['seconds']):.2f}"
@@ -133,15 +136,19 @@ def main() -> None:
             start = built = busy = task_fps = "-"
         print(f"{label:<12} {r['seconds']:6.1f} {r['fps']:9.2f} {speedup:8.2f}x {speedup / workers:10.2f} "
               f"{r['tasks']:6d} {start:>8} {built:>8} {busy:>5} {task_fps:>9} {str(r['bytes'] == serial['bytes']):>10}")
-    print(f"farm overheads: Ray start and stop {ray_start:.1f} s, planning {planning:.2f} s "
-          f"({planning / render.frames * 1000:.1f} ms a frame); start: the first task's wait for a worker process; "
-          "build: a task's clip and weights (median); busy: the workers' share of the run spent in tasks; "
+    print(f"farm overheads: Ray's start {ray_start:.1f} s, a worker process's start {worker_start:.1f} s, planning "
+          f"{planning / render.frames * 1000:.1f} ms a frame on one core; wait: a task's time from submission to "
+          "start, build: its clip (and weights), medians; busy: the workers' share of the run spent in tasks; "
           "task fps: frames per second of rendering inside the tasks")
     if args.json:
         args.json.write_text(json.dumps({"size": args.size, "frames": render.frames, "scenes": args.scenes,
-                                         "ray_start_s": ray_start, "planning_s": planning,
+                                         "ray_start_s": ray_start, "worker_start_s": worker_start, "planning_s": planning,
                                          "runs": {k: {x: y for x, y in v.items() if x != "bytes"}
                                                   for k, v in results.items()}}, indent=2))
+
+
+def _first_task() -> None:
+    import vsexcolor.pipeline  # noqa: F401  (what a task imports first)
 
 
 def simulate(measured: dict, fps: float, workers=(8, 64, 512), hours: float = 2.0, rate: float = 24.0,
@@ -152,7 +159,7 @@ def simulate(measured: dict, fps: float, workers=(8, 64, 512), hours: float = 2.
     from vsexcolor.farm import TASKS_PER_WORKER, balance
 
     runs = [r for k, r in measured["runs"].items() if k != "serial" and r["tasks"]]
-    start = max(min(r["waited"]) for r in runs)  # a worker process's start
+    start = measured["worker_start_s"]
     build = statistics.median(b for r in runs for b in r["built"])
     plan_ms = measured["planning_s"] / measured["frames"] * 1000
     rng = np.random.default_rng(seed)

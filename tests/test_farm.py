@@ -53,3 +53,33 @@ def test_the_cluster_tests_pass_in_a_loopback_only_network():
     assert done.returncode == 0, report
     assert " passed" in done.stdout and " failed" not in done.stdout, report
     print(done.stdout.splitlines()[-1])
+
+
+def test_planning_in_pieces_finds_the_scenes_a_serial_render_cuts_at(tmp_path, monkeypatch):
+    import numpy as np
+
+    from clips import decode_rgb, sample_clip_path
+    from media import write_image, write_video
+    from vsexcolor import workfolder
+    from vsexcolor.commands.colorize import ColorizeRecipe
+    from vsexcolor.pipeline import Render, build, part_firsts, parts_of, render_here
+    from vsexcolor.video import probe
+
+    shots = [("bikes", 7), ("carphone_pristine", 9), ("bigbuckbunny", 5), ("bikes", 4)]
+    film = write_video(tmp_path / "film.mp4", np.concatenate(
+        [decode_rgb(sample_clip_path(name), n, (64, 48)) for name, n in shots]))
+    still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
+    info = probe(film, progress=False)
+    render = Render(ColorizeRecipe(info, ((0, still),), (("backend", "propagate"), ("pixels", 64 * 48))), info,
+                    "ffv1", None, 0, info.num_frames - 1)
+    work = workfolder.WorkFolder(tmp_path / "out.mkv")
+    work.open({}, resume=False, overwrite=False, note=print)
+    render_here(render, build(render), work, [(0, 24)], progress=False, name="test")
+    serial = sorted((first, last) for first, (last, _) in work.parts().items())
+    assert serial == [(0, 6), (7, 15), (16, 20), (21, 24)]
+    planned = build(render, planning=True)
+    for size in (1, 3, 7, 25):  # pieces that start on a cut, inside a scene, or cover it all
+        firsts = [n for a in range(0, 25, size) for n in part_firsts(render, planned, a, min(a + size, 25) - 1, 0)]
+        assert parts_of([(0, 24)], firsts) == serial, size
+    # A resumed run's gap starts a part of its own, where the serial run began one too.
+    assert parts_of([(7, 24)], part_firsts(render, planned, 7, 24, 7)) == serial[1:]

@@ -1,7 +1,8 @@
 """A render's parts as Ray tasks: scenes rendered on many machines, joined here.
 
-The driver (this process) plans the parts (:func:`~vsexcolor.pipeline.plan_parts`, no
-network run), groups runs of consecutive parts into tasks of about equal frame counts,
+The driver (this process) has the parts planned (:func:`plan_on_ray`: pieces of the film
+read in parallel tasks, no network run), groups runs of consecutive parts into tasks of
+about equal frame counts,
 more tasks than workers and the longest first, so that no machine waits on one long
 straggler at the end, and hands them to Ray. A task builds the clip where it runs (each
 worker process reads the weights once: :mod:`.weights` keeps them), encodes its parts and
@@ -21,11 +22,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .pipeline import Render, RenderError, build, encode, fingerprint_dicts, plan_parts
+from .pipeline import Built, Render, RenderError, build, encode, fingerprint_dicts, part_firsts, parts_of, plan_parts
 from .workfolder import WorkFolder
 
 #: Tasks per worker: enough that the last ones are short and the machines finish together.
 TASKS_PER_WORKER = 4
+#: Frames a planning task reads at least: its first frame's scene start is looked for
+#: again by each, so pieces much shorter than a scene would repeat that work.
+PLAN_PIECE = 500
 #: Seconds to wait for a cluster's address to answer before giving up.
 CONNECT_TIMEOUT_S = 10
 
@@ -76,12 +80,13 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
     ray = _ray()
     planned = build(render, planning=True)
     gpu = any(f.device == "cuda" for f in planned.fingerprints)
-    parts = plan_parts(render, todo, progress)
     with _connected(ray, address, workers, gpu) as slots:
+        parts = plan_on_ray(ray, render, planned, todo, progress) if planned.by_scene else \
+            plan_parts(render, planned, todo)
         groups = balance(parts, TASKS_PER_WORKER * slots)
         counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
         task = ray.remote(_render_task).options(
-            num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_retries=3, retry_exceptions=False)
+            num_gpus=1 if gpu else 0, num_cpus=1, max_retries=3, retry_exceptions=False)
         pending = {task.remote(render, group, counter, time.time()): group for group in groups}
         report = FarmReport({}, [])
         total = sum(_frames(g) for g in groups)
@@ -109,16 +114,56 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
     return report
 
 
-def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float) -> Done:
-    """One task: the parts ``group`` (consecutive) rendered where Ray runs it."""
+def plan_on_ray(ray, render: Render, planned: Built, todo: list[tuple[int, int]], progress: bool
+                ) -> list[tuple[int, int]]:
+    """The parts of the runs of frames ``todo`` where they are scenes, each run read in
+    pieces of at least PLAN_PIECE frames by parallel tasks (:func:`~vsexcolor.pipeline.part_firsts`)."""
+    task = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
+    total = sum(b - a + 1 for a, b in todo)
+    size = max(PLAN_PIECE, -(-total // max(1, 4 * int(ray.cluster_resources().get("CPU", 1)))))
+    pending = {task.remote(render, a, min(a + size - 1, b), first): min(a + size, b + 1) - a
+               for first, b in todo for a in range(first, b + 1, size)}
+    firsts: list[int] = []
+    with tqdm(total=total, desc="planning", unit="frame", leave=False, disable=not progress,
+              dynamic_ncols=True) as bar:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            try:
+                firsts += ray.get(ready[0])
+            except ray.exceptions.RayTaskError as e:
+                raise RenderError(_cause(e)) from None
+            bar.update(pending.pop(ready[0]))
+    return parts_of(todo, sorted(firsts))
+
+
+def _plan_task(render: Render, a: int, b: int, run_first: int) -> list[int]:
+    """One planning task: where parts start in frames ``a``..``b``."""
+    node = _node()
+    _check_paths(render, node)
+    try:
+        return part_firsts(render, build(render, planning=True), a, b, run_first)
+    except RenderError as e:
+        raise RenderError(f"node {node}: {e}") from None
+
+
+def _node() -> str:
     import ray
 
-    started = time.time()
-    node = f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
+    return f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _check_paths(render: Render, node: str) -> None:
     for path in render.recipe.paths():
         if not os.access(path, os.R_OK):
             raise RenderError(f"node {node} cannot read {path}: every machine must read the input, script, "
                               "references and weights at the same path")
+
+
+def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float) -> Done:
+    """One task: the parts ``group`` (consecutive) rendered where Ray runs it."""
+    started = time.time()
+    node = _node()
+    _check_paths(render, node)
     try:
         built = build(render)
     except RenderError as e:
@@ -181,9 +226,11 @@ class _connected:
             _check_reachable(self.address)
             ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
         else:
-            count = self.workers or (None if self.gpu else os.cpu_count())
-            ray.init(num_cpus=0 if self.gpu else count, num_gpus=count if self.gpu else None,
-                     include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            # Every task takes a CPU (planning runs no network); rendering takes a GPU too
+            # where the networks run on one.
+            cpus = os.cpu_count() if self.gpu else self.workers or os.cpu_count()
+            ray.init(num_cpus=cpus, num_gpus=self.workers if self.gpu else None, include_dashboard=False,
+                     logging_level="ERROR", log_to_driver=False)
         resources = ray.cluster_resources()
         return max(1, int(resources.get("GPU" if self.gpu else "CPU", 1)))
 

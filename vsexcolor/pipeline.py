@@ -112,9 +112,9 @@ def fingerprint_dicts(built: Built) -> list[dict]:
 
 
 def starts_part(render: Render, built: Built) -> Callable[[int, vs.VideoFrame], bool]:
-    """``starts(n, frame)``: does a part start at frame n? Asked for the frames in order from
-    the first of a run of frames; the first asked always starts one. (Counting needs no
-    frame: it may be None.)"""
+    """``starts(n, frame)``: does a part start at frame n? By scene: asked for the frames in
+    order, the first asked always starts one. By chunk: every ``chunk`` frames from the
+    first frame written (no frame needed: it may be None)."""
     previous: list[object] = []
 
     def by_scene(n: int, frame: vs.VideoFrame) -> bool:
@@ -124,33 +124,37 @@ def starts_part(render: Render, built: Built) -> Callable[[int, vs.VideoFrame], 
         return starts
 
     def by_chunk(n: int, frame: vs.VideoFrame | None) -> bool:
-        starts = not previous or (n - render.first) % render.chunk == 0
-        previous[:] = [n]
-        return starts
+        return (n - render.first) % render.chunk == 0
 
     return by_scene if built.by_scene else by_chunk
 
 
-def plan_parts(render: Render, todo: list[tuple[int, int]], progress: bool) -> list[tuple[int, int]]:
-    """The parts (first, last) of the frame runs ``todo`` (each run starts a part), found
-    without rendering them: from the props of the planning clip where parts are scenes
-    (reading each run's frames, at a fraction of the cost of colorizing them), else by
-    counting."""
-    built = build(render, planning=True)
-    parts: list[tuple[int, int]] = []
-    with tqdm(total=sum(b - a + 1 for a, b in todo), desc="planning", unit="frame", leave=False,
-              disable=not progress or not built.by_scene, dynamic_ncols=True) as bar:
-        for a, b in todo:
-            starts = starts_part(render, built)
-            if built.by_scene:
-                firsts = []
-                for n, frame in enumerate(built.clip[a:b + 1].frames(prefetch=8, close=True), a):
-                    if starts(n, frame):
-                        firsts.append(n)
-                    bar.update()
-            else:
-                firsts = [n for n in range(a, b + 1) if starts(n, None)]
-            parts += zip(firsts, [f - 1 for f in firsts[1:]] + [b])
+def part_firsts(render: Render, built: Built, a: int, b: int, run_first: int) -> list[int]:
+    """The frames of ``a``..``b`` where parts start, within a run of frames to render that
+    begins at ``run_first`` (where one starts); from the props of ``built`` (a planning
+    clip is cheapest) where parts are scenes, else by counting. ``a``..``b`` may be any
+    piece of the run: the frame before it is read to see whether ``a`` starts a part."""
+    starts = starts_part(render, built)
+    if not built.by_scene:
+        return [n for n in range(a, b + 1) if starts(n, None) or n == a == run_first]
+    before = a - 1 if a > run_first else a
+    frames = built.clip[before:b + 1].frames(prefetch=8, close=True)
+    return [n for n, frame in enumerate(frames, before) if starts(n, frame) and n >= a]
+
+
+def plan_parts(render: Render, built: Built, todo: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts (first, last) of the runs of frames ``todo``, found here (see
+    :func:`part_firsts`)."""
+    return parts_of(todo, [n for a, b in todo for n in part_firsts(render, built, a, b, a)])
+
+
+def parts_of(todo: list[tuple[int, int]], firsts: list[int]) -> list[tuple[int, int]]:
+    """The parts that start at ``firsts`` (sorted), each ending where the next starts or its
+    run of frames ends."""
+    parts = []
+    for a, b in todo:
+        inside = [n for n in firsts if a <= n <= b]
+        parts += zip(inside, [n - 1 for n in inside[1:]] + [b])
     return parts
 
 
@@ -213,7 +217,8 @@ def render_here(render: Render, built: Built, work: WorkFolder, todo: list[tuple
         with bar:
             for a, b in todo:
                 at[0] = a
-                encode(render, built, a, b, starts_part(render, built), work.folder, work.add, tick)
+                starts = starts_part(render, built)
+                encode(render, built, a, b, lambda n, frame: starts(n, frame) or n == a, work.folder, work.add, tick)
     except KeyboardInterrupt:
         print(f"vsexcolor {name}: stopped at frame {at[0]}; {hint}", file=sys.stderr)
         raise

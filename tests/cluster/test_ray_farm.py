@@ -164,14 +164,14 @@ def test_a_path_a_worker_cannot_read_is_named_with_its_node(film, two_nodes, tmp
     reference.write_bytes(film.with_name("still.png").read_bytes())
     from vsexcolor import farm
 
-    plan = farm.plan_parts
+    plan = farm.plan_on_ray
 
     def plan_then_lose_the_reference(*args, **kwargs):
         parts = plan(*args, **kwargs)
         reference.unlink()
         return parts
 
-    monkeypatch.setattr(farm, "plan_parts", plan_then_lose_the_reference)
+    monkeypatch.setattr(farm, "plan_on_ray", plan_then_lose_the_reference)
     code = cli("colorize", film, "--ref", reference, "-o", tmp_path / "out.mkv", *TINY, "--backend", "propagate",
                "--ray", two_nodes.address)
     assert code == 2
