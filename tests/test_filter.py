@@ -3,6 +3,7 @@ scene and reference restarts, memory bounds and errors (DEVC on deterministic te
 from __future__ import annotations
 
 import random
+import re
 import threading
 from concurrent.futures import Future
 
@@ -306,6 +307,65 @@ def test_propagation_mode_takes_each_scenes_first_frame_in_colour(run, bikes, bu
     assert frame_bytes(out.get_frame(1)) != frame_bytes(plain.get_frame(1))
 
 
+def test_a_keyframe_seeds_its_own_shot_only_and_the_next_shot_starts_from_the_exemplar(run, bikes, bunny):
+    first, second = yuv_clip(bikes[:4]), yuv_clip(bunny[:4])
+    out = run(first + second, bikes[0], propagate=True, batch=2)
+    assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(8)] == [0] * 4 + [4] * 4
+    assert render(out, range(4)) == render(run(first, bikes[0], propagate=True, batch=2), range(4))
+    # The shot after the cut is colorized as the authors' code starts a clip: from the
+    # exemplar, with no earlier frame, not with the keyframe as if it came before it.
+    alone = render(run(second, bikes[0], batch=2), range(4))
+    assert render(out, range(4, 8)) == {4 + k: v for k, v in alone.items()}
+
+
+def test_a_single_reference_from_a_later_frame_covers_the_frames_before_it_without_a_restart(run, bikes):
+    clip = yuv_clip(bikes[:8])
+    out = run(clip, {5: bikes[0]}, batch=2)
+    assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(8)] == [0] * 8
+    assert render(out, range(8)) == render(run(clip, bikes[0], batch=2), range(8))
+    # A keyframe there is that frame in colour: it starts a recurrence at its frame.
+    keyed = run(clip, {5: bikes[5]}, propagate=True, batch=2)
+    assert [keyed.get_frame(n).props[PROP_SCENE_START] for n in range(8)] == [0] * 5 + [5] * 3
+
+
+def test_a_keyframe_must_be_its_frame_in_colour_but_an_exemplar_may_be_any_size(run, bikes):
+    clip = yuv_clip(bikes[:2])
+    small = decode_rgb(sample_clip_path("bikes"), 1, (W // 2, H // 2))[0]
+    with pytest.raises(vs.Error, match=rf"colorize: ref must be its frame in colour, {W}x{H} like the clip, "
+                                       rf"to be a keyframe .* got '{W // 2}x{H // 2}'"):
+        run(clip, small, propagate=True)
+    assert run(clip, small).get_frame(1).props[PROP_BACKEND] == "devc"
+
+
+def test_a_folder_of_references_named_by_frame_sorts_keyframes_from_exemplars(run, bikes, bunny, tmp_path,
+                                                                            capfd):
+    import cv2
+
+    clip = yuv_clip(bikes[:6])
+    refs = tmp_path / "refs"
+    refs.mkdir()
+
+    def save(name, rgb):
+        cv2.imwrite(str(refs / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    save("000000.png", bikes[0])  # frame 0 itself, in colour: a keyframe
+    save("ref_3.png", bunny[0])  # another picture: an exemplar from frame 3 on
+    save("000004.png", np.repeat(bikes[4].mean(-1, keepdims=True).astype(np.uint8), 3, -1))  # not coloured yet
+    (refs / "shots.json").write_text("{}")  # what `vsexcolor shots` wrote beside them
+    capfd.readouterr()
+    out = run(clip, refs, batch=2)
+    report = capfd.readouterr().err
+    assert f"references in {refs}:" in report
+    assert re.search(r"000000\.png: from frame 0, keyframe \(lightness \d+\.\d dB against frame 0\)", report)
+    assert re.search(r"ref_3\.png: from frame 3, exemplar \(lightness \d+\.\d dB against frame 3\)", report)
+    assert "not coloured, left out: 000004.png" in report
+    assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(6)] == [0, 0, 0, 3, 3, 3]
+    assert render(out, range(3)) == render(run(clip, {0: bikes[0]}, propagate=True, batch=2), range(3))
+    (refs / "notes.txt").write_text("colours from the costume department")
+    with pytest.raises(vs.Error, match="remove notes.txt from"):
+        run(clip, refs)
+
+
 def test_references_in_every_accepted_form(run, bikes, tmp_path):
     import cv2
 
@@ -364,7 +424,7 @@ def test_bad_clips_are_rejected(run, bikes):
     (np.zeros((0, 4, 3), np.uint8), "ref: a reference array must have shape"),
     (np.full((4, 4, 3), 2.0), r"ref: a float reference array must hold values in \[0, 1\]"),
     (np.zeros((4, 4, 3), np.int64), "ref: a reference array must be uint8, uint16 or float"),
-    (42, "ref must be an image path, a numpy array"),
+    (42, "ref must be an image path, a folder of them, a numpy array"),
     ({}, "ref must be a non-empty mapping"),
     ({99: "x.png"}, "ref must be keyed by frame numbers in 0..0"),
 ])

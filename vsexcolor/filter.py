@@ -9,6 +9,7 @@ props (:mod:`.formats`), the luma's L (:mod:`.luma`), what ``ref`` accepts
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -261,7 +262,8 @@ def colorize(
 
     props = colour_props(clip, clip.get_frame(0).props)
     from_clip = propagate and ref is None
-    starts, refs = references(clip, ref, propagate)
+    luma = Luma(clip, props)
+    refs = references(clip, ref, propagate, luma)
 
     # Planning runs no network: it needs the backend's name and sizes, not its device.
     engine_backend = _make_backend(backend, weights, torch.device("cpu") if planning else dev, fp16)
@@ -270,24 +272,33 @@ def colorize(
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
     window = Window(ahead=config.lookahead, back=SEEK_STEP + batch)
-    source = Source(Luma(clip, props), geometry, window,
-                    colour_clip=to_rgbs(clip, props) if from_clip else None)
+    source = Source(luma, geometry, window, colour_clip=to_rgbs(clip, props) if from_clip else None)
 
     def cut(before: Loaded, frame: Loaded) -> bool:
         return is_cut(before.detect, frame.detect, frame.upstream_cut, scene_threshold)
 
+    @functools.lru_cache(maxsize=2)
+    def exemplar(index: int) -> tuple[np.ndarray, torch.Tensor]:
+        """The reference ``Segment.reference`` names (from the clip: the scene start's frame)."""
+        rgb = frame_rgb(source.colour(index)) if from_clip else refs[index].rgb
+        return rgb, to_lab(rgb, pixels, engine_backend.multiple)
+
+    @functools.lru_cache(maxsize=2)
     def reference_for(segment: Segment) -> Reference:
-        rgb = frame_rgb(source.colour(segment.start)) if from_clip else refs[segment.reference]
-        lab = to_lab(rgb, pixels, engine_backend.multiple)
-        return Reference(lab=lab, initial=initial_state(rgb, geometry) if propagate else None)
+        rgb, lab = exemplar(segment.reference)
+        keyed = None if from_clip else refs[segment.reference]
+        # A keyframe is the first state of the segment at its own frame only: after a cut
+        # its shot is another one, which starts from the exemplar alone.
+        keyframe = from_clip or (keyed.keyframe and keyed.start == segment.start)
+        return Reference(lab=lab, initial=initial_state(rgb, geometry) if keyframe else None)
 
     def output_props(segment: Segment) -> dict:
         return {PROP_BACKEND: engine_backend.name, PROP_SCENE_START: segment.start,
                 PROP_REFERENCE: segment.reference}
 
-    scene_map = Scenes(clip.num_frames, starts,
+    scene_map = Scenes(clip.num_frames, [r.start for r in refs] or [0],
                        (lambda n: cut(source.load(n - 1), source.load(n))) if scenes else None,
-                       per_scene_reference=from_clip)
+                       per_scene_reference=from_clip, keyframes=[r.start for r in refs if r.keyframe])
     engine = Recurrence(engine_backend, scene_map, source.internal_L, reference_for, config)
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)

@@ -25,6 +25,7 @@ class Luma:
     def __init__(self, clip: vs.VideoNode, props: Mapping) -> None:
         fmt = clip.format
         self._table: np.ndarray | None = None
+        self._weights = _LUMA_WEIGHTS.get(int(props.get("_Matrix", 1)), _LUMA_WEIGHTS[1])
         if fmt.color_family == vs.RGB:
             # L* is worked out from all three planes.
             self.clip = core.resize.Point(clip, format=vs.RGBS)
@@ -46,6 +47,24 @@ class Luma:
             rgb = torch.stack([plane(frame, p) for p in range(3)]).unsqueeze(0).clamp(0.0, 1.0)
             return rgb_to_lab(rgb)[:, :1]
         return gray_to_l(plane(frame, 0).clamp(0.0, 1.0))[None, None]
+
+
+    def L_of_colour(self, rgb: np.ndarray) -> torch.Tensor:
+        """[1, 1, H, W] L (0..100) that this clip's luma would give a colour picture of it
+        (float sRGB [H, W, 3] in [0, 1]): the L* of its gray value Y' by the clip's matrix,
+        or for an RGB clip its own L*. A frame coloured by hand keeps its gray value, so its
+        L equals its frame's."""
+        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
+        if self.clip.format.color_family == vs.RGB:
+            return rgb_to_lab(x.permute(2, 0, 1)[None])[:, :1]
+        kr, kb = self._weights
+        gray = kr * x[..., 0] + (1.0 - kr - kb) * x[..., 1] + kb * x[..., 2]
+        return gray_to_l(gray.clamp(0.0, 1.0))[None, None]
+
+
+#: (Kr, Kb) of Y' = Kr R' + (1 - Kr - Kb) G' + Kb B', by _Matrix (ITU-T H.273); others as BT.709.
+_LUMA_WEIGHTS = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+                 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
 
 
 def _l_of_codes(bits: int, props: Mapping) -> np.ndarray:

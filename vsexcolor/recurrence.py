@@ -116,7 +116,9 @@ class Recurrence:
             keeps none and asks for a frame's L more than once (its batch, its step, the
             next frame's state), so the source caches its last few conversions (the
             filter's does).
-        reference: ``reference(segment)`` -> :class:`Reference` for that segment.
+        reference: ``reference(segment)`` -> :class:`Reference` for that segment; called for
+            every run of steps, so it keeps what it converts. Segments of one
+            ``Segment.reference`` must have the same ``lab``.
         config: batch and cache sizes.
     """
 
@@ -128,7 +130,7 @@ class Recurrence:
         self.luma = luma
         self._reference_source = reference
         self._lock = threading.RLock()
-        self._prepared: LRU[int, tuple[Reference, Any]] = LRU(2)
+        self._prepared: LRU[int, Any] = LRU(2)
         self._batch: LRU[tuple[int, int, int], Future[Correspondence]] = LRU(2)
         # One worker: batches are done in the order they are asked for.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="vsexcolor-correspond")
@@ -224,12 +226,14 @@ class Recurrence:
         return best
 
     def _prepare(self, segment: Segment) -> tuple[Reference, Any]:
-        hit = self._prepared.get(segment.reference)
-        if hit is None:
-            ref = self._reference_source(segment)
-            hit = (ref, self.backend.prepare(ref.lab))
-            self._prepared.put(segment.reference, hit)
-        return hit
+        # Segments of one reference share its prepared form; the initial state is the
+        # segment's own (a keyframe starts only the segment at its frame).
+        ref = self._reference_source(segment)
+        prepared = self._prepared.get(segment.reference)
+        if prepared is None:
+            prepared = self.backend.prepare(ref.lab)
+            self._prepared.put(segment.reference, prepared)
+        return ref, prepared
 
     def _correspondence(self, i: int, segment: Segment, prepared: Any) -> Correspondence:
         size = self.config.batch

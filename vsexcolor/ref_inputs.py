@@ -1,17 +1,53 @@
-"""What ``colorize(ref=...)`` accepts, read into sRGB arrays."""
+"""What ``colorize(ref=...)`` accepts, read into references: sRGB images in force from a
+frame on, each either an *exemplar* (a picture whose colours are matched onto the frames)
+or a *keyframe* (its frame itself in colour, so also the first state of its shot)."""
 from __future__ import annotations
 
 import os
+import re
+import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Union
 
 import numpy as np
+import torch
 import vapoursynth as vs
 
+from .color import rgb_to_lab
 from .formats import colour_props, fail, frame_rgb, to_rgbs
-from .reference import ReferenceError, check_array, read_image
+from .luma import Luma
+from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, read_image
 
 RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
+
+#: How a reference in a folder is named: its first frame, alone or after a prefix ending in
+#: ``_`` or ``-`` (``000123.png``, ``ref_000123.png``, ``123.jpg``).
+FRAME_NAME = re.compile(r"(?:.*[_-])?(\d+)")
+#: Files ``vsexcolor shots`` writes beside the frames to colour, ignored in a folder of references.
+SHOTS_FILES = frozenset(("shots.json", "shots.csv", "contact-sheet.png"))
+#: L* PSNR (dB) from which a reference of its frame's size counts as that frame in colour
+#: (:func:`lightness_match`). On the bundled clips a frame's colour original matched its
+#: gray frame at 57 dB, and coloured as an image colorizer does (the gray frame's L*, the
+#: original's a and b) at 58 to 59 dB; the original of a frame 4 frames away at 19 to 24 dB.
+KEYFRAME_DB = 33.0
+#: Chroma (Lab) below which a picture has no colour: a frame not coloured yet.
+GRAY_CHROMA = 2.0
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A reference in force from frame ``start`` on (the first one also before it).
+
+    ``rgb``: float32 sRGB [H, W, 3] in [0, 1]; ``keyframe``: it is frame ``start`` in colour
+    (then it has the clip's size); ``name``: how the user gave it, for messages.
+    """
+
+    start: int
+    rgb: np.ndarray
+    keyframe: bool
+    name: str
 
 
 def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
@@ -28,26 +64,90 @@ def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
             return read_image(ref)
     except ReferenceError as e:
         raise vs.Error(f"colorize: {param}: {e}") from None
-    raise fail(param, "an image path, a numpy array (H, W, 3) or a VideoNode", type(ref).__name__)
+    raise fail(param, "an image path, a folder of them, a numpy array (H, W, 3) or a VideoNode", type(ref).__name__)
 
 
-def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None, propagate: bool
-               ) -> tuple[list[int], list[np.ndarray]]:
-    """The first frames of the references and the references themselves (sRGB [H, W, 3]);
-    no reference when propagating from the clip's own colour."""
+def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None, propagate: bool,
+               luma: Luma, report: bool = True) -> list[Keyed]:
+    """The references, sorted by first frame; none when propagating from the clip's own colour.
+
+    With ``propagate`` every reference is a keyframe; a folder's references are keyframes
+    where they match their frame's lightness (``luma`` reads it), else exemplars, and with
+    ``report`` which is which, and how well each matched, is printed on stderr.
+    """
     if ref is None:
         if not propagate:
-            raise fail("ref", "a reference (image path, array, clip or {frame: reference}) unless propagate=True",
-                       None)
+            raise fail("ref", "a reference (image path, folder, array, clip or {frame: reference}) unless "
+                              "propagate=True", None)
         if clip.format.color_family == vs.GRAY:
             raise fail("clip", "YUV or RGB with colour first frames when propagate=True and ref=None", "GRAY")
-        return [0], []
+        return []
+    if isinstance(ref, (str, os.PathLike)) and Path(ref).is_dir():
+        return _folder(clip, Path(ref), propagate, luma, report)
     if not isinstance(ref, Mapping):
-        return [0], [reference_rgb(ref, "ref")]
+        return [_keyed(clip, 0, reference_rgb(ref, "ref"), propagate, "ref")]
     if not ref:
         raise fail("ref", "a non-empty mapping {first_frame: reference}", ref)
     bad = [k for k in ref if not isinstance(k, int) or not 0 <= k < clip.num_frames]
     if bad:
         raise fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
-    starts = sorted(ref)
-    return starts, [reference_rgb(ref[k], f"ref[{k}]") for k in starts]
+    return [_keyed(clip, k, reference_rgb(ref[k], f"ref[{k}]"), propagate, f"ref[{k}]") for k in sorted(ref)]
+
+
+def _keyed(clip: vs.VideoNode, start: int, rgb: np.ndarray, keyframe: bool, name: str) -> Keyed:
+    if keyframe and rgb.shape[:2] != (clip.height, clip.width):
+        raise fail(name, f"its frame in colour, {clip.width}x{clip.height} like the clip, to be a keyframe "
+                         "(propagate=True); an exemplar of any size needs propagate=False",
+                   f"{rgb.shape[1]}x{rgb.shape[0]}")
+    return Keyed(start, rgb, keyframe, name)
+
+
+def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, report: bool) -> list[Keyed]:
+    """Every image named by a frame number in ``folder``; see :func:`lightness_match`."""
+    found: dict[int, Path] = {}
+    uncoloured = []
+    for path in sorted(folder.iterdir()):
+        if path.name in SHOTS_FILES or path.name.startswith("."):
+            continue
+        match = FRAME_NAME.fullmatch(path.stem)
+        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or match is None:
+            raise fail("ref", f"a folder of images named by their first frame (000123.png, ref_000123.png); "
+                              f"remove {path.name} from {folder}", str(folder))
+        frame = int(match[1])
+        if frame in found:
+            raise fail("ref", f"a folder with one image per frame; {found[frame].name} and {path.name} both "
+                              f"name frame {frame}", str(folder))
+        if frame >= clip.num_frames:
+            raise fail("ref", f"a folder of images of frames 0..{clip.num_frames - 1}; {path.name} names frame "
+                              f"{frame}", str(folder))
+        found[frame] = path
+    refs, lines = [], []
+    for frame, path in sorted(found.items()):
+        rgb = reference_rgb(path, f"ref {path.name}")
+        lab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])
+        if torch.quantile(lab[0, 1:].norm(dim=0).flatten()[::7], 0.99) < GRAY_CHROMA:
+            uncoloured.append(path.name)
+            continue
+        db = lightness_match(luma, frame, rgb) if rgb.shape[:2] == (clip.height, clip.width) else None
+        keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
+        refs.append(_keyed(clip, frame, rgb, keyframe, path.name))
+        how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
+        lines.append(f"  {path.name}: from frame {frame}, {'keyframe' if keyframe else 'exemplar'} ({how})")
+    if uncoloured:
+        lines.append(f"  not coloured, left out: {', '.join(uncoloured)}")
+    if not refs:
+        raise fail("ref", "a folder holding at least one coloured image named by its frame", str(folder))
+    if report:
+        print(f"vsexcolor: references in {folder}:\n" + "\n".join(lines), file=sys.stderr)
+    return refs
+
+
+def lightness_match(luma: Luma, frame: int, rgb: np.ndarray) -> float:
+    """PSNR (dB, L* 0..100 as the signal range) between frame ``frame``'s L and a colour
+    picture's of the clip's size, the better of two readings: the L its gray value would
+    have as a frame (:meth:`~vsexcolor.luma.Luma.L_of_colour`: an editor's "color" blend
+    keeps the gray value), and its own L* (an image colorizer keeps that)."""
+    L = luma.L(luma.clip.get_frame(frame))
+    own = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])[:, :1]
+    mse = min(float(((candidate - L) ** 2).mean()) for candidate in (luma.L_of_colour(rgb), own))
+    return 99.0 if mse == 0 else 10 * float(np.log10(100.0 ** 2 / mse))

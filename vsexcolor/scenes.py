@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -75,20 +75,24 @@ class Scenes:
     Args:
         num_frames: clip length.
         reference_starts: sorted first frames of the references (the first applies from 0).
+            A segment starts where the reference in force changes, not at the first one's.
         is_cut: ``is_cut(n)`` for n >= 1: does a new scene start at n? None: no cuts.
         per_scene_reference: each scene is its own reference (propagation from the clip's
             colour frames); then ``Segment.reference`` is the scene start.
+        keyframes: frames whose reference is that frame in colour: a segment starts there.
 
     What is known of each frame only grows and is always true (its segment's start, or that
     it starts none), so threads may ask and record side by side without a lock.
     """
 
     def __init__(self, num_frames: int, reference_starts: Sequence[int] = (0,),
-                 is_cut: Callable[[int], bool] | None = None, per_scene_reference: bool = False) -> None:
+                 is_cut: Callable[[int], bool] | None = None, per_scene_reference: bool = False,
+                 keyframes: Collection[int] = ()) -> None:
         self.num_frames = num_frames
         self.reference_starts = sorted(reference_starts) or [0]
         self.is_cut = is_cut
         self.per_scene_reference = per_scene_reference
+        self._restarts = sorted({0, *self.reference_starts[1:], *keyframes})
         # One int per frame: 8 bytes a frame, far below any frame's size.
         self._start = array("q", [_UNKNOWN]) * num_frames
 
@@ -115,8 +119,7 @@ class Scenes:
         return self._walk(n, lowest, is_cut) is not None
 
     def _walk(self, n: int, lowest: int, is_cut: Callable[[int], bool] | None) -> int | None:
-        ref = self._reference_index(n)
-        floor = self.reference_starts[ref] if n >= self.reference_starts[ref] else 0
+        floor = self._restarts[bisect.bisect_right(self._restarts, n) - 1]
         if self.is_cut is None:
             return floor
         k, passed = n, []

@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import vapoursynth as vs
+from tqdm import tqdm
 
+from .. import shots
 from ..filter import PRESETS, colorize
+from ..formats import colour_props
+from ..luma import Luma
+from ..ref_inputs import references
 from ..pipeline import Render, RenderError
 from ..reference import ReferenceError, read_image
 from ..resolution import DEFAULT_PIXELS
@@ -33,7 +38,7 @@ class Job:
     """One ``vsexcolor colorize`` run; the fields are the command's options.
 
     ``refs``: {first frame: image} (the reference for frames before the first key is the
-    first one); ``start``/``end``: first and last frame written (inclusive, as vspipe's);
+    first one); ``refs_dir``: a folder of references named by frame instead; ``start``/``end``: first and last frame written (inclusive, as vspipe's);
     ``pixels``: the internal area in pixels (None: the preset's); ``ray``: the cluster's
     address ("": $RAY_ADDRESS or a local Ray), None to render here.
     """
@@ -41,6 +46,7 @@ class Job:
     input: Path
     output: Path
     refs: Mapping[int, Path] = field(default_factory=dict)
+    refs_dir: Path | None = None
     propagate: bool = False
     backend: str = "auto"
     weights: Path | None = None
@@ -68,13 +74,14 @@ class ColorizeRecipe:
     info: VideoInfo
     refs: tuple[tuple[int, Path], ...]
     options: tuple[tuple[str, object], ...]  # colorize's keyword arguments
+    refs_dir: Path | None = None
 
     def build(self) -> vs.VideoNode:
         try:
             images = {frame: read_image(path) for frame, path in self.refs}
         except ReferenceError as e:
             raise RenderError(str(e)) from None
-        ref = None if not images else images[0] if list(images) == [0] else images
+        ref = self.refs_dir if self.refs_dir else None if not images else images[0] if list(images) == [0] else images
         try:
             return colorize(open_clip(self.info), ref, **dict(self.options))
         except vs.Error as e:
@@ -82,7 +89,8 @@ class ColorizeRecipe:
 
     def paths(self) -> list[Path]:
         weights = dict(self.options).get("weights")
-        return [self.info.path, *(path for _, path in self.refs), *([Path(weights)] if weights else [])]
+        return [self.info.path, *(path for _, path in self.refs), *([self.refs_dir] if self.refs_dir else []),
+                *([Path(weights)] if weights else [])]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,6 +106,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="colour reference image for the whole clip (until the first --ref-at)")
     refs.add_argument("--ref-at", type=_keyframe, action="append", default=[], metavar="FRAME=IMAGE",
                       help="a reference in force from frame FRAME on; repeat for more")
+    refs.add_argument("--refs", type=Path, metavar="DIR",
+                      help="a folder of coloured frames named by their frame number (000123.png, as `vsexcolor "
+                           "shots` exports them), each in force from its frame on: a keyframe where it is that "
+                           "frame coloured, else an exemplar")
     refs.add_argument("--propagate", action="store_true",
                       help="the authors' propagation mode: each reference is the first frame in colour; "
                            "without references, the input's own colour first frames of each scene are")
@@ -145,8 +157,11 @@ def run(args: argparse.Namespace) -> int:
         if 0 in refs:
             raise CommandError("--ref and --ref-at 0=... both give frame 0's reference; keep one")
         refs[0] = args.ref
+    if args.refs is not None and refs:
+        raise CommandError("give either --refs DIR or --ref/--ref-at, not both")
     output = args.output or args.input.with_name(args.input.stem + ".colorized.mkv")
-    job = Job(input=args.input, output=output, refs=refs, propagate=args.propagate, backend=args.backend,
+    job = Job(input=args.input, output=output, refs=refs, refs_dir=args.refs, propagate=args.propagate,
+              backend=args.backend,
               weights=args.weights, pixels=args.size, preset=args.preset, saturation=args.saturation,
               smooth=args.smooth, scene_threshold=args.scene_threshold, device=args.device, start=args.start,
               end=args.end, codec=args.codec, crf=args.crf, overwrite=args.overwrite, resume=args.resume,
@@ -166,9 +181,11 @@ def render(job: Job) -> Summary:
     try:
         check_input(job.input)
         check_output_path(job.output, job.overwrite, job.input)
-        if not job.refs and not job.propagate:
-            raise CommandError("give a colour reference: --ref IMAGE, --ref-at FRAME=IMAGE, or --propagate "
-                               "to take the colour first frames of the input itself")
+        if not job.refs and not job.refs_dir and not job.propagate:
+            raise CommandError("give a colour reference: --ref IMAGE, --ref-at FRAME=IMAGE, --refs DIR, or "
+                               "--propagate to take the colour first frames of the input itself")
+        if job.refs_dir and not job.refs_dir.is_dir():
+            raise CommandError(f"--refs {str(job.refs_dir)!r} is not a folder")
         for path in job.refs.values():
             read_image(path)
         info = probe(job.input, job.progress)
@@ -178,10 +195,13 @@ def render(job: Job) -> Summary:
     if beyond := [k for k in job.refs if k >= info.num_frames]:
         raise CommandError(f"--ref-at frame {beyond[0]} is past the input's last frame, {info.num_frames - 1}")
     _notes(info)
+    if job.refs_dir:
+        _check_shots(job, info)
     options = {"backend": job.backend, "weights": job.weights, "propagate": job.propagate, "preset": job.preset,
                "saturation": job.saturation, "smooth": job.smooth, "pixels": job.pixels,
                "scene_threshold": job.scene_threshold, "device": job.device}
-    recipe = ColorizeRecipe(info, tuple(sorted(job.refs.items())), tuple(options.items()))
+    recipe = ColorizeRecipe(info, tuple(sorted(job.refs.items())), tuple(options.items()),
+                            job.refs_dir.resolve() if job.refs_dir else None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = run_render("colorize", Render(recipe, info, job.codec, quality, job.start, last), job.output,
@@ -206,13 +226,41 @@ def _notes(info: VideoInfo) -> None:
              "(see examples/restore.vpy) for better results")
 
 
+def _check_shots(job: Job, info: VideoInfo) -> None:
+    """Before the long run, with references from a folder: say which shots have none of their
+    own, and which references look misnumbered."""
+    clip = open_clip(info)
+    with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False,
+              disable=not job.progress) as bar:
+        found = shots.find(clip, job.scene_threshold, bar.update)
+    try:
+        keyed = references(clip, job.refs_dir, job.propagate, Luma(clip, colour_props(clip, clip.get_frame(0).props)),
+                           report=False)
+    except vs.Error as e:
+        raise CommandError(str(e).removeprefix("colorize: ")) from None
+
+    def at(n: int) -> str:
+        return shots.timecode(float(info.seconds(n) - info.seconds(0)))
+
+    bare = [(a, b) for a, b in found if not any(a <= r.start <= b for r in keyed)]
+    if bare:
+        listed = ", ".join(f"{a}-{b} ({at(a)})" for a, b in bare[:12]) + (" ..." if len(bare) > 12 else "")
+        _note(f"{len(bare)} of {len(found)} shots have no reference of their own and take the one before "
+              f"theirs: frames {listed}")
+    for ref, best in shots.misnumbered(clip, keyed, found, job.scene_threshold):
+        _note(f"{ref.name} looks like neither frame {ref.start} nor its shot; it looks most like the shot from "
+              f"frame {best} ({at(best)}): is it misnumbered?")
+
+
 def _settings(job: Job, info: VideoInfo) -> dict:
     """What shapes the output besides the encoder and the range: a resume must match it."""
     stat = job.input.stat()
     return {
         "input": {"path": str(job.input.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                   "frames": info.num_frames},
-        "references": {str(k): hashlib.sha256(p.read_bytes()).hexdigest() for k, p in sorted(job.refs.items())},
+        "references": {str(k): hashlib.sha256(p.read_bytes()).hexdigest() for k, p in sorted(job.refs.items())}
+        if not job.refs_dir else {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                                  for p in sorted(job.refs_dir.iterdir()) if p.is_file()},
         "propagate": job.propagate,
         "backend": job.backend,
         "weights": None if job.weights is None else str(job.weights.resolve()),
