@@ -427,6 +427,8 @@ RUN_ELSEWHERE = {
     ".venv/bin/python benchmarks/speed.py --quick": "tests/test_vspipe.py, on a tiny clip (the figures take minutes)",
     "vsexcolor render examples/restore.vpy -a source=reel1.mkv -a ref=reel1-still.png --audio reel1.mkv --codec ffv1 "
     "-o reel1-restored.mkv": "tests/test_render.py, on a small film (against vspipe's frames)",
+    "vsexcolor colorize vsexcolor-demo/gray.mkv --refs shots -o bunny-shots.mkv": "tests/test_shots.py, with "
+    "frames coloured (here the exported frames are still gray)",
     "ray start --head --port 6379": "tests/cluster/, through Ray's own cluster of two nodes on one machine",
     "ray start --address HEAD:6379": "tests/cluster/, as above",
     "vsexcolor colorize /films/reel1.mkv --ref /films/reel1.png --codec ffv1 -o /films/reel1.colorized.mkv "

@@ -122,13 +122,13 @@ def test_propagate_beats_the_gray_input_on_a_real_clip(carphone_report):
 
 def test_the_report_scores_what_each_setting_promises(carphone_report):
     keyframe, reference = carphone_report["results"]
-    assert keyframe["scored_frames"] == [1, FRAMES - 1]
-    assert reference["scored_frames"] == [0, FRAMES - 1]
+    assert keyframe["scored_frames"] == list(range(1, FRAMES))
+    assert reference["scored_frames"] == list(range(FRAMES))
     # Naive propagation needs the keyframe's colours.
     assert "naive" in keyframe["methods"] and "naive" not in reference["methods"]
     for result in (keyframe, reference):
         for scores in result["methods"].values():
-            assert len(scores["psnr_per_frame"]) == result["scored_frames"][1] - result["scored_frames"][0] + 1
+            assert len(scores["psnr_per_frame"]) == len(result["scored_frames"])
             assert set(scores) >= {"psnr", "ssim", "ciede2000", "psnr_first", "psnr_last", "colorfulness",
                                    "cdc", "warp_error", "fps"}
         assert result["methods"]["gray"]["colorfulness"] < 0.05  # float rounding of R = G = B
@@ -138,8 +138,8 @@ def test_the_report_scores_what_each_setting_promises(carphone_report):
 def test_the_gray_baseline_outputs_the_l_channel_alone():
     clip = clips.load(clips.resolve("carphone_pristine"), 3)
     L = clips.gray_l(clip.frames)
-    out = next(benchmark.colorize_frames(L, clip.frames[0] / 255.0, benchmark.make_backend("gray", "cpu"),
-                                         propagate_init=False))
+    out = next(benchmark.colorize_directly(L, clip.frames[0] / 255.0, benchmark.make_backend("gray", "cpu"),
+                                           propagate_init=False))
     expected = l_to_gray(L[0, 0]).numpy()
     for c in range(3):
         np.testing.assert_allclose(out[..., c], expected, atol=1e-4)
@@ -178,3 +178,20 @@ def test_eval_command_rejects_unknown_methods_missing_clips_and_devices(tmp_path
     assert "no such clip" in capsys.readouterr().err
     assert main(["eval", "--device", "tpu", "--methods", "gray"]) == 2
     assert "--device must be 'auto', 'cpu' or 'cuda[:N]'" in capsys.readouterr().err
+
+
+def test_the_shots_setting_keys_every_shot_and_scores_each_through_the_filter(tmp_path):
+    # bikes cuts to a new shot at frame 30: two shots in 36 frames, each keyed by its first frame.
+    report = benchmark.run(["bikes"], frames=36, methods=["gray", "naive", "propagate"], settings=["shots"],
+                           full=False, progress=lambda _: None)
+    result = report["results"][0]
+    assert [(s["first"], s["last"], s["length"]) for s in result["shots"]] == [(0, 29, 30), (30, 35, 6)]
+    assert result["scored_frames"] == [t for t in range(36) if t not in (0, 30)]
+    for shot in result["shots"]:
+        # Naive propagation restarts at the shot with its keyframe: right after it, it is close.
+        assert shot["naive"]["psnr"] > shot["gray"]["psnr"] + 3
+        assert shot["propagate"]["psnr"] > shot["gray"]["psnr"] + 3
+        assert set(shot["propagate"]) == {"psnr", "drift"}
+    plot = tmp_path / "shots.png"
+    benchmark.plot_psnr(report, plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

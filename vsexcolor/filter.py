@@ -190,18 +190,21 @@ def colorize(
     Args:
         clip: GRAY, YUV (any subsampling) or RGB; 8..16-bit integer or 16/32-bit float.
         ref: the colour reference: an image path, a numpy array (H, W, 3; uint8, uint16 or
-            float in [0, 1]), a VideoNode (its first frame), or a mapping
-            ``{first_frame: reference}`` of keyframe references, each in force from its
-            frame until the next (the first also before it). None only with ``propagate``.
+            float in [0, 1]), a VideoNode (its first frame), a mapping
+            ``{first_frame: reference}`` of references each in force from its frame until
+            the next (the first also before it), or a folder of images named by their first
+            frame (``000123.png``; see ``vsexcolor shots``), each a keyframe where its
+            lightness matches its frame's, else an exemplar. None only with ``propagate``.
         backend: ``"devc"`` (the authors' networks; needs their weights), ``"propagate"``
             (weight-free: descriptor matching, optical flow, edge-aware fusion) or
             ``"auto"`` (devc when valid weights are found, else propagate with a warning).
         weights: the checkpoint zip or its unpacked folder (default: ``VSEXCOLOR_MODEL_DIR``
             or the per-user data folder; ``vsexcolor info`` says where).
-        propagate: the authors' propagation mode: each reference is also the initial state
-            of its recurrence, i.e. it *is* the first frame in colour. With ``ref=None`` the
-            clip itself (YUV or RGB) supplies it: the first frame of each scene is taken in
-            colour and propagated through the scene.
+        propagate: the authors' propagation mode: every reference is a keyframe, i.e. it
+            *is* its frame in colour (of the clip's size) and the initial state of the
+            recurrence at that frame (a later shot starts from it as an exemplar alone).
+            With ``ref=None`` the clip itself (YUV or RGB) supplies it: the first frame of
+            each scene is taken in colour and propagated through the scene.
         preset: ``"default"`` (smoothing on, saturation 1.0) or ``"official"`` (the authors'
             settings: smoothing lambda 500 / sigma 4, saturation 1.25). The propagate
             backend's output is not smoothed by default: its fusion already is, edge-aware.

@@ -27,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Turn colour clips gray (the L of their Lab), colorize them and score the result "
                     "against the originals: PSNR, SSIM, CIEDE2000, drift (PSNR of the first and last "
                     "10 scored frames), colourfulness and temporal stability (CDC, flow warp error). "
+                    "propagate and devc run through vsexcolor.colorize at its defaults, as users get them. "
                     "Settings: 'keyframe' gives frame 0 in colour as reference and initial state; "
-                    "'reference' gives a colour frame far from the scored ones (or --ref).")
+                    "'reference' gives a colour frame far from the scored ones (or --ref); 'shots' gives "
+                    "each shot's first frame in colour as its keyframe and scores each shot.")
     parser.add_argument("clips", nargs="*", default=list(BUNDLED),
                         help=f"video files, folders of frames, or bundled clip names (default: {' '.join(BUNDLED)})")
     parser.add_argument("--frames", type=int, default=120, help="frames scored per clip, from the start (default 120)")
@@ -36,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated, from gray, naive, propagate, devc (devc is skipped "
                              "when its weights do not load); default all")
     parser.add_argument("--settings", default=",".join(benchmark.SETTINGS),
-                        help="comma-separated, from keyframe, reference (default both)")
+                        help="comma-separated, from keyframe, reference, shots (default all)")
     parser.add_argument("--ref", type=Path, default=None,
                         help="image used as the reference of the 'reference' setting for every clip "
                              "(default: each clip's frame FRAMES after the scored ones, or its last)")

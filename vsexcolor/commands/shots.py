@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     _, sheet = cv2.imencode(".png", shots_mod.contact_sheet(gray, picked, start_of))
     write_durably(folder / SHEET, sheet.tobytes())
     mean = sum(s.length for s in picked) / len(picked)
-    print(f"vsexcolor shots: {len(picked)} shots, {mean / float(info.fps):.1f} s ({mean:.0f} frames) long on "
-          f"average; wrote {len(picked)} frames to colour, shots.json, shots.csv and {SHEET} to {folder}",
-          file=sys.stderr)
+    count = f"{len(picked)} shot{'' if len(picked) == 1 else 's'}"
+    print(f"vsexcolor shots: {count}, {mean / float(info.fps):.1f} s ({mean:.0f} frames) long on average; wrote "
+          f"{len(picked)} frames to colour, shots.json, shots.csv and {SHEET} to {folder}", file=sys.stderr)
     return 0
 
 

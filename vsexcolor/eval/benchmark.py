@@ -1,11 +1,17 @@
 """Colorize gray versions of colour clips and score them against the colour originals.
 
-Two settings:
+``propagate`` and ``devc`` are scored as users get them: through ``vsexcolor.colorize``
+with its defaults (scene cuts, batches, precision), on a float gray clip whose gray value
+has the frames' L*, its YUV output brought back to RGB. The baselines, which are no filter
+backends, run on the direct loop (:func:`colorize_directly`). Three settings:
 
 * ``keyframe``: the clip's colour frame 0 is the reference and the initial state (the
   authors' propagation mode); frame 0 is an input then, so frames 1.. are scored.
 * ``reference``: a colour frame far from the scored ones (see :class:`.clips.Clip`), or a
   given image, is the reference and there is no initial state; all frames are scored.
+* ``shots``: each shot's first frame in colour (as the filter's cut detector finds the
+  shots) is its keyframe, the papers' protocol per shot; naive propagation restarts at
+  each shot too. Every frame but the keyframes is scored, and each shot on its own.
 
 Per clip, setting and method: mean PSNR / SSIM (RGB) and CIEDE2000 against the original,
 PSNR over the first and last 10 scored frames (drift), colourfulness, CDC and the flow warp
@@ -27,26 +33,29 @@ import numpy as np
 import torch
 
 from ..backends.base import Backend
-from ..backends.propagate import PropagateBackend
+from ..color import l_to_gray
 from ..filter import PRESETS
 from ..postprocess import Finish, finish_rgb, for_backend
 from ..reference import initial_state, read_image
 from ..reference import to_lab as reference_lab
 from ..resolution import DEFAULT_PIXELS, Geometry
+from ..scenes import DEFAULT_THRESHOLD
 from ..weights import WeightsError, load_nets
 from . import clips as clips_mod
 from . import metrics
 from .baselines import GrayBackend, NaiveBackend
 
 METHODS = ("gray", "naive", "propagate", "devc")
-SETTINGS = ("keyframe", "reference")
+SETTINGS = ("keyframe", "reference", "shots")
+#: Methods scored through the VapourSynth filter; the others are baselines on the direct loop.
+FILTER_METHODS = ("propagate", "devc")
 #: Methods that need the initial state, so are run in the keyframe setting only.
 KEYFRAME_ONLY = ("naive",)
 #: Frames at each end of the scored range whose PSNR measures drift.
 DRIFT_SPAN = 10
-#: Frames matched per ``correspond`` call.
+#: Frames matched per ``correspond`` call on the direct loop.
 BATCH = 8
-#: The filter's default preset: the scores are those of what users get.
+#: The filter's default preset, for the direct loop.
 DEFAULT_FINISH = PRESETS["default"][0]
 
 
@@ -54,12 +63,13 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def colorize_frames(frames_gray: torch.Tensor, reference: np.ndarray, method: Backend,
-                    propagate_init: bool, pixels: int = DEFAULT_PIXELS,
-                    finish: Finish = DEFAULT_FINISH) -> Iterator[np.ndarray]:
-    """Colorize a gray clip with one backend, frame by frame, in order.
+def colorize_directly(frames_gray: torch.Tensor, reference: np.ndarray, method: Backend,
+                      propagate_init: bool, pixels: int = DEFAULT_PIXELS,
+                      finish: Finish = DEFAULT_FINISH) -> Iterator[np.ndarray]:
+    """Colorize a gray clip with one backend, frame by frame, in order, without the filter:
+    the direct path, for the baselines (which are no filter backends).
 
-    The one place the benchmark drives a backend: a plain loop of ``prepare`` once,
+    A plain loop of ``prepare`` once,
     ``correspond`` on batches, ``step`` per frame at the filter's internal geometry, then
     the filter's finish (chroma to full size, the backend's default smoothing, gamut fit)
     joins the chroma to the full-resolution L. Unlike the filter it knows no scene cuts:
@@ -85,7 +95,7 @@ def colorize_frames(frames_gray: torch.Tensor, reference: np.ndarray, method: Ba
     last = None
     if propagate_init:
         if reference.shape[:2] != (height, width):
-            raise ValueError("colorize_frames: an initial state must be the size of the frames")
+            raise ValueError("colorize_directly: an initial state must be the size of the frames")
         last = initial_state(reference, geometry).to(device)
     for start in range(0, len(frames_gray), BATCH):
         batch = frames_gray[start:start + BATCH]
@@ -97,19 +107,51 @@ def colorize_frames(frames_gray: torch.Tensor, reference: np.ndarray, method: Ba
             yield finish_rgb(batch[i:i + 1], ab.float().cpu(), geometry, finish)[0].movedim(0, -1).numpy()
 
 
-def make_backend(method: str, device: torch.device, weights: str | Path | None = None) -> Backend:
-    """The backend for a method name; DEVC needs its weights (``weights``: their location,
-    default where :mod:`vsexcolor.weights` looks), else :class:`WeightsError`."""
+def make_backend(method: str, device: torch.device) -> Backend:
+    """A baseline's backend, for :func:`colorize_directly`."""
     if method == "gray":
         return GrayBackend(device)
     if method == "naive":
         return NaiveBackend(device)
-    if method == "propagate":
-        return PropagateBackend(device=device)
-    if method == "devc":
-        from ..backends.devc import DevcBackend
-        return DevcBackend(*load_nets(weights), device=device)
-    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    raise ValueError(f"unknown baseline {method!r}; the filter runs {', '.join(FILTER_METHODS)}")
+
+
+def colorize_through_filter(frames_gray: torch.Tensor, refs: dict[int, np.ndarray], keyframes: bool,
+                            method: str, device: torch.device, weights: str | Path | None = None
+                            ) -> Iterator[np.ndarray]:
+    """Colorize a gray clip with ``vsexcolor.colorize`` at its defaults, as users get it.
+
+    Args:
+        frames_gray: [T, 1, H, W] L (0..100); the filter gets a GRAYS clip of their gray
+            values (the L* of gray R' = G' = B' is L), whose luma its output keeps.
+        refs: {first frame: float32 sRGB [H', W', 3] in [0, 1]}.
+        keyframes: each reference is its frame in colour (``propagate=True``).
+        method: the backend, ``propagate`` or ``devc``.
+
+    Yields:
+        [H, W, 3] float32 RGB in [0, 1] per frame: the filter's YUV output converted back
+        by its own matrix and range.
+    """
+    import vapoursynth as vs
+
+    from ..filter import colorize
+
+    core = vs.core
+    gray = l_to_gray(frames_gray).clamp(0.0, 1.0).numpy()
+    blank = core.std.BlankClip(format=vs.GRAYS, width=gray.shape[-1], height=gray.shape[-2], length=len(gray),
+                               fpsnum=25, fpsden=1, keep=True)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        np.copyto(np.asarray(out[0]), gray[n, 0])
+        return out
+
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    ref = refs[0] if list(refs) == [0] and not keyframes else refs
+    out = colorize(clip, ref, backend=method, weights=weights, propagate=keyframes, device=str(device))
+    rgb = core.resize.Bicubic(out, format=vs.RGBS)
+    for frame in rgb.frames(prefetch=2, close=True):
+        yield np.stack([np.asarray(frame[p]) for p in range(3)], -1).clip(0.0, 1.0)
 
 
 @dataclass
@@ -157,44 +199,92 @@ class _Track:
         return {k: v for k, v in s.items() if v is not None}
 
 
-def score_clip(clip: clips_mod.Clip, setting: str, backends: dict[str, Backend],
-               reference_rgb: np.ndarray | None = None, full: bool = True) -> dict:
-    """Run every backend on one clip in one setting and score it (see the module doc).
+def score_clip(clip: clips_mod.Clip, setting: str, methods: Sequence[str], reference_rgb: np.ndarray | None = None,
+               full: bool = True, device: torch.device | str = "cpu", weights: str | Path | None = None) -> dict:
+    """Run every method on one clip in one setting and score it (see the module doc).
 
     ``reference_rgb``: float32 sRGB [H, W, 3] in [0, 1], the reference of the ``reference``
     setting (default the clip's far frame). ``full``: every metric, else PSNR only (quick iterations).
     """
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose from {', '.join(SETTINGS)}")
-    keyframe = setting == "keyframe"
+    device = torch.device(device)
     gray = clips_mod.gray_l(clip.frames)
     truth_L = gray[:, 0].numpy()
-    if keyframe:
-        reference = clip.frames[0].astype(np.float32) / 255.0
+    colour = clip.frames.astype(np.float32) / 255.0
+    if setting == "shots":
+        shots = _shots(gray)
+        refs, keyframes = {a: colour[a] for a, _ in shots}, True
     else:
-        reference = clip.far.astype(np.float32) / 255.0 if reference_rgb is None else reference_rgb
-    first = 1 if keyframe else 0
-    streams = {m: colorize_frames(gray, reference, b, propagate_init=keyframe) for m, b in backends.items()}
-    tracks = {m: _Track(full) for m in backends}
+        shots = [(0, len(gray) - 1)]
+        keyframes = setting == "keyframe"
+        far = clip.far.astype(np.float32) / 255.0 if reference_rgb is None else reference_rgb
+        refs = {0: colour[0] if keyframes else far}
+    unscored = set(refs) if keyframes else set()
+    streams = {m: colorize_through_filter(gray, refs, keyframes, m, device, weights) if m in FILTER_METHODS
+               else _directly(gray, shots, refs, keyframes, make_backend(m, device)) for m in methods}
+    tracks = {m: _Track(full) for m in methods}
+    per_shot = {m: [_Track(False) for _ in shots] for m in methods}
     truth_track = _Track(full)
+    shot_of = [i for i, (a, b) in enumerate(shots) for _ in range(a, b + 1)]
     for t in range(len(clip.frames)):
-        truth = clip.frames[t].astype(np.float32) / 255.0
-        scored = t >= first
-        motion = metrics.motion(truth_L[t - 1], truth_L[t]) if full and t > first else None
+        scored = t not in unscored
+        motion = metrics.motion(truth_L[t - 1], truth_L[t]) if full and scored and t - 1 not in unscored \
+            and t > 0 and shot_of[t - 1] == shot_of[t] else None
         if scored:
-            truth_track.add(truth, None, motion)
+            truth_track.add(colour[t], None, motion)
         for m, stream in streams.items():
             started = time.perf_counter()
             out = next(stream)
             tracks[m].seconds += time.perf_counter() - started
             if scored:
-                tracks[m].add(out, truth, motion)
+                tracks[m].add(out, colour[t], motion)
+                per_shot[m][shot_of[t]].add(out, colour[t], None)
     result = {"clip": clip.name, "setting": setting, "size": list(clip.frames.shape[1:3]),
-              "scored_frames": [first, len(clip.frames) - 1],
+              "scored_frames": [t for t in range(len(clip.frames)) if t not in unscored],
               "methods": {m: tr.summary() for m, tr in tracks.items()}}
+    if setting == "shots":
+        result["shots"] = [{"first": a, "last": b, "length": b - a + 1,
+                            **{m: _shot_summary(per_shot[m][i]) for m in methods}} for i, (a, b) in enumerate(shots)]
     if full:
         result["truth"] = truth_track.summary()
     return result
+
+
+def _shot_summary(track: _Track) -> dict:
+    """A shot's PSNR and drift (its first 10 scored frames' PSNR less its last 10's)."""
+    if not track.psnr:
+        return {}
+    s = track.summary()
+    return {"psnr": s["psnr"], "drift": s["psnr_first"] - s["psnr_last"]}
+
+
+def _shots(gray: torch.Tensor) -> list[tuple[int, int]]:
+    """The shots of a gray clip as the filter's cut detector finds them."""
+    import vapoursynth as vs
+
+    from ..shots import find
+
+    core = vs.core
+    values = l_to_gray(gray).clamp(0.0, 1.0).numpy()
+    blank = core.std.BlankClip(format=vs.GRAYS, width=values.shape[-1], height=values.shape[-2],
+                               length=len(values), keep=True)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        np.copyto(np.asarray(out[0]), values[n, 0])
+        return out
+
+    return find(core.std.ModifyFrame(blank, blank, fill), DEFAULT_THRESHOLD)
+
+
+def _directly(gray: torch.Tensor, shots: list[tuple[int, int]], refs: dict[int, np.ndarray], keyframes: bool,
+              backend: Backend) -> Iterator[np.ndarray]:
+    """A baseline on the direct loop, restarted at each shot with the reference in force."""
+    starts = sorted(refs)
+    for a, b in shots:
+        ref = refs[max(k for k in starts if k <= a)] if a >= starts[0] else refs[starts[0]]
+        yield from colorize_directly(gray[a:b + 1], ref, backend, propagate_init=keyframes and a in refs)
 
 
 def run(clip_specs: Sequence[str], *, frames: int = 120, methods: Sequence[str] = METHODS,
@@ -211,22 +301,24 @@ def run(clip_specs: Sequence[str], *, frames: int = 120, methods: Sequence[str] 
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     device = torch.device(device)
-    backends: dict[str, Backend] = {}
+    usable = []
     for m in methods:
-        try:
-            backends[m] = make_backend(m, device, weights)
-        except WeightsError as e:
-            progress(f"skipping devc: {e}")
+        if m == "devc":
+            try:
+                load_nets(weights)
+            except WeightsError as e:
+                progress(f"skipping devc: {e}")
+                continue
+        usable.append(m)
     reference_rgb = read_image(reference) if reference else None
     results = []
     for spec in clip_specs:
         clip = clips_mod.load(clips_mod.resolve(spec), frames)
         for setting in settings:
-            chosen = {m: b for m, b in backends.items()
-                      if setting == "keyframe" or m not in KEYFRAME_ONLY}
+            chosen = [m for m in usable if setting != "reference" or m not in KEYFRAME_ONLY]
             progress(f"{clip.name} ({len(clip.frames)} frames, {setting}): {', '.join(chosen)}")
-            results.append(score_clip(clip, setting, chosen, reference_rgb, full))
-    return {"frames": frames, "device": str(device), "methods": list(backends),
+            results.append(score_clip(clip, setting, chosen, reference_rgb, full, device, weights))
+    return {"frames": frames, "device": str(device), "methods": usable,
             "reference": None if reference is None else str(reference), "results": results}
 
 
@@ -279,10 +371,12 @@ def plot_psnr(report: dict, path: Path) -> None:
     axes = fig.subplots(len(clip_names), len(setting_names), squeeze=False)
     for r in results:
         ax = axes[clip_names.index(r["clip"])][setting_names.index(r["setting"])]
-        first = r["scored_frames"][0]
+        frames = r["scored_frames"]
         for name, s in r["methods"].items():
             v = s.get("psnr_per_frame", [])
-            ax.plot(range(first, first + len(v)), v, label=name, linewidth=1)
+            ax.plot(frames[:len(v)], v, label=name, linewidth=1)
+        for shot in r.get("shots", [])[1:]:
+            ax.axvline(shot["first"], color="gray", linewidth=0.6, linestyle=":")
         ax.set_title(f"{r['clip']} - {r['setting']}")
         ax.set_xlabel("frame")
         ax.set_ylabel("PSNR (dB)")
