@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,7 +51,7 @@ from vsexcolor.correspondence import normalize_positions  # noqa: E402
 from vsexcolor.filter import PRESETS  # noqa: E402
 from vsexcolor.models import ColorVidNet, VGG19Features, WarpNet  # noqa: E402
 from vsexcolor.postprocess import Finish  # noqa: E402
-from vsexcolor.reference import to_lab  # noqa: E402
+from vsexcolor.reference import reference_lab  # noqa: E402
 from vsexcolor.resolution import DEFAULT_PIXELS, Geometry  # noqa: E402
 
 core = vs.core
@@ -146,33 +145,32 @@ def authors_finish(L: torch.Tensor, ab: torch.Tensor, geometry: Geometry, finish
 
 
 def authors_clip(gray: vs.VideoNode, ref_rgb: np.ndarray, pixels: int, device: torch.device) -> vs.VideoNode:
-    """``gray`` (GRAY8, limited range) colorized by :class:`AuthorsLoop`, as YUV420P8."""
+    """``gray`` (GRAY8, limited range) colorized by :class:`AuthorsLoop`, as YUV420P8.
+
+    Their loop runs frames in order: frame n waits for frame n - 1 as a VapourSynth
+    dependency (a request of its own), and gets its own luma frame as one too, so nothing
+    is read from inside the callback and the comparison measures the networks, not reads.
+    """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as their test.py sets
     finish = PRESETS["default"][0]
     geometry = Geometry.fit(gray.width, gray.height, pixels, DevcBackend.multiple)
-    loop = AuthorsLoop(detnets.nets(), to_lab(ref_rgb, pixels, DevcBackend.multiple), device)
+    loop = AuthorsLoop(detnets.nets(), reference_lab(ref_rgb, pixels, DevcBackend.multiple), device)
     luma = core.resize.Point(gray, format=vs.GRAYS, range_in_s="limited", range_s="full")
-    lock, done, upcoming = threading.Lock(), {}, [0]
 
-    def render(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        # Their loop runs frames in order; vspipe may ask for several at once.
-        with lock:
-            while upcoming[0] <= n:
-                k = upcoming[0]
-                plane = np.asarray(luma.get_frame(k)[0])
-                L = gray_to_l(torch.from_numpy(plane.copy()).clamp(0.0, 1.0))[None, None].to(device)
-                done[k] = authors_finish(L, loop.ab(geometry.to_internal(L)), geometry, finish)
-                upcoming[0] += 1
-            rgb = done.pop(n)
-        out = f.copy()
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        L = gray_to_l(torch.from_numpy(np.array(f[1][0], copy=True)).clamp(0.0, 1.0))[None, None].to(device)
+        rgb = authors_finish(L, loop.ab(geometry.to_internal(L)), geometry, finish)
+        out = f[0].copy()
         for p in range(3):
             np.copyto(np.asarray(out[p]), rgb[p])
         return out
 
     canvas = core.std.BlankClip(gray, format=vs.RGBS, keep=True)
-    model = core.std.ModifyFrame(canvas, canvas, render)
-    chroma = core.resize.Bicubic(model, format=vs.YUV420P8, matrix_s="709", range_s="limited",
+    model: list[vs.VideoNode] = []
+    ordered = core.std.FrameEval(canvas, lambda n: model[0])
+    model.append(core.std.ModifyFrame(canvas, [canvas, luma, canvas[0] + ordered[:-1]], render))
+    chroma = core.resize.Bicubic(model[0], format=vs.YUV420P8, matrix_s="709", range_s="limited",
                                  dither_type="error_diffusion")
     return core.std.ShufflePlanes([gray, chroma, chroma], [0, 1, 2], vs.YUV)
 
@@ -332,14 +330,18 @@ def plan(args: argparse.Namespace) -> list[Case]:
 
 
 def table(cases: list[Case]) -> str:
-    """The cases as a text table; DEVC rows carry their speed-up over the authors' loop."""
-    head = (f"{'backend':<10} {'size':>10} {'internal':>9} {'frames':>6} {'fps':>7} {'steady':>7} {'s/frame':>8} "
-            f"{'RSS MiB':>8} {'GPU MiB':>8} {'x authors':>9} {'steady':>7}")
+    """The cases as a text table of medians over the renders, with their spread (min-max);
+    DEVC rows carry their speed-up over the authors' loop."""
+    head = (f"{'backend':<10} {'size':>10} {'internal':>9} {'frames':>6} {'runs':>4} {'fps':>7} {'spread':>13} "
+            f"{'steady':>7} {'spread':>13} {'s/frame':>8} {'RSS MiB':>8} {'GPU MiB':>8} {'x authors':>9} {'steady':>7}")
     rows = [head, "-" * len(head)]
     authors = {(c.width, c.height, c.pixels): c for c in cases if c.backend == "authors" and c.runs}
 
     def ratio(ours: float | None, theirs: float | None) -> str:
         return f"{ours / theirs:.2f}x" if ours and theirs else ""
+
+    def spread(values: list[float]) -> str:
+        return f"{min(values):.3f}-{max(values):.3f}" if values else "-"
 
     for c in cases:
         if not c.runs:
@@ -347,9 +349,10 @@ def table(cases: list[Case]) -> str:
         base = authors.get((c.width, c.height, c.pixels)) if c.backend == "devc" else None
         steady = c.steady_fps
         rows.append(
-            f"{c.backend:<10} {f'{c.width}x{c.height}':>10} {c.internal:>9} {c.frames:>6} {c.fps:>7.3f} "
-            f"{f'{steady:.3f}' if steady else '-':>7} {1 / (steady or c.fps):>8.2f} {c.rss_mib:>8.0f} "
-            f"{f'{c.gpu_mib:.0f}' if c.gpu_mib is not None else '-':>8} "
+            f"{c.backend:<10} {f'{c.width}x{c.height}':>10} {c.internal:>9} {c.frames:>6} {len(c.runs):>4} "
+            f"{c.fps:>7.3f} {spread([r['fps'] for r in c.runs]):>13} {f'{steady:.3f}' if steady else '-':>7} "
+            f"{spread([r['steady_fps'] for r in c.runs if 'steady_fps' in r]):>13} {1 / (steady or c.fps):>8.2f} "
+            f"{c.rss_mib:>8.0f} {f'{c.gpu_mib:.0f}' if c.gpu_mib is not None else '-':>8} "
             f"{ratio(c.fps, base.fps) if base else '':>9} {ratio(steady, base.steady_fps) if base else '':>7}")
     return "\n".join(rows)
 
@@ -369,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backends", type=lambda s: s.split(","), default=list(BACKENDS),
                    help="comma-separated: devc (always with the authors' loop), propagate")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--repeat", type=int, default=1, help="renders per case, the median reported (default 1)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="renders per case: the median is reported, with the spread (default 3)")
     p.add_argument("--length-factor", type=int, default=4,
                    help="memory check: render the cheapest case with 64 frames and with this many times "
                         "as many (0: skip)")

@@ -38,3 +38,19 @@ def write_video(path: Path, rgb: np.ndarray, *, pix_fmt: str = "yuv420p", codec:
 def write_image(path: Path, rgb: np.ndarray) -> Path:
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return path
+
+
+def crash_encoder_at(monkeypatch, frame: int) -> None:
+    """Make writing frame ``frame`` of the output fail, as a crash in the middle of a run would."""
+    import vapoursynth as vs
+
+    from vsexcolor import video
+
+    write = video.Encoder.write
+
+    def crash(self, out, n):
+        if n == frame:
+            raise vs.Error("injected failure")
+        write(self, out, n)
+
+    monkeypatch.setattr(video.Encoder, "write", crash)

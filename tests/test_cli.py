@@ -23,7 +23,7 @@ import vapoursynth as vs
 
 import vsexcolor
 from clips import decode_rgb, sample_clip_path
-from media import write_image, write_video
+from media import crash_encoder_at, write_image, write_video
 from vsexcolor import commands, video
 from vsexcolor.video import open_clip, probe
 
@@ -232,14 +232,7 @@ def test_resume_after_a_crash_continues_at_the_unfinished_scene(run, media, devc
     out = tmp_path / "out.mkv"
     command = ["colorize", media / "film.mp4", "--ref", media / "still.png", "-o", out, "--backend", "devc",
                "--weights", devc_weights, "--codec", "ffv1", *TINY]
-    write = video.Encoder.write
-
-    def crash_at_frame_4(self, frame, n):
-        if n == 4:
-            raise vs.Error("injected failure")
-        write(self, frame, n)
-
-    monkeypatch.setattr(video.Encoder, "write", crash_at_frame_4)
+    crash_encoder_at(monkeypatch, 4)
     code, err = run(*command)
     assert code == 2
     assert messages(err)[-1] == (f"vsexcolor colorize: failed at frame 4: injected failure; the finished parts "
@@ -363,6 +356,29 @@ def test_bad_input_gives_one_line_and_writes_nothing(run, media, tmp_path, case)
     lines = messages(err)
     assert len(lines) == 1 and re.fullmatch(rf"vsexcolor colorize: .*{pattern}.*", lines[0]), repr(err)
     assert listing(tmp_path) == before and listing(media) == media_before
+
+
+def test_an_input_changed_after_it_was_read_is_named_and_the_finished_scenes_kept(run, rgb, tmp_path, monkeypatch):
+    film = write_video(tmp_path / "film.mp4", rgb)
+    still = write_image(tmp_path / "still.png", rgb[0])
+    from vsexcolor.commands import colorize as command
+
+    probe_first = command.probe
+
+    def probe_then_shorten(path, progress=True):
+        info = probe_first(path, progress)
+        write_video(film, rgb[:4])  # replaced by a shorter file while the run starts
+        return info
+
+    monkeypatch.setattr(command, "probe", probe_then_shorten)
+    out = tmp_path / "out.mkv"
+    code, err = run("colorize", film, "--ref", still, "-o", out, "--backend", "propagate", *TINY)
+    assert code == 2
+    # The filter reads ahead of the frame it makes, so the frame named is an earlier one.
+    assert re.fullmatch(rf"vsexcolor colorize: failed at frame \d: {re.escape(repr(str(film)))} ended after 4 "
+                        rf"frames, not 6; has it changed\?; the finished parts are kept in {re.escape(str(out))}"
+                        r"\.parts: run the same command with --resume to continue", messages(err)[-1]), err
+    assert not out.exists()
 
 
 def test_files_without_frames_or_video_are_refused(run, media, tmp_path):

@@ -75,16 +75,17 @@ def test_output_format_follows_input_and_luma_is_untouched(run, bikes, fmt, expe
     for n in range(clip.num_frames):
         f_in, f_out = clip.get_frame(n), out.get_frame(n)
         if family == vs.RGB:
-            # RGB keeps CIE L* within rounding (and gamut clipping, rare on real frames).
-            lab_in = _lab(f_in)
-            lab_out = _lab(f_out)
-            diff = np.abs(lab_in[..., 0] - lab_out[..., 0])
-            assert np.percentile(diff, 99) < 1.0
+            # RGB keeps CIE L*: the finish fits colours into the gamut by chroma alone, and
+            # its sRGB conversion is within 4e-4 of exact (0.05 L* at most); storing 8-bit
+            # RGB moves each channel by up to half a step, which moves L* by up to about 0.3.
+            lab_in, lab_out = _lab(f_in), _lab(f_out)
+            bound = 0.5 if core.get_video_format(fmt).bits_per_sample == 8 else 0.05
+            assert np.abs(lab_in[..., 0] - lab_out[..., 0]).max() < bound
+            # Chroma is predicted: the output is not gray.
+            assert np.hypot(lab_out[..., 1], lab_out[..., 2]).mean() > 5
         else:
             assert np.array_equal(np.asarray(f_in[0]), np.asarray(f_out[0]))
-        # Chroma is predicted: the output is not gray.
-        chroma = np.asarray(f_out[1]).astype(np.float64)
-        assert chroma.std() > 0 or family == vs.RGB
+            assert np.asarray(f_out[1]).astype(np.float64).std() > 0  # chroma is predicted
 
 
 @pytest.mark.parametrize("fmt,range_", [(vs.GRAY8, vs.RANGE_FULL), (vs.YUV420P10, vs.RANGE_LIMITED),
@@ -379,7 +380,9 @@ def test_references_in_every_accepted_form(run, bikes, tmp_path):
     # zimg's uint8 -> float conversion rounds differently from numpy's, by a float ulp.
     from_clip = np.frombuffer(frame_bytes(run(clip, rgb_clip(bikes[3:4])).get_frame(0)), np.uint8)
     assert np.abs(from_clip.astype(int) - np.frombuffer(by_array, np.uint8)).max() <= 1
-    assert run(clip, yuv_clip(bikes[3:4], vs.YUV444P16)).get_frame(0).props[PROP_BACKEND] == "devc"
+    # A clip of another format is converted to sRGB by its own props: close to the array's.
+    from_yuv = np.frombuffer(frame_bytes(run(clip, yuv_clip(bikes[3:4], vs.YUV444P16)).get_frame(0)), np.uint8)
+    assert np.abs(from_yuv.astype(int) - np.frombuffer(by_array, np.uint8)).mean() < 2
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -447,10 +450,12 @@ def test_devc_without_weights_says_how_to_get_them(bikes, tmp_path):
 
 # --- backends ------------------------------------------------------------------------------
 
-def test_auto_backend_uses_devc_when_weights_are_found(bikes, devc_weights, monkeypatch):
+def test_auto_backend_uses_devc_when_weights_are_found(run, bikes, devc_weights, monkeypatch):
     monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(devc_weights))
     out = vsexcolor.colorize(yuv_clip(bikes[:1]), bikes[0], pixels=PIXELS)
     assert out.get_frame(0).props[PROP_BACKEND] == "devc"
+    # It is devc's output, not only its name.
+    assert frame_bytes(out.get_frame(0)) == frame_bytes(run(yuv_clip(bikes[:1]), bikes[0]).get_frame(0))
 
 
 def test_auto_backend_without_weights_warns_once_and_propagates(bikes, tmp_path, monkeypatch):
@@ -460,6 +465,8 @@ def test_auto_backend_without_weights_warns_once_and_propagates(bikes, tmp_path,
         [out.get_frame(n) for n in range(3)]
     assert len(caught) == 1
     assert out.get_frame(0).props[PROP_BACKEND] == "propagate"
+    propagated = vsexcolor.colorize(yuv_clip(bikes[:3]), bikes[0], backend="propagate", pixels=PIXELS)
+    assert frame_bytes(out.get_frame(2)) == frame_bytes(propagated.get_frame(2))
 
 
 def test_propagate_backend_is_exact_under_any_order_too(bikes):

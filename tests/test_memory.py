@@ -8,6 +8,7 @@ import os
 import runpy
 import threading
 
+import numpy as np
 import pytest
 import vapoursynth as vs
 
@@ -82,11 +83,13 @@ def test_rss_stays_flat_over_a_long_render_at_a_real_size():
     # while the memory in use stayed flat, until the filter took to handing it back.
     frames = decode_rgb(sample_clip_path("bikes"), 32, (640, 360))
     out = vsexcolor.colorize(yuv_clip(frames) * 12, frames[0], backend="propagate")
-    rss = {}
+    samples = []
     for n, _ in enumerate(out.frames(prefetch=4), start=1):
-        if n in (128, 384):
-            rss[n] = rss_mib()
-    assert rss[384] - rss[128] < 120, f"RSS grew by {rss[384] - rss[128]:.0f} MiB from frame 128 to 384"
+        if n >= 128 and n % 16 == 0:
+            samples.append((n, rss_mib()))
+    # The trend, not two readings: RSS moves by +-20 MiB between hand-backs, flat or not.
+    slope = np.polyfit(*zip(*samples), 1)[0]
+    assert slope < 0.1, f"RSS grew by {slope:.2f} MiB per frame from frame 128 to 384: {samples}"
 
 
 def test_the_filter_hands_freed_memory_back_every_32_outputs(monkeypatch):

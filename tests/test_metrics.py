@@ -82,7 +82,7 @@ def test_cdc_needs_two_frames():
 
 
 def _l(rgb: np.ndarray) -> np.ndarray:
-    return clips.to_lab((rgb * 255).round().astype(np.uint8))[0].numpy()
+    return clips.frames_lab((rgb * 255).round().astype(np.uint8))[0].numpy()
 
 
 def test_warp_error_follows_the_motion():

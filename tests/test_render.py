@@ -10,10 +10,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import vapoursynth as vs
 
 from clips import decode_rgb, sample_clip_path
-from media import write_image, write_video
+from media import crash_encoder_at, write_image, write_video
 from vsexcolor import commands, video, workfolder
 
 pytestmark = pytest.mark.slow
@@ -104,14 +103,7 @@ def test_an_interrupted_render_resumes_to_the_same_file(film, tmp_path, capsys, 
     chain = script(tmp_path, f"open_clip(probe({str(film)!r}, progress=False)).set_output()\n")
     command = ["render", chain, "--chunk", "4", "--audio", film]
     assert cli(capsys, *command, "-o", tmp_path / "whole.mkv")[0] == 0
-    write = video.Encoder.write
-
-    def crash_at_frame_9(self, frame, n):
-        if n == 9:
-            raise vs.Error("injected failure")
-        write(self, frame, n)
-
-    monkeypatch.setattr(video.Encoder, "write", crash_at_frame_9)
+    crash_encoder_at(monkeypatch, 9)
     out = tmp_path / "out.mkv"
     code, err = cli(capsys, *command, "-o", out)
     assert code == 2 and "failed at frame 9: injected failure" in err

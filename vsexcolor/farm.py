@@ -13,10 +13,12 @@ script, references and weights at the same path (the shared storage of a render 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +95,7 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
         bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
                    disable=not progress, dynamic_ncols=True)
         written = 0
-        with bar:
+        with bar, _cancelled_on_error(ray, pending):
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
@@ -126,14 +128,27 @@ def plan_on_ray(ray, render: Render, planned: Built, todo: list[tuple[int, int]]
     firsts: list[int] = []
     with tqdm(total=total, desc="planning", unit="frame", leave=False, disable=not progress,
               dynamic_ncols=True) as bar:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            try:
-                firsts += ray.get(ready[0])
-            except ray.exceptions.RayTaskError as e:
-                raise RenderError(_cause(e)) from None
-            bar.update(pending.pop(ready[0]))
+        with _cancelled_on_error(ray, pending):
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                try:
+                    firsts += ray.get(ready[0])
+                except ray.exceptions.RayTaskError as e:
+                    raise RenderError(_cause(e)) from None
+                bar.update(pending.pop(ready[0]))
     return parts_of(todo, sorted(firsts))
+
+
+@contextlib.contextmanager
+def _cancelled_on_error(ray, pending: dict) -> Iterator[None]:
+    """Tasks still ``pending`` are cancelled when the driver stops early (a task failed,
+    Ctrl-C), so a cluster does not go on with work nobody will collect."""
+    try:
+        yield
+    except BaseException:
+        for ref in list(pending):
+            ray.cancel(ref, force=True)
+        raise
 
 
 def _plan_task(render: Render, a: int, b: int, run_first: int) -> list[int]:

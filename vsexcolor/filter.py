@@ -28,7 +28,7 @@ from .luma import Luma
 from .postprocess import Finish, finish_rgb, for_backend
 from .recurrence import EngineConfig, Recurrence, Reference
 from .ref_inputs import RefInput, references
-from .reference import initial_state, to_lab
+from .reference import initial_state, reference_lab
 from .requests import SEEK_STEP, Loaded, RecurrenceRequests, Source, Window
 from .resolution import DEFAULT_PIXELS, Geometry
 from .scenes import DEFAULT_THRESHOLD, Scenes, Segment, is_cut
@@ -284,7 +284,7 @@ def colorize(
     def exemplar(index: int) -> tuple[np.ndarray, torch.Tensor]:
         """The reference ``Segment.reference`` names (from the clip: the scene start's frame)."""
         rgb = frame_rgb(source.colour(index)) if from_clip else refs[index].rgb
-        return rgb, to_lab(rgb, pixels, engine_backend.multiple)
+        return rgb, reference_lab(rgb, pixels, engine_backend.multiple)
 
     @functools.lru_cache(maxsize=2)
     def reference_for(segment: Segment) -> Reference:

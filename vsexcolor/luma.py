@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import vapoursynth as vs
+from vsutil import get_y
 
 from .color import gray_to_l, rgb_to_lab
 from .formats import plane, range_name
@@ -30,7 +31,7 @@ class Luma:
             # L* is worked out from all three planes.
             self.clip = core.resize.Point(clip, format=vs.RGBS)
             return
-        luma = clip if fmt.color_family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY)
+        luma = get_y(clip)
         if fmt.sample_type == vs.FLOAT:
             self.clip = core.resize.Point(luma, format=vs.GRAYS)
         else:

@@ -16,6 +16,7 @@ renders them anywhere, and the joined file has the bytes of the serial render.
 """
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -187,6 +188,14 @@ def encode(render: Render, built: Built, a: int, b: int, is_first: Callable[[int
         incomplete.unlink(missing_ok=True)
 
 
+def one_line(error: Exception) -> str:
+    """An error as one line. One raised in a frame callback reaches us as a vs.Error holding
+    the callback's whole traceback, whose last line is the error itself."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else type(error).__name__
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last) if isinstance(error, vs.Error) else last
+
+
 def gaps(first: int, last: int, done: Mapping[int, tuple[int, Path]]) -> list[tuple[int, int]]:
     """The runs of frames in ``first``..``last`` that no finished part covers."""
     runs, n = [], first
@@ -223,7 +232,7 @@ def render_here(render: Render, built: Built, work: WorkFolder, todo: list[tuple
         print(f"vsexcolor {name}: stopped at frame {at[0]}; {hint}", file=sys.stderr)
         raise
     except (vs.Error, VideoError, av.FFmpegError) as e:
-        raise RenderError(f"failed at frame {at[0]}: {e}; {hint}") from None
+        raise RenderError(f"failed at frame {at[0]}: {one_line(e)}; {hint}") from None
 
 
 def finish(render: Render, work: WorkFolder, output: Path) -> int:

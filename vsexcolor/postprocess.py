@@ -67,12 +67,12 @@ _BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
 
 
 def _lab_to_rgb_fitted_cpu(lab: torch.Tensor) -> torch.Tensor:
-    """:func:`~vsexcolor.color.lab_to_rgb_fitted` of a [1, 3, H, W] float32 CPU frame, about
-    four times faster at 1920x1080: OpenCV converts every pixel, within 4e-4 of the exact
-    formula (a tenth of an 8-bit step; its curves are splines), and the pixels it clipped,
-    which include every one outside the gamut, are worked out again exactly and fitted.
-    This conversion was most of the finish on the CPU, and at HD sizes the finish was
-    slower than the recurrence it runs beside."""
+    """:func:`~vsexcolor.color.lab_to_rgb_fitted` of a [1, 3, H, W] float32 CPU frame.
+
+    OpenCV converts every pixel, within 4e-4 of the exact formula (a tenth of an 8-bit
+    step; its curves are splines), and the pixels it clipped, which include every one
+    outside the gamut, are worked out again exactly and fitted: the exact formula on every
+    pixel of an HD frame takes longer than the recurrence that runs beside the finish."""
     hwc = lab[0].permute(1, 2, 0).contiguous().numpy()
     unclipped = cv2.inRange(cv2.cvtColor(hwc, cv2.COLOR_Lab2LRGB), (_ABOVE_ZERO,) * 3, (_BELOW_ONE,) * 3)
     rgb = cv2.cvtColor(hwc, cv2.COLOR_Lab2RGB)

@@ -69,7 +69,7 @@ def _resized(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def to_lab(rgb: np.ndarray, pixels: int, multiple: int) -> torch.Tensor:
+def reference_lab(rgb: np.ndarray, pixels: int, multiple: int) -> torch.Tensor:
     """float sRGB [H, W, 3] -> Lab [1, 3, h, w] at the networks' reference size."""
     size = reference_size(rgb.shape[1], rgb.shape[0], pixels, multiple)
     return rgb_to_lab(_resized(rgb, size).clamp(0.0, 1.0))

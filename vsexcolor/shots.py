@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import torch
 import vapoursynth as vs
+from vsutil import get_y
 
 from .color import rgb_to_lab
 from .filter import PROP_SCENE_START, colorize, recording
@@ -63,7 +64,7 @@ def gray(clip: vs.VideoNode) -> vs.VideoNode:
     fmt = vs.GRAY16 if deep else vs.GRAY8
     if clip.format.color_family == vs.RGB:
         return core.resize.Point(clip, format=fmt, matrix_s="709")
-    luma = core.std.ShufflePlanes(clip, 0, vs.GRAY)
+    luma = get_y(clip)
     if clip.format.sample_type == vs.FLOAT:
         return core.resize.Point(luma, format=fmt, dither_type="error_diffusion")
     return core.resize.Point(luma, format=fmt, range_in=props["_Range"], range=vs.RANGE_FULL)

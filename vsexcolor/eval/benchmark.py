@@ -37,7 +37,7 @@ from ..color import l_to_gray
 from ..filter import PRESETS
 from ..postprocess import Finish, finish_rgb, for_backend
 from ..reference import initial_state, read_image
-from ..reference import to_lab as reference_lab
+from ..reference import reference_lab
 from ..resolution import DEFAULT_PIXELS, Geometry
 from ..scenes import DEFAULT_THRESHOLD
 from ..weights import WeightsError, load_nets

@@ -101,7 +101,7 @@ def load(path: Path, count: int) -> Clip:
     return Clip(name=name, frames=np.stack(frames), far=far)
 
 
-def to_lab(rgb: np.ndarray) -> torch.Tensor:
+def frames_lab(rgb: np.ndarray) -> torch.Tensor:
     """uint8 RGB [H, W, 3] or [T, H, W, 3] -> Lab [3, H, W] or [T, 3, H, W] float32."""
     return image_lab(np.asarray(rgb, dtype=np.float32) / 255.0)
 
@@ -111,4 +111,4 @@ def gray_l(frames: np.ndarray) -> torch.Tensor:
 
     Frame by frame, to keep the float32 Lab of a long clip out of memory.
     """
-    return torch.stack([to_lab(f)[:1] for f in frames])
+    return torch.stack([frames_lab(f)[:1] for f in frames])
