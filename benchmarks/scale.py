@@ -157,6 +157,7 @@ def simulate(measured: dict, fps: float, workers=(8, 64, 512), hours: float = 2.
     shots last 3 to 6 s on average (log-normal, as cinema's are), cut into tasks by the
     farm's own rule and handed to the first free worker, longest first, as Ray does."""
     from vsexcolor.farm import TASKS_PER_WORKER, balance
+    from vsexcolor.pipeline import frames_in
 
     runs = [r for k, r in measured["runs"].items() if k != "serial" and r["tasks"]]
     start = measured["worker_start_s"]
@@ -179,7 +180,7 @@ def simulate(measured: dict, fps: float, workers=(8, 64, 512), hours: float = 2.
             free = [start] * w  # every worker starts its process once
             for task in tasks:  # longest first, each to the worker free first
                 k = int(np.argmin(free))
-                free[k] += build + sum(b - a + 1 for a, b in task) / fps
+                free[k] += build + frames_in(task) / fps
             ideal = total / (w * fps)
             plan = total * plan_ms / 1000 / (8 * w)
             farm = measured["ray_start_s"] + plan + max(free)

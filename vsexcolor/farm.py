@@ -24,7 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .pipeline import Built, Render, RenderError, build, encode, fingerprint_dicts, part_firsts, parts_of, plan_parts
+from .pipeline import (Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts,
+                       parts_of, plan_parts)
 from .workfolder import WorkFolder
 
 #: Tasks per worker: enough that the last ones are short and the machines finish together.
@@ -62,18 +63,14 @@ class FarmReport:
 def balance(parts: list[tuple[int, int]], tasks: int) -> list[list[tuple[int, int]]]:
     """Runs of consecutive ``parts`` as about ``tasks`` tasks of similar frame counts, the
     longest first. A part is never split: it is a scene, which starts from nothing."""
-    total = sum(b - a + 1 for a, b in parts)
+    total = frames_in(parts)
     target = max(1, -(-total // max(1, tasks)))
     groups: list[list[tuple[int, int]]] = [[]]
     for a, b in parts:
-        if groups[-1] and (a != groups[-1][-1][1] + 1 or _frames(groups[-1]) + (b - a + 1) > target):
+        if groups[-1] and (a != groups[-1][-1][1] + 1 or frames_in(groups[-1]) + (b - a + 1) > target):
             groups.append([])
         groups[-1].append((a, b))
-    return sorted((g for g in groups if g), key=_frames, reverse=True)
-
-
-def _frames(group: list[tuple[int, int]]) -> int:
-    return sum(b - a + 1 for a, b in group)
+    return sorted((g for g in groups if g), key=frames_in, reverse=True)
 
 
 def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: str | None,
@@ -91,7 +88,7 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
             num_gpus=1 if gpu else 0, num_cpus=1, max_retries=3, retry_exceptions=False)
         pending = {task.remote(render, group, counter, time.time()): group for group in groups}
         report = FarmReport({}, [])
-        total = sum(_frames(g) for g in groups)
+        total = sum(frames_in(g) for g in groups)
         bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
                    disable=not progress, dynamic_ncols=True)
         written = 0
@@ -107,8 +104,8 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
                     work.settle("colorize", done.fingerprints, where=f" (of {done.node})")
                     for first, last, data in done.parts:
                         work.add(first, last, data)
-                    written += _frames(group)
-                    report.nodes[done.node] = report.nodes.get(done.node, 0) + _frames(group)
+                    written += frames_in(group)
+                    report.nodes[done.node] = report.nodes.get(done.node, 0) + frames_in(group)
                     done.parts = []
                     report.tasks.append(done)
                 bar.n = render.frames - total + max(written, _count(ray, counter, written))
@@ -121,7 +118,7 @@ def plan_on_ray(ray, render: Render, planned: Built, todo: list[tuple[int, int]]
     """The parts of the runs of frames ``todo`` where they are scenes, each run read in
     pieces of at least PLAN_PIECE frames by parallel tasks (:func:`~vsexcolor.pipeline.part_firsts`)."""
     task = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
-    total = sum(b - a + 1 for a, b in todo)
+    total = frames_in(todo)
     size = max(PLAN_PIECE, -(-total // max(1, 4 * int(ray.cluster_resources().get("CPU", 1)))))
     pending = {task.remote(render, a, min(a + size - 1, b), first): min(a + size, b + 1) - a
                for first, b in todo for a in range(first, b + 1, size)}
@@ -153,36 +150,30 @@ def _cancelled_on_error(ray, pending: dict) -> Iterator[None]:
 
 def _plan_task(render: Render, a: int, b: int, run_first: int) -> list[int]:
     """One planning task: where parts start in frames ``a``..``b``."""
-    node = _node()
-    _check_paths(render, node)
-    try:
-        return part_firsts(render, build(render, planning=True), a, b, run_first)
-    except RenderError as e:
-        raise RenderError(f"node {node}: {e}") from None
+    _, built = _built_on_node(render, planning=True)
+    return part_firsts(render, built, a, b, run_first)
 
 
-def _node() -> str:
+def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:
+    """The render's clip built on the node a task runs on, and the node's name; what fails
+    there (a path it cannot read, a script that fails) names the node."""
     import ray
 
-    return f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
-
-
-def _check_paths(render: Render, node: str) -> None:
+    node = f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
     for path in render.recipe.paths():
         if not os.access(path, os.R_OK):
             raise RenderError(f"node {node} cannot read {path}: every machine must read the input, script, "
                               "references and weights at the same path")
+    try:
+        return node, build(render, planning)
+    except RenderError as e:
+        raise RenderError(f"node {node}: {e}") from None
 
 
 def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float) -> Done:
     """One task: the parts ``group`` (consecutive) rendered where Ray runs it."""
     started = time.time()
-    node = _node()
-    _check_paths(render, node)
-    try:
-        built = build(render)
-    except RenderError as e:
-        raise RenderError(f"node {node}: {e}") from None
+    node, built = _built_on_node(render)
     ready = time.time()
     firsts = {a for a, _ in group}
     frames = [0]

@@ -129,6 +129,20 @@ def shifted(clip: vs.VideoNode, offset: int) -> vs.VideoNode:
     return clip
 
 
+def gray_clip(frames: np.ndarray, fmt: vs.VideoFormat | int) -> vs.VideoNode:
+    """A GRAY clip of format ``fmt`` whose frame n holds ``frames[n]`` ([T, H, W], of the
+    format's sample type)."""
+    blank = core.std.BlankClip(format=fmt, width=frames.shape[-1], height=frames.shape[-2], length=len(frames),
+                               keep=True)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        np.copyto(np.asarray(out[0]), frames[n])
+        return out
+
+    return core.std.ModifyFrame(blank, blank, fill)
+
+
 def plane(frame: vs.VideoFrame, p: int) -> torch.Tensor:
     """Plane p of a float frame as a float32 [H, W] tensor (a copy)."""
     return torch.from_numpy(np.array(frame[p], dtype=np.float32, copy=True))

@@ -9,7 +9,8 @@ import vapoursynth as vs
 from vsutil import get_y
 
 from .color import gray_to_l, rgb_to_lab
-from .formats import plane, range_name
+from .formats import gray_clip, plane, range_name
+from .reference import image_lab
 
 core = vs.core
 
@@ -49,15 +50,14 @@ class Luma:
             return rgb_to_lab(rgb)[:, :1]
         return gray_to_l(plane(frame, 0).clamp(0.0, 1.0))[None, None]
 
-
     def L_of_colour(self, rgb: np.ndarray) -> torch.Tensor:
         """[1, 1, H, W] L (0..100) that this clip's luma would give a colour picture of it
         (float sRGB [H, W, 3] in [0, 1]): the L* of its gray value Y' by the clip's matrix,
         or for an RGB clip its own L*. A frame coloured by hand keeps its gray value, so its
         L equals its frame's."""
-        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
         if self.clip.format.color_family == vs.RGB:
-            return rgb_to_lab(x.permute(2, 0, 1)[None])[:, :1]
+            return image_lab(rgb)[None, :1]
+        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
         kr, kb = self._weights
         gray = kr * x[..., 0] + (1.0 - kr - kb) * x[..., 1] + kb * x[..., 2]
         return gray_to_l(gray.clamp(0.0, 1.0))[None, None]
@@ -72,15 +72,7 @@ def _l_of_codes(bits: int, props: Mapping) -> np.ndarray:
     """float32 L of every code of ``bits``-bit integer luma in the range ``props`` give: each
     code converted to float by zimg, as a frame of float luma would be, then by
     :func:`gray_to_l`."""
-    codes = np.arange(1 << bits, dtype=np.uint8 if bits == 8 else np.uint16).reshape(-1, 256)
-    blank = core.std.BlankClip(format=core.query_video_format(vs.GRAY, vs.INTEGER, bits, 0, 0),
-                               width=256, height=len(codes), length=1)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        np.copyto(np.asarray(out[0]), codes)
-        return out
-
-    ramp = core.resize.Point(core.std.ModifyFrame(blank, blank, fill), format=vs.GRAYS,
-                             range_in_s=range_name(props), range_s="full")
+    codes = np.arange(1 << bits, dtype=np.uint8 if bits == 8 else np.uint16).reshape(1, -1, 256)
+    ramp = core.resize.Point(gray_clip(codes, core.query_video_format(vs.GRAY, vs.INTEGER, bits, 0, 0)),
+                             format=vs.GRAYS, range_in_s=range_name(props), range_s="full")
     return gray_to_l(plane(ramp.get_frame(0), 0).clamp(0.0, 1.0)).reshape(-1).numpy()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -143,6 +143,11 @@ def part_firsts(render: Render, built: Built, a: int, b: int, run_first: int) ->
     return [n for n, frame in enumerate(frames, before) if starts(n, frame) and n >= a]
 
 
+def frames_in(runs: Iterable[tuple[int, int]]) -> int:
+    """The number of frames in runs of frames (first, last), inclusive."""
+    return sum(b - a + 1 for a, b in runs)
+
+
 def plan_parts(render: Render, built: Built, todo: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts (first, last) of the runs of frames ``todo``, found here (see
     :func:`part_firsts`)."""
@@ -215,7 +220,7 @@ def render_here(render: Render, built: Built, work: WorkFolder, todo: list[tuple
     """Render the runs of frames ``todo`` in this process, storing each part as it is done."""
     hint = f"the finished parts are kept in {work.folder}: run the same command with --resume to continue"
     at = [todo[0][0] if todo else render.first]
-    bar = tqdm(total=render.frames, initial=render.frames - sum(b - a + 1 for a, b in todo), desc=name,
+    bar = tqdm(total=render.frames, initial=render.frames - frames_in(todo), desc=name,
                unit="frame", disable=not progress, dynamic_ncols=True)
 
     def tick() -> None:

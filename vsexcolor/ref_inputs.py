@@ -15,10 +15,9 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from .color import rgb_to_lab
 from .formats import colour_props, fail, frame_rgb, to_rgbs
 from .luma import Luma
-from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, read_image
+from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, image_lab, read_image
 
 RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
 
@@ -124,11 +123,11 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, repor
     refs, lines = [], []
     for frame, path in sorted(found.items()):
         rgb = reference_rgb(path, f"ref {path.name}")
-        lab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])
-        if torch.quantile(lab[0, 1:].norm(dim=0).flatten()[::7], 0.99) < GRAY_CHROMA:
+        lab = image_lab(rgb)
+        if torch.quantile(lab[1:].norm(dim=0).flatten()[::7], 0.99) < GRAY_CHROMA:
             uncoloured.append(path.name)
             continue
-        db = lightness_match(luma, frame, rgb) if rgb.shape[:2] == (clip.height, clip.width) else None
+        db = lightness_match(luma, frame, rgb, lab) if rgb.shape[:2] == (clip.height, clip.width) else None
         keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
         refs.append(_keyed(clip, frame, rgb, keyframe, path.name))
         how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
@@ -142,12 +141,13 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, repor
     return refs
 
 
-def lightness_match(luma: Luma, frame: int, rgb: np.ndarray) -> float:
+def lightness_match(luma: Luma, frame: int, rgb: np.ndarray, lab: torch.Tensor) -> float:
     """PSNR (dB, L* 0..100 as the signal range) between frame ``frame``'s L and a colour
-    picture's of the clip's size, the better of two readings: the L its gray value would
-    have as a frame (:meth:`~vsexcolor.luma.Luma.L_of_colour`: an editor's "color" blend
-    keeps the gray value), and its own L* (an image colorizer keeps that)."""
+    picture's of the clip's size (``rgb``, and its Lab [3, H, W] from
+    :func:`~vsexcolor.reference.image_lab`), the better of two readings: the L its gray value
+    would have as a frame (:meth:`~vsexcolor.luma.Luma.L_of_colour`: an editor's "color"
+    blend keeps the gray value), and its own L* (an image colorizer keeps that)."""
     L = luma.L(luma.clip.get_frame(frame))
-    own = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])[:, :1]
+    own = lab[None, :1]
     mse = min(float(((candidate - L) ** 2).mean()) for candidate in (luma.L_of_colour(rgb), own))
     return 99.0 if mse == 0 else 10 * float(np.log10(100.0 ** 2 / mse))

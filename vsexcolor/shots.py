@@ -16,11 +16,11 @@ import torch
 import vapoursynth as vs
 from vsutil import get_y
 
-from .color import rgb_to_lab
 from .filter import PROP_SCENE_START, colorize, recording
 from .formats import colour_props
 from .luma import Luma
 from .ref_inputs import Keyed
+from .reference import image_lab
 from .scenes import cut_score, detection_geometry
 
 core = vs.core
@@ -120,14 +120,14 @@ def detection_L(luma: Luma, frame: vs.VideoFrame) -> torch.Tensor:
     return detection_geometry(full.shape[-1], full.shape[-2]).to_internal(full)
 
 
-def misnumbered(clip: vs.VideoNode, refs: Sequence[Keyed], shots: Sequence[tuple[int, int]],
+def misnumbered(luma: Luma, refs: Sequence[Keyed], shots: Sequence[tuple[int, int]],
                 scene_threshold: float) -> list[tuple[Keyed, int]]:
     """Exemplars that look like neither their frame nor anything of its shot's first frame
     (the cut detector would call the step from them a cut), each with the shot start they
-    look most like: likely misnumbered."""
-    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
+    look most like: likely misnumbered. ``luma``: the clip's."""
     found = []
     firsts: dict[int, torch.Tensor] = {}
+    detect = detection_geometry(luma.clip.width, luma.clip.height)
 
     def first_L(n: int) -> torch.Tensor:
         if n not in firsts:
@@ -137,10 +137,7 @@ def misnumbered(clip: vs.VideoNode, refs: Sequence[Keyed], shots: Sequence[tuple
     for ref in refs:
         if ref.keyframe:
             continue
-        L = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(ref.rgb)).permute(2, 0, 1)[None])[:, :1]
-        g = detection_geometry(clip.width, clip.height)
-        ref_L = torch.nn.functional.interpolate(L, size=(g.h, g.w), mode="bilinear", antialias=True,
-                                                align_corners=False)
+        ref_L = detect.to_internal(image_lab(ref.rgb)[None, :1])
         own = next(a for a, b in shots if a <= ref.start <= b)
         if min(cut_score(ref_L, detection_L(luma, luma.clip.get_frame(ref.start))),
                cut_score(ref_L, first_L(own))) <= scene_threshold:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..pipeline import DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, gaps, render_here
+from ..pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
+                        render_here)
 from ..video import CODECS, VideoError, check_output
 from ..workfolder import WorkError, WorkFolder
 from ._errors import CommandError
@@ -141,7 +142,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
     except (WorkError, RenderError) as e:
         raise CommandError(str(e)) from None
     backend = ", ".join(sorted({f["backend"] for f in work.settled.get("colorize") or []})) or "none"
-    return Summary(output=output, render=render, rendered=sum(b - a + 1 for a, b in todo),
+    return Summary(output=output, render=render, rendered=frames_in(todo),
                    seconds=time.monotonic() - began, backend=backend, parts=parts, pix_fmt=built.pix_fmt,
                    by_scene=built.by_scene, nodes=nodes)
 

@@ -38,7 +38,8 @@ class Job:
     """One ``vsexcolor colorize`` run; the fields are the command's options.
 
     ``refs``: {first frame: image} (the reference for frames before the first key is the
-    first one); ``refs_dir``: a folder of references named by frame instead; ``start``/``end``: first and last frame written (inclusive, as vspipe's);
+    first one); ``refs_dir``: a folder of references named by frame instead;
+    ``start``/``end``: first and last frame written (inclusive, as vspipe's);
     ``pixels``: the internal area in pixels (None: the preset's); ``ray``: the cluster's
     address ("": $RAY_ADDRESS or a local Ray), None to render here.
     """
@@ -81,7 +82,12 @@ class ColorizeRecipe:
             images = {frame: read_image(path) for frame, path in self.refs}
         except ReferenceError as e:
             raise RenderError(str(e)) from None
-        ref = self.refs_dir if self.refs_dir else None if not images else images[0] if list(images) == [0] else images
+        if self.refs_dir:
+            ref = self.refs_dir
+        elif list(images) == [0]:
+            ref = images[0]  # one reference, from frame 0: colorize's messages then call it "ref"
+        else:
+            ref = images or None  # None: --propagate from the input's own colour
         try:
             return colorize(open_clip(self.info), ref, **dict(self.options))
         except vs.Error as e:
@@ -233,9 +239,9 @@ def _check_shots(job: Job, info: VideoInfo) -> None:
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False,
               disable=not job.progress) as bar:
         found = shots.find(clip, job.scene_threshold, bar.update)
+    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
     try:
-        keyed = references(clip, job.refs_dir, job.propagate, Luma(clip, colour_props(clip, clip.get_frame(0).props)),
-                           report=False)
+        keyed = references(clip, job.refs_dir, job.propagate, luma, report=False)
     except vs.Error as e:
         raise CommandError(str(e).removeprefix("colorize: ")) from None
 
@@ -247,7 +253,7 @@ def _check_shots(job: Job, info: VideoInfo) -> None:
         listed = ", ".join(f"{a}-{b} ({at(a)})" for a, b in bare[:12]) + (" ..." if len(bare) > 12 else "")
         _note(f"{len(bare)} of {len(found)} shots have no reference of their own and take the one before "
               f"theirs: frames {listed}")
-    for ref, best in shots.misnumbered(clip, keyed, found, job.scene_threshold):
+    for ref, best in shots.misnumbered(luma, keyed, found, job.scene_threshold):
         _note(f"{ref.name} looks like neither frame {ref.start} nor its shot; it looks most like the shot from "
               f"frame {best} ({at(best)}): is it misnumbered?")
 

@@ -31,15 +31,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import vapoursynth as vs
 
 from ..backends.base import Backend
 from ..color import l_to_gray
-from ..filter import PRESETS
+from ..filter import PRESETS, colorize
+from ..formats import frame_rgb, gray_clip
 from ..postprocess import Finish, finish_rgb, for_backend
-from ..reference import initial_state, read_image
-from ..reference import reference_lab
+from ..reference import initial_state, read_image, reference_lab
 from ..resolution import DEFAULT_PIXELS, Geometry
 from ..scenes import DEFAULT_THRESHOLD
+from ..shots import find
 from ..weights import WeightsError, load_nets
 from . import clips as clips_mod
 from . import metrics
@@ -132,26 +134,12 @@ def colorize_through_filter(frames_gray: torch.Tensor, refs: dict[int, np.ndarra
         [H, W, 3] float32 RGB in [0, 1] per frame: the filter's YUV output converted back
         by its own matrix and range.
     """
-    import vapoursynth as vs
-
-    from ..filter import colorize
-
-    core = vs.core
-    gray = l_to_gray(frames_gray).clamp(0.0, 1.0).numpy()
-    blank = core.std.BlankClip(format=vs.GRAYS, width=gray.shape[-1], height=gray.shape[-2], length=len(gray),
-                               fpsnum=25, fpsden=1, keep=True)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        np.copyto(np.asarray(out[0]), gray[n, 0])
-        return out
-
-    clip = core.std.ModifyFrame(blank, blank, fill)
     ref = refs[0] if list(refs) == [0] and not keyframes else refs
-    out = colorize(clip, ref, backend=method, weights=weights, propagate=keyframes, device=str(device))
-    rgb = core.resize.Bicubic(out, format=vs.RGBS)
+    out = colorize(_gray_clip(frames_gray), ref, backend=method, weights=weights, propagate=keyframes,
+                   device=str(device))
+    rgb = vs.core.resize.Bicubic(out, format=vs.RGBS)
     for frame in rgb.frames(prefetch=2, close=True):
-        yield np.stack([np.asarray(frame[p]) for p in range(3)], -1).clip(0.0, 1.0)
+        yield frame_rgb(frame)
 
 
 @dataclass
@@ -261,21 +249,13 @@ def _shot_summary(track: _Track) -> dict:
 
 def _shots(gray: torch.Tensor) -> list[tuple[int, int]]:
     """The shots of a gray clip as the filter's cut detector finds them."""
-    import vapoursynth as vs
+    return find(_gray_clip(gray), DEFAULT_THRESHOLD)
 
-    from ..shots import find
 
-    core = vs.core
-    values = l_to_gray(gray).clamp(0.0, 1.0).numpy()
-    blank = core.std.BlankClip(format=vs.GRAYS, width=values.shape[-1], height=values.shape[-2],
-                               length=len(values), keep=True)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        np.copyto(np.asarray(out[0]), values[n, 0])
-        return out
-
-    return find(core.std.ModifyFrame(blank, blank, fill), DEFAULT_THRESHOLD)
+def _gray_clip(frames_gray: torch.Tensor) -> vs.VideoNode:
+    """[T, 1, H, W] L (0..100) -> a GRAYS clip of their gray values (the L* of gray
+    R' = G' = B' is L), as the filter takes a black-and-white film."""
+    return gray_clip(l_to_gray(frames_gray).clamp(0.0, 1.0)[:, 0].numpy(), vs.GRAYS)
 
 
 def _directly(gray: torch.Tensor, shots: list[tuple[int, int]], refs: dict[int, np.ndarray], keyframes: bool,
