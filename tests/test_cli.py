@@ -149,6 +149,23 @@ def test_progress_and_summary_go_to_stderr(run, media, tmp_path):
     assert not (tmp_path / "out.mp4.parts").exists()
 
 
+def test_the_backend_note_comes_once_from_the_command_run(run, media, tmp_path, monkeypatch):
+    # The filter warns each time it is built; a command builds it to check, to plan and to render.
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tmp_path / "no-weights"))
+    chain = tmp_path / "chain.vpy"
+    chain.write_text(f"import vsexcolor\nfrom vsexcolor.video import open_clip, probe\n"
+                     f"vsexcolor.colorize(open_clip(probe({str(media / 'film.mp4')!r}, progress=False)), "
+                     f"{str(media / 'still.png')!r}, pixels={PIXELS}).set_output()\n")
+    for command in (["colorize", media / "film.mp4", "--ref", media / "still.png", "-o", tmp_path / "out.mkv", *TINY],
+                    ["render", chain, "-o", tmp_path / "chain.mkv"]):
+        code, err = run(*command)
+        assert code == 0, err
+        notes = [line for line in messages(err) if "weight-free" in line]
+        assert len(notes) == 1 and notes[0].startswith(
+            f"vsexcolor {command[0]}: note: using the weight-free 'propagate' backend, since DEVC has no weights: "
+            f"no DEVC weights at {tmp_path / 'no-weights'}"), err
+
+
 @pytest.mark.parametrize("refs,scenes", [
     (["--ref", "{media}/still.png"], 2),
     (["--ref-at", "0={media}/still.png", "--ref-at", "4={media}/other.png"], 3),  # a new reference, a new start
@@ -418,7 +435,8 @@ def test_demo_colorizes_the_bundled_clip_without_weights(run, tmp_path, monkeypa
     monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tmp_path / "no-weights"))
     code, err = run("demo", "-o", tmp_path / "demo", "--frames", 6, "--width", 64)
     assert code == 0, err
-    assert "using the weight-free 'propagate' backend" in err
+    notes = [line for line in messages(err) if "weight-free" in line]
+    assert len(notes) == 1 and notes[0].startswith("vsexcolor demo: note: using the weight-free 'propagate' backend")
     demo = tmp_path / "demo"
     assert listing(demo) == {"gray.mkv", "reference.png", "colorized.mkv", "before-after.png"}
     gray, result = decoded(demo / "gray.mkv"), decoded(demo / "colorized.mkv")
@@ -438,7 +456,8 @@ RUN_ELSEWHERE = {
     ".venv/bin/python -m pytest": ".ci/run",
     "pip install .": "scripts/setup.sh, which installs the same package (editable, with the test extras)",
     "vsexcolor download": "tests/test_weights.py, from a file:// copy of the zip (this one needs the internet)",
-    "vspipe -c y4m examples/restore.vpy - | ffmpeg -i - -c:v libx264 out.mkv": "tests/test_vspipe.py",
+    "vspipe -c y4m examples/restore.vpy - | ffmpeg -i - -c:v libx264 -pix_fmt yuv420p out.mkv":
+    "tests/test_vspipe.py",
     "vsexcolor train --config examples/train_finetune.toml": "tests/test_train.py",
     ".venv/bin/python benchmarks/speed.py --quick": "tests/test_vspipe.py, on a tiny clip (the figures take minutes)",
     "vsexcolor render examples/restore.vpy -a source=reel1.mkv -a ref=reel1-still.png --audio reel1.mkv --codec ffv1 "

@@ -23,7 +23,7 @@ _PRESETS = {
     "medium": cv2.DISOpticalFlow_PRESET_MEDIUM,
 }
 #: "balanced" is MEDIUM with fewer (gradient-descent, variational-refinement) iterations
-#: than its (25, 5): about 20 % faster at 384x216, and with it the propagate backend scored
+#: than its (25, 5): faster (benchmarks/README.md), and with it the propagate backend scored
 #: within 0.02 dB of MEDIUM on bikes and carphone and 0.15 dB above it on bigbuckbunny
 #: (`vsexcolor eval`, keyframe setting, 120 frames).
 _ITERATIONS = {"balanced": (12, 3)}
@@ -75,9 +75,9 @@ def warp(values: np.ndarray, flow_: np.ndarray) -> np.ndarray:
                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-#: Pixels per block of :func:`warp_by_luma`: its many temporaries then stay small, which
-#: made it three times faster at 384x216 than whole-frame arrays (large ones are fresh
-#: pages from the system, each faulted in on first touch).
+#: Pixels per block of :func:`warp_by_luma`: its many temporaries then stay small and reuse
+#: the heap's memory, where whole-frame ones may each be fresh pages from the system,
+#: faulted in on first touch.
 _BLOCK_PIXELS = 8192
 
 

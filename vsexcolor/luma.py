@@ -36,8 +36,8 @@ class Luma:
         if fmt.sample_type == vs.FLOAT:
             self.clip = core.resize.Point(luma, format=vs.GRAYS)
         else:
-            # Integer luma is looked up: converting each HD frame's worth of values took the
-            # recurrence's thread as long as the rest of its work on the frame.
+            # Integer luma has few codes: their L is worked out once and looked up. Worked out
+            # per pixel it would weigh on the recurrence's thread, which takes one frame at a time.
             self.clip = luma
             self._table = _l_of_codes(fmt.bits_per_sample, props)
 

@@ -27,8 +27,9 @@ def release_freed_memory() -> None:
     glibc's heap fragments: in a render of ``propagate`` at 640x360 the memory in use stayed
     at about 270 MiB while the free memory the heap kept grew by about 1 MiB per frame (RSS
     4.2 GB after 4096 frames). ``malloc_trim`` hands those pages back; the address space
-    stays reserved, which costs nothing. A call took 55 to 98 ms in a 1920x1080 render.
-    Elsewhere nothing happens.
+    stays reserved, which costs nothing. A call goes over all the heap's free memory, too
+    much work for every frame: the filter calls it every ``RELEASE_EVERY`` outputs
+    (:mod:`.requests`). Elsewhere nothing happens.
     """
     trim = _malloc_trim()
     if trim is not None:

@@ -1,9 +1,9 @@
 """3x3 convolutions on NNPACK's Winograd kernels, for single images on the CPU.
 
-On AVX2 CPUs these take 20 to 30 % less CPU time than oneDNN's direct kernels for the DEVC
-networks at 216 x 384, one image at a time; NNPACK's batched path is slower than oneDNN, so
-batches are split. Results differ from oneDNN's by float32 rounding (about 1e-5 relative per
-layer). NNPACK is reached through ``torch._nnpack_spatial_convolution``, a private torch op:
+On AVX2 CPUs these take less CPU time than oneDNN's direct kernels for the DEVC networks,
+one image at a time (benchmarks/README.md, "Where the time goes"); NNPACK's batched path
+is slower than oneDNN, so batches are split. Results differ from oneDNN's by float32
+rounding (about 1e-5 relative per layer). NNPACK is reached through ``torch._nnpack_spatial_convolution``, a private torch op:
 where a torch build lacks it (:func:`available`), the DEVC backend does without.
 """
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,14 +207,9 @@ def render(job: Job) -> Summary:
                "scene_threshold": job.scene_threshold, "device": job.device}
     recipe = ColorizeRecipe(info, tuple(sorted(job.refs.items())), tuple(options.items()),
                             job.refs_dir.resolve() if job.refs_dir else None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        summary = run_render("colorize", Render(recipe, info, job.codec, quality, job.start, last), job.output,
-                             _settings(job, info), resume=job.resume, overwrite=job.overwrite, ray=job.ray,
-                             workers=job.workers, progress=job.progress)
-    for warning in {str(w.message) for w in caught}:
-        _note(warning.removeprefix("vsexcolor: "))
-    return summary
+    return run_render("colorize", Render(recipe, info, job.codec, quality, job.start, last), job.output,
+                      _settings(job, info), resume=job.resume, overwrite=job.overwrite, ray=job.ray,
+                      workers=job.workers, progress=job.progress)
 
 
 def _note(text: str) -> None:
