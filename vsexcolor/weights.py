@@ -10,35 +10,26 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import http.client
 import io
 import os
 import re
-import sys
-import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 import zipfile
 import zlib
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import torch
-from torch import nn
-from tqdm import tqdm
 
+from .checkpoints import ENV_VAR, Invalid, WeightsError, as_state_dict, default_model_dir, fill, torch_load
+from .download import download_checked
 from .models import ColorVidNet, VGG19Features, WarpNet
 
 OFFICIAL_URL = ("https://github.com/zhangmozhe/Deep-Exemplar-based-Video-Colorization/"
                 "releases/download/v1.0/colorization_checkpoint.zip")
 #: File name of the checkpoint zip in a model folder, whatever URL it came from.
 ZIP_NAME = "colorization_checkpoint.zip"
-#: Environment variable naming the model folder.
-ENV_VAR = "VSEXCOLOR_MODEL_DIR"
 VGG_FILE = "data/vgg19_conv.pth"
 
 # Zip members may sit under one top-level folder (the "root"); folders are read from their top.
@@ -49,17 +40,6 @@ _FIND_HINT = (f"Run `vsexcolor download`, set {ENV_VAR} to the folder holding th
               f"or pass their path ({ZIP_NAME} or the folder it was unpacked to).")
 _LOAD_HINT = ("Run `vsexcolor download` to fetch the official checkpoint (it replaces a damaged one), "
               "or pass the path of a valid checkpoint.")
-_LISTED = 4  # keys named per kind of mismatch; the rest are counted
-_CHUNK_BYTES = 1 << 20
-_TIMEOUT_S = 60
-
-
-class WeightsError(Exception):
-    """The weights cannot be found, read or downloaded; the message says what to do."""
-
-
-class _Invalid(Exception):
-    """What is wrong with a checkpoint; callers add what the user should do about it."""
 
 
 @dataclass(frozen=True)
@@ -81,23 +61,6 @@ class WeightsReport:
     @property
     def valid(self) -> bool:
         return self.error is None
-
-
-def default_model_dir() -> Path:
-    """``$VSEXCOLOR_MODEL_DIR`` if set, else the per-user data folder + ``vsexcolor``.
-
-    The data folder is ``%LOCALAPPDATA%`` on Windows, elsewhere ``$XDG_DATA_HOME`` or
-    ``~/.local/share``. The folder need not exist.
-    """
-    if configured := os.environ.get(ENV_VAR):
-        return Path(configured).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME")
-        # The XDG base directory spec says to ignore relative values.
-        base = xdg if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return Path(base) / "vsexcolor"
 
 
 def find_weights(location: str | os.PathLike[str] | None = None) -> Path:
@@ -135,7 +98,7 @@ def load_nets(location: str | os.PathLike[str] | None = None) -> tuple[VGG19Feat
     """
     try:
         return _load(_checkpoint(find_weights(location)))
-    except _Invalid as e:
+    except Invalid as e:
         raise WeightsError(f"{e}. {_LOAD_HINT}") from e
 
 
@@ -154,7 +117,7 @@ def describe(location: str | os.PathLike[str] | None = None) -> WeightsReport:
         _load(checkpoint)
     except WeightsError as e:
         error = str(e)
-    except _Invalid as e:
+    except Invalid as e:
         error = f"{e}. {_LOAD_HINT}"
     return WeightsReport(looked_in, origin, found, files, error)
 
@@ -181,32 +144,8 @@ def download(url: str = OFFICIAL_URL, dest_dir: str | os.PathLike[str] | None = 
             resume) or its content is not a DEVC checkpoint (the part is deleted).
     """
     dest_dir = default_model_dir() if dest_dir is None else Path(dest_dir).expanduser()
-    final = dest_dir / ZIP_NAME
-    if final.is_file():
-        try:
-            _load(_checkpoint(final))
-        except _Invalid as e:
-            _say(progress, f"{final} is not usable ({e}); downloading it again")
-        else:
-            _say(progress, f"valid weights are already at {final}; nothing to download")
-            return final
-    _ensure_writable(dest_dir)
-    part = dest_dir / f"{ZIP_NAME}.part"
-    _fetch(url, part, progress)
-    try:
-        _load(_checkpoint(part))
-    except _Invalid as e:
-        part.unlink()
-        raise WeightsError(f"{url} is not a DEVC checkpoint: {e}. The download was deleted; "
-                           f"check the URL.") from e
-    os.replace(part, final)
-    _say(progress, f"saved {final}")
-    return final
-
-
-def _say(enabled: bool, message: str) -> None:
-    if enabled:
-        print(f"vsexcolor: {message}", file=sys.stderr)
+    return download_checked(url, dest_dir / ZIP_NAME, lambda path: _load(_checkpoint(path)),
+                            what="a DEVC checkpoint", command="vsexcolor download", progress=progress)
 
 
 def _checkpoint(source: Path) -> _Checkpoint:
@@ -214,12 +153,12 @@ def _checkpoint(source: Path) -> _Checkpoint:
     names = set(_list(source))
     roots = {m["root"] for name in names if (m := _VGG.fullmatch(name))}
     if not roots:
-        raise _Invalid(f"{source} has no {VGG_FILE}")
+        raise Invalid(f"{source} has no {VGG_FILE}")
     pairs = [m for name in names
              if (m := _NONLOCAL.fullmatch(name)) and m["root"] in roots and _colornet_file(m) in names]
     if not pairs:
-        raise _Invalid(f"{source} has no checkpoints/<run>/nonlocal_net_iter_N.pth with a "
-                       f"colornet_iter_N.pth of the same N beside it")
+        raise Invalid(f"{source} has no checkpoints/<run>/nonlocal_net_iter_N.pth with a "
+                      f"colornet_iter_N.pth of the same N beside it")
     # The run folder and root only break ties, so that the pick does not depend on listing order.
     best = max(pairs, key=lambda m: (int(m["n"]), m["run"], m["root"]))
     return _Checkpoint(source, (best["root"] + VGG_FILE, best.string, _colornet_file(best)))
@@ -243,7 +182,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise _Invalid(f"{path} is not a readable zip file ({e})") from e
+        raise Invalid(f"{path} is not a readable zip file ({e})") from e
 
 
 def fingerprint(location: str | os.PathLike[str] | None = None) -> str:
@@ -255,15 +194,14 @@ def fingerprint(location: str | os.PathLike[str] | None = None) -> str:
     """
     try:
         return _read(_checkpoint(find_weights(location)))[1]
-    except _Invalid as e:
+    except Invalid as e:
         raise WeightsError(f"{e}. {_LOAD_HINT}") from e
 
 
 def _load(checkpoint: _Checkpoint) -> tuple[VGG19Features, WarpNet, ColorVidNet]:
     nets = (VGG19Features(), WarpNet(), ColorVidNet())
     for net, name, state in zip(nets, checkpoint.files, _read(checkpoint)[0]):
-        # load_state_dict copies: the cached tensors stay as read.
-        _fill(net, state, f"{name} in {checkpoint.source}")
+        fill(net, state, f"{name} in {checkpoint.source}")
     return nets
 
 
@@ -286,119 +224,8 @@ def _read_stamped(checkpoint: _Checkpoint, stamps: tuple) -> tuple[tuple[Mapping
             try:
                 data = archive.read(name) if archive is not None else (source / name).read_bytes()
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
-                raise _Invalid(f"cannot read {where}: it is damaged or unreadable ({e})") from e
+                raise Invalid(f"cannot read {where}: it is damaged or unreadable ({e})") from e
             digest.update(data)
-            states.append(_state_dict(data, where))
+            states.append(as_state_dict(torch_load(io.BytesIO(data), where), where))
     return tuple(states), digest.hexdigest()
 
-
-def _state_dict(data: bytes, where: str) -> Mapping[str, torch.Tensor]:
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for bytes that are not a checkpoint
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise _Invalid(f"{where} is not a PyTorch checkpoint ({reason})") from e
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _Invalid(f"{where} is not a state dict (a mapping of names to tensors)")
-    return state
-
-
-def _fill(net: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:
-    """Load ``state`` strictly into ``net``, first naming what does not fit."""
-    expected = {k: list(v.shape) for k, v in net.state_dict().items()}
-    given = {k: list(v.shape) for k, v in state.items()}
-    problems = []
-    if missing := [k for k in expected if k not in given]:
-        problems.append(f"missing keys {_few(missing)}")
-    if unexpected := [k for k in given if k not in expected]:
-        problems.append(f"unexpected keys {_few(unexpected)}")
-    if wrong := [f"{k} {given[k]} (expected {expected[k]})"
-                 for k in expected if k in given and given[k] != expected[k]]:
-        problems.append(f"wrong shapes: {_few(wrong)}")
-    if problems:
-        raise _Invalid(f"{where} does not fit {type(net).__name__}: {'; '.join(problems)}")
-    net.load_state_dict(state, strict=True)
-    net.eval()
-
-
-def _few(items: list[str]) -> str:
-    more = f" (and {len(items) - _LISTED} more)" if len(items) > _LISTED else ""
-    return ", ".join(items[:_LISTED]) + more
-
-
-def _ensure_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # Creating a file is the only test that holds for root and for odd file systems.
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as e:
-        raise WeightsError(f"cannot write to the model folder {folder} ({e.strerror or e}). "
-                           f"Set {ENV_VAR} to a folder you can write to, or choose one with "
-                           f"`vsexcolor download --dir`.") from e
-
-
-def _fetch(url: str, part: Path, progress: bool) -> None:
-    """Download ``url`` into ``part``, continuing after the bytes it already holds."""
-    offset = part.stat().st_size if part.is_file() else 0
-    try:
-        stream, start, total = _open_url(url, offset)
-        with (stream, open(part, "ab" if start else "wb") as out,
-              tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-                   desc=ZIP_NAME, file=sys.stderr, disable=not progress) as bar):
-            while chunk := stream.read(_CHUNK_BYTES):
-                out.write(chunk)
-                bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-            size = out.tell()
-    # URLError and HTTPError are OSErrors; ValueError is a malformed URL.
-    except (OSError, ValueError, http.client.HTTPException) as e:
-        raise WeightsError(f"cannot download {url} ({_reason(e)}). Check the address and the "
-                           f"connection, then {_again(part)}") from e
-    if total is not None and size != total:
-        raise WeightsError(f"the download of {url} stopped after {size} of {total} bytes; {_again(part)}")
-
-
-def _again(part: Path) -> str:
-    if part.is_file() and part.stat().st_size:
-        return f"run `vsexcolor download` again: it resumes from {part}."
-    return "run `vsexcolor download` again."
-
-
-def _open_url(url: str, offset: int) -> tuple[BinaryIO, int, int | None]:
-    """Open ``url`` to continue a download that already has ``offset`` bytes.
-
-    Returns the stream, the byte offset it starts at (``offset``, or 0 when the source cannot
-    continue there) and the total size in bytes (None when the server does not say).
-    """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "file":
-        # urllib's file handler cannot start mid-file; a seek can.
-        stream = open(urllib.request.url2pathname(parts.path), "rb")
-        total = os.fstat(stream.fileno()).st_size
-        start = offset if offset <= total else 0
-        stream.seek(start)
-        return stream, start, total
-    headers = {"User-Agent": "vsexcolor"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=_TIMEOUT_S)
-    except urllib.error.HTTPError as e:
-        if e.code != 416 or not offset:
-            raise
-        # Nothing after offset: "bytes */SIZE" tells a complete part from one longer than the file.
-        complete = e.headers.get("Content-Range") == f"bytes */{offset}"
-        e.close()
-        return (io.BytesIO(), offset, offset) if complete else _open_url(url, 0)
-    start = offset if response.status == 206 else 0
-    length = response.headers.get("Content-Length")
-    return response, start, start + int(length) if length is not None else None
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.URLError):
-        return str(error.reason)
-    return str(error) or type(error).__name__

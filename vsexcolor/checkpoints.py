@@ -1,0 +1,110 @@
+"""What the DEVC and the DDColor checkpoints share: the model folder they live in, the error a
+user sees, and reading a state dict that must load strictly, naming what does not fit."""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import torch
+from torch import nn
+
+#: Environment variable naming the model folder.
+ENV_VAR = "VSEXCOLOR_MODEL_DIR"
+_LISTED = 4  # keys named per kind of mismatch; the rest are counted
+
+
+class WeightsError(Exception):
+    """The weights cannot be found, read or downloaded; the message says what to do."""
+
+
+class Invalid(Exception):
+    """What is wrong with a checkpoint; callers add what the user should do about it."""
+
+
+def default_model_dir() -> Path:
+    """``$VSEXCOLOR_MODEL_DIR`` if set, else the per-user data folder + ``vsexcolor``.
+
+    The data folder is ``%LOCALAPPDATA%`` on Windows, elsewhere ``$XDG_DATA_HOME`` or
+    ``~/.local/share``. The folder need not exist.
+    """
+    if configured := os.environ.get(ENV_VAR):
+        return Path(configured).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        # The XDG base directory spec says to ignore relative values.
+        base = xdg if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return Path(base) / "vsexcolor"
+
+
+def torch_load(source: BinaryIO | Path, where: str) -> object:
+    """What ``torch.save`` stored in ``source``, on the CPU; only tensors and plain containers.
+
+    Raises:
+        Invalid: it is not a PyTorch checkpoint (or holds objects other than those).
+    """
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for bytes that are not a checkpoint
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise Invalid(f"{where} is not a PyTorch checkpoint ({reason})") from e
+
+
+def as_state_dict(content: object, where: str) -> Mapping[str, torch.Tensor]:
+    """``content`` if it is a state dict (a mapping of names to tensors).
+
+    Raises:
+        Invalid: it is anything else.
+    """
+    if not isinstance(content, Mapping) or not all(isinstance(v, torch.Tensor) for v in content.values()):
+        raise Invalid(f"{where} is not a state dict (a mapping of names to tensors)")
+    return content
+
+
+def check_fits(expected: Mapping[str, Sequence[int]], state: Mapping[str, torch.Tensor],
+               where: str, target: str) -> None:
+    """Raise unless ``state`` has exactly the keys of ``expected`` with those shapes, which is
+    what a strict ``load_state_dict`` needs; the message names the keys that do not fit.
+
+    Args:
+        expected: key -> shape of the network's own state dict.
+        state: the checkpoint's state dict.
+        where: the checkpoint, as the message names it.
+        target: the network, as the message names it.
+
+    Raises:
+        Invalid: naming missing keys, unexpected keys and wrong shapes, a few of each.
+    """
+    expected = {k: list(v) for k, v in expected.items()}
+    given = {k: list(v.shape) for k, v in state.items()}
+    problems = []
+    if missing := [k for k in expected if k not in given]:
+        problems.append(f"missing keys {_few(missing)}")
+    if unexpected := [k for k in given if k not in expected]:
+        problems.append(f"unexpected keys {_few(unexpected)}")
+    if wrong := [f"{k} {given[k]} (expected {expected[k]})"
+                 for k in expected if k in given and given[k] != expected[k]]:
+        problems.append(f"wrong shapes: {_few(wrong)}")
+    if problems:
+        raise Invalid(f"{where} does not fit {target}: {'; '.join(problems)}")
+
+
+def fill(net: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:
+    """Load ``state`` strictly into ``net`` and put it in eval mode, first naming what does not fit.
+
+    Raises:
+        Invalid: as :func:`check_fits`.
+    """
+    check_fits({k: v.shape for k, v in net.state_dict().items()}, state, where, type(net).__name__)
+    # load_state_dict copies: a cached state dict stays as read.
+    net.load_state_dict(state, strict=True)
+    net.eval()
+
+
+def _few(items: list[str]) -> str:
+    more = f" (and {len(items) - _LISTED} more)" if len(items) > _LISTED else ""
+    return ", ".join(items[:_LISTED]) + more
