@@ -17,6 +17,16 @@ if [name for _, name in socket.if_nameindex()] != ["lo"]:
     collect_ignore = ["cluster"]
 
 
+@pytest.fixture(autouse=True)
+def empty_model_folder(tmp_path_factory, monkeypatch) -> Path:
+    """Weights or keyframe models in this machine's model folder would change what the tests
+    see: each test starts with an empty one (and may point it elsewhere)."""
+    folder = tmp_path_factory.getbasetemp() / "empty-model-folder"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def devc_weights(tmp_path_factory) -> Path:
     """A folder in the official unpacked layout holding the deterministic test weights."""

@@ -356,15 +356,31 @@ def test_a_folder_of_references_named_by_frame_sorts_keyframes_from_exemplars(ru
     capfd.readouterr()
     out = run(clip, refs, batch=2)
     report = capfd.readouterr().err
-    assert f"references in {refs}:" in report
-    assert re.search(r"000000\.png: from frame 0, keyframe \(lightness \d+\.\d dB against frame 0\)", report)
-    assert re.search(r"ref_3\.png: from frame 3, exemplar \(lightness \d+\.\d dB against frame 3\)", report)
+    assert f"references in {refs} (each serves its whole shot):" in report
+    assert re.search(r"000000\.png: frame 0, keyframe \(lightness \d+\.\d dB against frame 0\)", report)
+    assert re.search(r"ref_3\.png: frame 3, exemplar \(lightness \d+\.\d dB against frame 3\)", report)
     assert "not coloured, left out: 000004.png" in report
     assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(6)] == [0, 0, 0, 3, 3, 3]
     assert render(out, range(3)) == render(run(clip, {0: bikes[0]}, propagate=True, batch=2), range(3))
+
+
+def test_every_problem_of_a_references_folder_is_named_at_once(run, bikes, tmp_path):
+    import cv2
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    cv2.imwrite(str(refs / "000000.png"), cv2.cvtColor(bikes[0], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(refs / "ref_0.png"), cv2.cvtColor(bikes[0], cv2.COLOR_RGB2BGR))
     (refs / "notes.txt").write_text("colours from the costume department")
-    with pytest.raises(vs.Error, match="remove notes.txt from"):
-        run(clip, refs)
+    (refs / "000002.png").write_bytes(b"not a png")
+    cv2.imwrite(str(refs / "000099.png"), cv2.cvtColor(bikes[0], cv2.COLOR_RGB2BGR))
+    with pytest.raises(vs.Error) as raised:
+        run(yuv_clip(bikes[:6]), refs)
+    message = str(raised.value)
+    assert "\n" not in message and "has 4 problems" in message
+    for problem in ("notes.txt is not an image named by its frame number", "000000.png and ref_0.png both name frame 0",
+                    "000099.png names frame 99, past the clip's last, 5", "000002.png cannot be read as an image"):
+        assert problem in message
 
 
 def test_references_in_every_accepted_form(run, bikes, tmp_path):
@@ -421,7 +437,7 @@ def test_bad_clips_are_rejected(run, bikes):
 
 
 @pytest.mark.parametrize("ref,match", [
-    (None, "ref must be a reference"),
+    (None, "no colour reference was given and no DDColor keyframe model in .*vsexcolor download ddcolor"),
     ("/no/such/image.png", "ref: reference image '/no/such/image.png' does not exist"),
     (np.zeros((4, 4), np.uint8), r"ref: a reference array must have shape \(height, width, 3\)"),
     (np.zeros((0, 4, 3), np.uint8), "ref: a reference array must have shape"),

@@ -12,9 +12,10 @@ import contextlib
 import functools
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,8 +23,8 @@ import torch
 import vapoursynth as vs
 
 from .devices import parse_device
-from .formats import (OUTPUT_PROPS, PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START, check_clip, colour_props, fail,
-                      frame_ab, frame_rgb, in_format, output_format, to_rgbs)
+from .formats import (OUTPUT_PROPS, PROP_BACKEND, PROP_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START,
+                      check_clip, colour_props, fail, frame_ab, frame_rgb, in_format, output_format, to_rgbs)
 from .luma import Luma
 from .postprocess import Finish, finish_rgb, for_backend
 from .recurrence import EngineConfig, Recurrence, Reference
@@ -31,14 +32,21 @@ from .ref_inputs import RefInput, references
 from .reference import initial_state, reference_lab
 from .requests import SEEK_STEP, Loaded, RecurrenceRequests, Source, Window
 from .resolution import DEFAULT_PIXELS, Geometry
-from .scenes import DEFAULT_THRESHOLD, Scenes, Segment, is_cut
+from .scenes import (AUTOMATIC, DEFAULT_THRESHOLD, Scenes, Segment, is_cut, pick_sharpest, reference_shot_start,
+                     sharpness)
 
-__all__ = ["colorize", "PROP_BACKEND", "PROP_SCENE_START", "PROP_REFERENCE", "PRESETS"]
+__all__ = ["colorize", "PROP_BACKEND", "PROP_SCENE_START", "PROP_SHOT_START", "PROP_REFERENCE", "PROP_KEYFRAME",
+           "PRESETS"]
 
 core = vs.core
 
 BackendName = Literal["auto", "devc", "propagate"]
 Preset = Literal["default", "official"]
+KeyframePick = Literal["sharpest", "first"]
+
+#: Frames of a shot's opening that the sharpest pick looks at: its first second, and no
+#: more than this many (each is held in memory while a shot starts).
+MAX_PICK_SPAN = 48
 
 PRESETS: dict[str, tuple[Finish, int]] = {
     # Smoothing keeps colour inside edges; the authors' 1.25 saturation boost tends to
@@ -57,7 +65,8 @@ class Fingerprint:
     (:func:`~vsexcolor.weights.fingerprint`), None for ``propagate``; ``device``: ``cpu`` or
     ``cuda``; ``precision``: ``float16`` or ``float32``; ``torch``: its version;
     ``cpu_threads``: torch's threads where they change the networks' results (``devc`` on the
-    CPU), else None.
+    CPU), else None; ``keyframe_sha256``: the keyframe model's checkpoint where shots without
+    a reference are coloured with it, else None.
     """
 
     backend: str
@@ -66,6 +75,7 @@ class Fingerprint:
     precision: str
     torch: str
     cpu_threads: int | None
+    keyframe_sha256: str | None = None
 
 
 _recorded: ContextVar[list[Fingerprint] | None] = ContextVar("vsexcolor_recorded", default=None)
@@ -90,14 +100,44 @@ def recording(planning: bool = False) -> Iterator[list[Fingerprint]]:
         _recorded.reset(tokens[0])
 
 
-def _fingerprint(backend: str, weights: object, device: torch.device, fp16: bool) -> Fingerprint:
+def _fingerprint(backend: str, weights: object, device: torch.device, fp16: bool,
+                 keyframe_model: Path | None) -> Fingerprint:
+    from . import keyframe_weights
     from .weights import fingerprint
 
     devc = backend == "devc"
     return Fingerprint(backend=backend, weights_sha256=fingerprint(weights) if devc else None,
                        device=device.type, precision="float16" if devc and fp16 else "float32",
                        torch=torch.__version__,
-                       cpu_threads=torch.get_num_threads() if devc and device.type == "cpu" else None)
+                       cpu_threads=torch.get_num_threads() if devc and device.type == "cpu" else None,
+                       keyframe_sha256=keyframe_weights.fingerprint(keyframe_model) if keyframe_model else None)
+
+
+def _keyframe_model(choice: str | os.PathLike[str] | None, needed: bool) -> Path | None:
+    """The keyframe model's checkpoint to colour shots without a reference with: ``choice``
+    (None: the preferred one in the model folder; ``"none"``: no model). Where none is found,
+    an error if it is ``needed`` (no reference at all) or was named, else None: such shots
+    then take the reference before them."""
+    from .keyframe_weights import KeyframeModelError, find_keyframe_model
+
+    if choice == "none":
+        if needed:
+            raise vs.Error("colorize: keyframe_model='none' leaves nothing to colour from: pass a reference "
+                           "(ref=) or a keyframe model")
+        return None
+    try:
+        return find_keyframe_model(choice)
+    except KeyframeModelError as e:
+        if needed or choice is not None:
+            what = "no colour reference was given and " if needed else ""
+            raise vs.Error(f"colorize: {what}{e}") from None
+        return None
+
+
+def _is_keyframe_source(clip: vs.VideoNode, ref: object) -> bool:
+    """Is ``ref`` a clip of keyframes (its frame at each shot's pick is that shot's
+    keyframe) rather than one reference picture (a clip's first frame)?"""
+    return isinstance(ref, vs.VideoNode) and clip.num_frames > 1 and ref.num_frames == clip.num_frames
 
 
 def _make_backend(name: BackendName, weights: object, device: torch.device, fp16: bool):
@@ -127,15 +167,20 @@ def _make_backend(name: BackendName, weights: object, device: torch.device, fp16
 def _planned(clip: vs.VideoNode, requests: RecurrenceRequests, out_fmt: vs.VideoFormat, props: dict[str, int]
              ) -> vs.VideoNode:
     """A blank clip in the output format whose frames carry the output's props (see
-    :func:`recording`); its callback owns ``requests``."""
+    :func:`recording`); its callback owns ``requests``. Each frame brings the frames around
+    it, as the recurrence's do, for the keyframe picks."""
+    source = requests.source
+
     def mark(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        source.offer(n, f[2:], catch_up=False)
         out = f[0].copy()
         for key, value in requests.props(requests.engine.scenes.segment(n)).items():
             out.props[key] = value
         return out
 
     blank = core.std.BlankClip(clip, format=out_fmt.id, keep=True)
-    return core.std.SetFrameProps(core.std.ModifyFrame(blank, [blank, requests.probe], mark), **props)
+    marked = core.std.ModifyFrame(blank, [blank, requests.probe, source.clip, *source.window(catch_up=False)], mark)
+    return core.std.SetFrameProps(marked, **props)
 
 
 def _finished(clip: vs.VideoNode, requests: RecurrenceRequests, geometry: Geometry, finish: Finish,
@@ -161,12 +206,50 @@ def _finished(clip: vs.VideoNode, requests: RecurrenceRequests, geometry: Geomet
     return core.std.ModifyFrame(canvas, [canvas, requests.clip, requests.source.clip], render)
 
 
+def _reference_shots(refs: list, cut_at: Callable[[int], bool] | None) -> tuple[list[int], dict[int, int]]:
+    """Where each reference comes into force, and the shot start of each restart that is
+    not one. A reference serves its whole shot, the frames before it included, unless the
+    reference before it is in the same shot; a keyframe's own frame restarts the recurrence."""
+    covers, shot_of, before, shot = [], {}, -1, 0
+    for keyed in refs:
+        found = reference_shot_start(keyed.start, before, cut_at)
+        shot = shot if found is None else found
+        covers.append(keyed.start if found is None else found)
+        shot_of[covers[-1]] = shot
+        if keyed.keyframe:
+            shot_of[keyed.start] = shot
+        before = keyed.start
+    return covers, shot_of
+
+
+def _keyframe_maker(keyframe_clip: vs.VideoNode | None, props: dict[str, int], model_path: Path | None,
+                    source: Source, device: torch.device, fp16: bool) -> Callable[[int], np.ndarray]:
+    """``keyframe_rgb(n)``: frame n in colour (float32 sRGB [H, W, 3]) as an automatic keyframe:
+    from the keyframe clip, else coloured by the keyframe model (loaded at the first keyframe,
+    so a render whose shots all have references never loads it)."""
+    if keyframe_clip is not None:
+        colour = to_rgbs(keyframe_clip, colour_props(keyframe_clip, props))
+        # One frame a shot, read when its shot starts: bringing it along with every request
+        # would make the keyframe source compute every frame.
+        return lambda n: frame_rgb(colour.get_frame(n))
+
+    @functools.cache
+    def colorizer():
+        from .keyframes import load_colorizer
+
+        return load_colorizer(model_path, device, fp16)
+
+    return lambda n: colorizer().rgb(source.frame_L(n))
+
+
 def colorize(
     clip: vs.VideoNode,
     ref: RefInput | Mapping[int, RefInput] | None = None,
     *,
     backend: BackendName = "auto",
     weights: str | os.PathLike[str] | None = None,
+    keyframe_model: str | os.PathLike[str] | None = None,
+    keyframe_pick: KeyframePick = "sharpest",
     propagate: bool = False,
     preset: Preset = "default",
     saturation: float | None = None,
@@ -194,12 +277,27 @@ def colorize(
             ``{first_frame: reference}`` of references each in force from its frame until
             the next (the first also before it), or a folder of images named by their first
             frame (``000123.png``; see ``vsexcolor shots``), each a keyframe where its
-            lightness matches its frame's, else an exemplar. None only with ``propagate``.
+            lightness matches its frame's, else an exemplar. With scene detection a
+            reference serves its whole shot, the frames before it included (as an exemplar
+            up to it where it is a keyframe). A shot without a reference of its own gets an
+            *automatic keyframe*: its picked frame (``keyframe_pick``) coloured by the
+            keyframe model, propagated through the shot like a keyframe; with no keyframe
+            model, it takes the reference before it. None: every shot gets an automatic
+            keyframe (or, with ``propagate``, the clip's own colour frames are used). A clip
+            as long as ``clip`` is a source of keyframes instead: its frame at each shot's
+            pick is that shot's keyframe (only those frames are requested).
         backend: ``"devc"`` (the authors' networks; needs their weights), ``"propagate"``
             (weight-free: descriptor matching, optical flow, edge-aware fusion) or
             ``"auto"`` (devc when valid weights are found, else propagate with a warning).
         weights: the checkpoint zip or its unpacked folder (default: ``VSEXCOLOR_MODEL_DIR``
             or the per-user data folder; ``vsexcolor info`` says where).
+        keyframe_model: the image colorizer of automatic keyframes (DDColor): a released
+            model's name (``"ddcolor_modelscope"``, ``"ddcolor_artistic"``,
+            ``"ddcolor_paper"``, ``"ddcolor_paper_tiny"``) or a checkpoint's path; None: the
+            first of those present in the model folder (``vsexcolor download ddcolor``);
+            ``"none"``: no automatic keyframes.
+        keyframe_pick: the frame of a shot to colour: ``"sharpest"`` of its first second
+            (avoids fades and motion blur; as ``vsexcolor shots`` picks) or ``"first"``.
         propagate: the authors' propagation mode: every reference is a keyframe, i.e. it
             *is* its frame in colour (of the clip's size) and the initial state of the
             recurrence at that frame (a later shot starts from it as an exemplar alone).
@@ -230,14 +328,18 @@ def colorize(
 
     Returns:
         The colorized clip; each frame carries ``VsexcolorBackend``, ``VsexcolorSceneStart``
-        (first frame of its recurrence) and ``VsexcolorReference`` (index of the reference
-        in force, or the scene start in propagation from the clip).
+        (first frame of its recurrence), ``VsexcolorShotStart`` (first frame of its shot),
+        ``VsexcolorReference`` (index of the reference in force, the scene start in
+        propagation from the clip, -1 for an automatic keyframe) and ``VsexcolorKeyframe``
+        (the frame whose colour version the reference is, -1 for an exemplar).
     """
     check_clip(clip)
     if backend not in ("auto", "devc", "propagate"):
         raise fail("backend", "'auto', 'devc' or 'propagate'", backend)
     if preset not in PRESETS:
         raise fail("preset", "'default' or 'official'", preset)
+    if keyframe_pick not in ("sharpest", "first"):
+        raise fail("keyframe_pick", "'sharpest' or 'first'", keyframe_pick)
     finish, default_pixels = PRESETS[preset]
     if saturation is not None:
         if not 0.0 <= saturation <= 4.0:
@@ -264,9 +366,17 @@ def colorize(
     fp16 = dev.type == "cuda" if fp16 is None else bool(fp16)
 
     props = colour_props(clip, clip.get_frame(0).props)
-    from_clip = propagate and ref is None
+    keyframe_clip = ref if _is_keyframe_source(clip, ref) else None
+    if keyframe_clip is not None:
+        if (keyframe_clip.width, keyframe_clip.height) != (clip.width, clip.height):
+            raise fail("ref", f"a clip of keyframes of the clip's size, {clip.width}x{clip.height}",
+                       f"{keyframe_clip.width}x{keyframe_clip.height}")
+        ref = None
+    from_clip = propagate and ref is None and keyframe_clip is None
     luma = Luma(clip, props)
-    refs = references(clip, ref, propagate, luma)
+    refs = references(clip, ref, propagate, luma) if ref is not None or from_clip else []
+    model_path = None if from_clip or keyframe_clip is not None else _keyframe_model(keyframe_model, not refs)
+    automatic = keyframe_clip is not None or model_path is not None
 
     # Planning runs no network: it needs the backend's name and sizes, not its device.
     engine_backend = _make_backend(backend, weights, torch.device("cpu") if planning else dev, fp16)
@@ -274,41 +384,65 @@ def colorize(
     finish = for_backend(finish, engine_backend.output_smoothing, smooth)
     config = EngineConfig(batch=batch, cache_frames=cache_frames, checkpoint_every=checkpoint_every,
                           checkpoints=checkpoints)
-    window = Window(ahead=config.lookahead, back=SEEK_STEP + batch)
+    span = 1 if keyframe_pick == "first" else min(MAX_PICK_SPAN, max(1, round(clip.fps)) if clip.fps else 24)
+    window = Window(ahead=max(config.lookahead, span - 1 if automatic else 0), back=SEEK_STEP + batch)
     source = Source(luma, geometry, window, colour_clip=to_rgbs(clip, props) if from_clip else None)
 
     def cut(before: Loaded, frame: Loaded) -> bool:
         return is_cut(before.detect, frame.detect, frame.upstream_cut, scene_threshold)
 
+    cut_at = (lambda n: cut(source.load(n - 1), source.load(n))) if scenes else None
+    covers, shot_of = _reference_shots(refs, cut_at)
+    keyframe_rgb = _keyframe_maker(keyframe_clip, props, model_path, source, dev, fp16)
+
     @functools.lru_cache(maxsize=2)
-    def exemplar(index: int) -> tuple[np.ndarray, torch.Tensor]:
-        """The reference ``Segment.reference`` names (from the clip: the scene start's frame)."""
-        rgb = frame_rgb(source.colour(index)) if from_clip else refs[index].rgb
+    def exemplar(reference: tuple[int, int | None]) -> tuple[np.ndarray, torch.Tensor]:
+        """The reference a ``Segment.source`` names."""
+        index, keyframe = reference
+        if index == AUTOMATIC:
+            rgb = keyframe_rgb(keyframe)
+        else:
+            rgb = frame_rgb(source.colour(index)) if from_clip else refs[index].rgb
         return rgb, reference_lab(rgb, pixels, engine_backend.multiple)
+
+    def keyframe_of(segment: Segment) -> int | None:
+        """The frame whose colour version is the segment's reference, if it is one of its shot."""
+        if segment.reference == AUTOMATIC:
+            return segment.keyframe
+        if from_clip:
+            return segment.start
+        keyed = refs[segment.reference]
+        # A keyframe is its shot's: after a cut another shot starts from it as an exemplar.
+        return keyed.start if keyed.keyframe and segment.start <= keyed.start else None
 
     @functools.lru_cache(maxsize=2)
     def reference_for(segment: Segment) -> Reference:
-        rgb, lab = exemplar(segment.reference)
-        keyed = None if from_clip else refs[segment.reference]
-        # A keyframe is the first state of the segment at its own frame only: after a cut
-        # its shot is another one, which starts from the exemplar alone.
-        keyframe = from_clip or (keyed.keyframe and keyed.start == segment.start)
-        return Reference(lab=lab, initial=initial_state(rgb, geometry) if keyframe else None)
+        rgb, lab = exemplar(segment.source)
+        # The frames of a shot before its keyframe start from the keyframe's colours too:
+        # closer to the truth than from the keyframe as an exemplar alone in 7 of 9 cases on
+        # the bundled clips (benchmarks/keyframe_placement.py; the README's shots workflow).
+        seeded = keyframe_of(segment) is not None
+        return Reference(lab=lab, initial=initial_state(rgb, geometry) if seeded else None)
 
     def output_props(segment: Segment) -> dict:
+        keyframe = keyframe_of(segment)
         return {PROP_BACKEND: engine_backend.name, PROP_SCENE_START: segment.start,
-                PROP_REFERENCE: segment.reference}
+                PROP_SHOT_START: segment.shot if segment.shot is not None else segment.start,
+                PROP_REFERENCE: segment.reference, PROP_KEYFRAME: -1 if keyframe is None else keyframe}
 
-    scene_map = Scenes(clip.num_frames, [r.start for r in refs] or [0],
-                       (lambda n: cut(source.load(n - 1), source.load(n))) if scenes else None,
-                       per_scene_reference=from_clip, keyframes=[r.start for r in refs if r.keyframe])
+    def pick(start: int) -> int:
+        return pick_sharpest(scene_map, start, span, lambda k: sharpness(source.load(k).detect))
+
+    scene_map = Scenes(clip.num_frames, covers if refs else ([] if automatic else [0]), cut_at,
+                       per_scene_reference=from_clip, keyframes=[r.start for r in refs if r.keyframe],
+                       pick=pick if automatic else None, shot_of=shot_of)
     engine = Recurrence(engine_backend, scene_map, source.internal_L, reference_for, config)
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
     requests = RecurrenceRequests(engine, source, internal, cut, output_props)
     recorded = _recorded.get()
     if recorded is not None:
-        recorded.append(_fingerprint(engine_backend.name, weights, dev, fp16))
+        recorded.append(_fingerprint(engine_backend.name, weights, dev, fp16, model_path))
     if planning:
         return _planned(clip, requests, out_fmt, props)
     finished = _finished(clip, requests, geometry, finish, engine_backend.device)

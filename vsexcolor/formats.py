@@ -12,8 +12,10 @@ core = vs.core
 #: Frame props written on every output frame.
 PROP_BACKEND = "VsexcolorBackend"
 PROP_SCENE_START = "VsexcolorSceneStart"
+PROP_SHOT_START = "VsexcolorShotStart"
 PROP_REFERENCE = "VsexcolorReference"
-OUTPUT_PROPS = (PROP_BACKEND, PROP_SCENE_START, PROP_REFERENCE)
+PROP_KEYFRAME = "VsexcolorKeyframe"
+OUTPUT_PROPS = (PROP_BACKEND, PROP_SCENE_START, PROP_SHOT_START, PROP_REFERENCE, PROP_KEYFRAME)
 
 # Frame-prop codes (ITU-T H.273) of the usual defaults.
 _BT709, _BT601, _RGB_MATRIX = 1, 6, 0

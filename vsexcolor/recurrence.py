@@ -118,7 +118,7 @@ class Recurrence:
             filter's does).
         reference: ``reference(segment)`` -> :class:`Reference` for that segment; called for
             every run of steps, so it keeps what it converts. Segments of one
-            ``Segment.reference`` must have the same ``lab``.
+            ``Segment.source`` must have the same ``lab``.
         config: batch and cache sizes.
     """
 
@@ -130,8 +130,8 @@ class Recurrence:
         self.luma = luma
         self._reference_source = reference
         self._lock = threading.RLock()
-        self._prepared: LRU[int, Any] = LRU(2)
-        self._batch: LRU[tuple[int, int, int], Future[Correspondence]] = LRU(2)
+        self._prepared: LRU[tuple, Any] = LRU(2)
+        self._batch: LRU[tuple, Future[Correspondence]] = LRU(2)
         # One worker: batches are done in the order they are asked for.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="vsexcolor-correspond")
         self._outputs: LRU[int, torch.Tensor] = LRU(config.cache_frames)
@@ -229,10 +229,10 @@ class Recurrence:
         # Segments of one reference share its prepared form; the initial state is the
         # segment's own (a keyframe starts only the segment at its frame).
         ref = self._reference_source(segment)
-        prepared = self._prepared.get(segment.reference)
+        prepared = self._prepared.get(segment.source)
         if prepared is None:
             prepared = self.backend.prepare(ref.lab)
-            self._prepared.put(segment.reference, prepared)
+            self._prepared.put(segment.source, prepared)
         return ref, prepared
 
     def _correspondence(self, i: int, segment: Segment, prepared: Any) -> Correspondence:
@@ -248,7 +248,7 @@ class Recurrence:
 
     def _submit(self, segment: Segment, first: int, prepared: Any) -> Future[Correspondence]:
         """The batch of frames from ``first`` on, handed to the worker thread unless it has been."""
-        key = (segment.start, segment.reference, first)
+        key = (segment.start, segment.source, first)
         batch = self._batch.get(key)
         if batch is None:
             # The batch may run past the segment's end (it is not known yet); those extra

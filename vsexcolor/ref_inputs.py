@@ -25,7 +25,7 @@ RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
 #: ``_`` or ``-`` (``000123.png``, ``ref_000123.png``, ``123.jpg``).
 FRAME_NAME = re.compile(r"(?:.*[_-])?(\d+)")
 #: Files ``vsexcolor shots`` writes beside the frames to colour, ignored in a folder of references.
-SHOTS_FILES = frozenset(("shots.json", "shots.csv", "contact-sheet.png"))
+SHOTS_FILES = frozenset(("shots.json", "shots.csv", "contact-sheet.png", "gray"))
 #: L* PSNR (dB) from which a reference of its frame's size counts as that frame in colour
 #: (:func:`lightness_match`). On the bundled clips a frame's colour original matched its
 #: gray frame at 57 dB, and coloured as an image colorizer does (the gray frame's L*, the
@@ -102,42 +102,52 @@ def _keyed(clip: vs.VideoNode, start: int, rgb: np.ndarray, keyframe: bool, name
 
 
 def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, report: bool) -> list[Keyed]:
-    """Every image named by a frame number in ``folder``; see :func:`lightness_match`."""
+    """Every image named by a frame number in ``folder``; see :func:`lightness_match`. What
+    is wrong with the folder is reported all at once, each file with what to do about it."""
     found: dict[int, Path] = {}
-    uncoloured = []
+    problems = []
     for path in sorted(folder.iterdir()):
         if path.name in SHOTS_FILES or path.name.startswith("."):
             continue
         match = FRAME_NAME.fullmatch(path.stem)
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or match is None:
-            raise fail("ref", f"a folder of images named by their first frame (000123.png, ref_000123.png); "
-                              f"remove {path.name} from {folder}", str(folder))
-        frame = int(match[1])
-        if frame in found:
-            raise fail("ref", f"a folder with one image per frame; {found[frame].name} and {path.name} both "
-                              f"name frame {frame}", str(folder))
-        if frame >= clip.num_frames:
-            raise fail("ref", f"a folder of images of frames 0..{clip.num_frames - 1}; {path.name} names frame "
-                              f"{frame}", str(folder))
-        found[frame] = path
-    refs, lines = [], []
+            problems.append(f"{path.name} is not an image named by its frame number (000123.png, "
+                            f"ref_000123.png): move it out")
+        elif (frame := int(match[1])) in found:
+            problems.append(f"{found[frame].name} and {path.name} both name frame {frame}: keep one")
+        elif frame >= clip.num_frames:
+            problems.append(f"{path.name} names frame {frame}, past the clip's last, {clip.num_frames - 1}: "
+                            f"rename or remove it")
+        else:
+            found[frame] = path
+    images = {}
     for frame, path in sorted(found.items()):
-        rgb = reference_rgb(path, f"ref {path.name}")
+        try:
+            images[frame] = read_image(path)
+        except ReferenceError:
+            problems.append(f"{path.name} cannot be read as an image: export it again or remove it")
+    if problems:
+        raise vs.Error(f"colorize: ref: the references folder {folder} has {len(problems)} problem"
+                       f"{'s' if len(problems) > 1 else ''}: " + "; ".join(problems))
+    refs, lines, uncoloured = [], [], []
+    for frame, rgb in images.items():
+        name = found[frame].name
         lab = image_lab(rgb)
         if torch.quantile(lab[1:].norm(dim=0).flatten()[::7], 0.99) < GRAY_CHROMA:
-            uncoloured.append(path.name)
+            uncoloured.append(name)
             continue
         db = lightness_match(luma, frame, rgb, lab) if rgb.shape[:2] == (clip.height, clip.width) else None
         keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
-        refs.append(_keyed(clip, frame, rgb, keyframe, path.name))
+        refs.append(_keyed(clip, frame, rgb, keyframe, name))
         how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
-        lines.append(f"  {path.name}: from frame {frame}, {'keyframe' if keyframe else 'exemplar'} ({how})")
+        lines.append(f"  {name}: frame {frame}, {'keyframe' if keyframe else 'exemplar'} ({how})")
     if uncoloured:
         lines.append(f"  not coloured, left out: {', '.join(uncoloured)}")
     if not refs:
         raise fail("ref", "a folder holding at least one coloured image named by its frame", str(folder))
     if report:
-        print(f"vsexcolor: references in {folder}:\n" + "\n".join(lines), file=sys.stderr)
+        print(f"vsexcolor: references in {folder} (each serves its whole shot):\n" + "\n".join(lines),
+              file=sys.stderr)
     return refs
 
 

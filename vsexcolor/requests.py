@@ -216,13 +216,19 @@ class Source:
         """Frame n as :class:`Loaded`: from what was offered, else read."""
         hit = self._cache.get(n)
         if hit is None:
-            with self._lock:
-                frame = self._offered.get(n)
-            if frame is None:
-                frame = self._read(self.clip, n)
+            frame = self._frame(n)
             hit = self.convert(frame, self.full_L(n, frame))
             self._cache.put(n, hit)
         return hit
+
+    def frame_L(self, n: int) -> torch.Tensor:
+        """[1, 1, H, W] L of frame n at full size: from what was offered, else read."""
+        return self.full_L(n, self._frame(n))
+
+    def _frame(self, n: int) -> vs.VideoFrame:
+        with self._lock:
+            frame = self._offered.get(n)
+        return frame if frame is not None else self._read(self.clip, n)
 
     def internal_L(self, n: int) -> torch.Tensor:
         return self.load(n).internal

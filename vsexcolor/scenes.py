@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,17 +20,30 @@ _UNKNOWN = -1
 _NOT_A_START = -2  # its segment is its previous frame's
 
 
+#: ``Segment.reference`` of a shot coloured from its own automatic keyframe.
+AUTOMATIC = -1
+
+
 @dataclass(frozen=True)
 class Segment:
     """A run of frames colorized by one recurrence.
 
     ``start``: its first frame; ``reference``: index of the reference in force (the position
-    in the filter's sorted list of references, or the start frame itself in propagation
-    from the clip's own colour frames).
+    in the filter's sorted list of references, the start frame itself in propagation from
+    the clip's own colour frames, or :data:`AUTOMATIC`); ``keyframe``: with
+    :data:`AUTOMATIC`, the frame of its shot that is coloured to be the shot's keyframe;
+    ``shot``: the first frame of its shot (a cut, or frame 0), ``start`` where None.
     """
 
     start: int
     reference: int
+    keyframe: int | None = None
+    shot: int | None = field(default=None, compare=False)  # derived from the others
+
+    @property
+    def source(self) -> tuple[int, int | None]:
+        """What identifies the reference: segments with the same source share it."""
+        return self.reference, self.keyframe
 
 
 def detection_geometry(width: int, height: int) -> Geometry:
@@ -60,6 +73,14 @@ def cut_score(prev_L: torch.Tensor, L: torch.Tensor) -> float:
     return 0.5 * (hist_d + cell_d)
 
 
+def sharpness(L: torch.Tensor) -> float:
+    """Variance of the Laplacian of a frame's L (0..100, [..., H, W]): low for motion blur,
+    defocus and fades, so the sharpest frame of a shot's opening is the one to colour."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    x = L.double().reshape(1, 1, *L.shape[-2:])
+    return float(torch.nn.functional.conv2d(x, kernel[None, None]).var())
+
+
 def is_cut(prev_L: torch.Tensor, L: torch.Tensor, upstream: int | None, threshold: float) -> bool:
     """Does a scene start at a frame? Its upstream ``_SceneChangePrev`` prop where set, else
     whether :func:`cut_score` of the detection L (:func:`detection_geometry`) of the frame
@@ -80,6 +101,14 @@ class Scenes:
         per_scene_reference: each scene is its own reference (propagation from the clip's
             colour frames); then ``Segment.reference`` is the scene start.
         keyframes: frames whose reference is that frame in colour: a segment starts there.
+        pick: ``pick(s)`` -> the frame of an automatic keyframe for the shot starting at s
+            (a cut, or frame 0) where no reference starts: then that shot is coloured from
+            it (``Segment.reference`` :data:`AUTOMATIC`), in two segments, the frames before
+            the keyframe and the keyframe on. None: such a shot takes the reference before
+            it (the first one if none is before it). ``pick`` reads frames from s on;
+            the filter's reads at most ``span`` of them (:func:`pick_sharpest`).
+        shot_of: the shot start of each reference start or keyframe that is not one itself
+            (a keyframe inside its shot), for ``Segment.shot``.
 
     What is known of each frame only grows and is always true (its segment's start, or that
     it starts none), so threads may ask and record side by side without a lock.
@@ -87,11 +116,16 @@ class Scenes:
 
     def __init__(self, num_frames: int, reference_starts: Sequence[int] = (0,),
                  is_cut: Callable[[int], bool] | None = None, per_scene_reference: bool = False,
-                 keyframes: Collection[int] = ()) -> None:
+                 keyframes: Collection[int] = (), pick: Callable[[int], int] | None = None,
+                 shot_of: Mapping[int, int] | None = None) -> None:
         self.num_frames = num_frames
+        self._shot_of = dict(shot_of or {})
+        self._own = frozenset((*reference_starts, *keyframes))
         self.reference_starts = sorted(reference_starts) or [0]
         self.is_cut = is_cut
         self.per_scene_reference = per_scene_reference
+        self.pick = pick
+        self._picks: dict[int, int] = {}
         self._restarts = sorted({0, *self.reference_starts[1:], *keyframes})
         # One int per frame: 8 bytes a frame, far below any frame's size.
         self._start = array("q", [_UNKNOWN]) * num_frames
@@ -104,11 +138,30 @@ class Scenes:
         if not 0 <= n < self.num_frames:
             raise IndexError(f"frame {n} is outside 0..{self.num_frames - 1}")
         start = self._walk(n, -1, self.is_cut)
-        return Segment(start, start if self.per_scene_reference else self._reference_index(n))
+        if self._automatic(start):
+            keyframe = self._picks.get(start)
+            if keyframe is None:
+                keyframe = self._picks[start] = self.pick(start)
+            return Segment(keyframe if n >= keyframe else start, AUTOMATIC, keyframe, start)
+        return Segment(start, start if self.per_scene_reference else self._reference_index(n), None,
+                       self._shot_of.get(start, start))
 
     def known_start(self, n: int) -> int | None:
-        """The start of frame n's segment if what is known tells it, else None; reads no frame."""
-        return self._walk(n, n, None)
+        """The start of frame n's segment if what is known tells it, else None or a frame
+        before it (a shot start whose keyframe is not picked yet); reads no frame."""
+        start = self._walk(n, n, None)
+        keyframe = self._picks.get(start) if start is not None and self._automatic(start) else None
+        return keyframe if keyframe is not None and n >= keyframe else start
+
+    def next_restart(self, n: int) -> int:
+        """The first frame after n where a reference or keyframe restarts the recurrence
+        whatever the frames (``num_frames`` if none)."""
+        i = bisect.bisect_right(self._restarts, n)
+        return self._restarts[i] if i < len(self._restarts) else self.num_frames
+
+    def _automatic(self, start: int) -> bool:
+        """Is ``start`` a shot start with no reference of its own, coloured automatically?"""
+        return self.pick is not None and not self.per_scene_reference and start not in self._own
 
     def locate(self, n: int, lowest: int, is_cut: Callable[[int], bool]) -> bool:
         """Look for frame n's segment start no further back than frame ``lowest + 1``, with
@@ -145,3 +198,28 @@ class Scenes:
         for p in passed:
             self._start[p] = start
         return start
+
+
+def pick_sharpest(scenes: Scenes, start: int, span: int, sharpness_of: Callable[[int], float]) -> int:
+    """The frame to colour of the shot starting at ``start``: the sharpest
+    (``sharpness_of(k)``, the earliest of equals) of its first ``span`` frames, up to its
+    first cut or restart; ``span`` 1 picks the first frame."""
+    end = min(start + span, scenes.next_restart(start))
+    frames = [start]
+    for k in range(start + 1, end):
+        if scenes.is_cut is not None and scenes.is_cut(k):
+            break
+        frames.append(k)
+    return max(frames, key=lambda k: (sharpness_of(k), -k))
+
+
+def reference_shot_start(frame: int, before: int, is_cut: Callable[[int], bool] | None) -> int | None:
+    """Where the shot holding a reference at ``frame`` starts: the nearest cut (``is_cut(k)``)
+    at or before it, or frame 0; None if the reference before it, at ``before`` (-1: none),
+    is in the same shot, or there are no cuts."""
+    if is_cut is None:
+        return None
+    for k in range(frame, before, -1):
+        if k == 0 or is_cut(k):
+            return k
+    return None
