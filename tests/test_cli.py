@@ -6,6 +6,7 @@ and bad input; demo; and every command the README shows.
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import signal
@@ -145,7 +146,7 @@ def test_progress_and_summary_go_to_stderr(run, media, tmp_path):
     assert re.search(r"colorize: 100%.*6/6.*frame/s", err.replace("\r", "\n"))
     assert messages(err)[-1].startswith(
         f"vsexcolor colorize: wrote {tmp_path / 'out.mp4'} (6 frames, 64x48 yuv420p, h264 crf 18, "
-        "1 audio stream(s) copied) with backend propagate in 2 scene(s); colorized 6 frames in ")
+        "1 audio stream(s) copied) with backend propagate in 2 shots; colorized 6 frames in ")
     assert not (tmp_path / "out.mp4.parts").exists()
 
 
@@ -168,7 +169,8 @@ def test_the_backend_note_comes_once_from_the_command_run(run, media, tmp_path, 
 
 @pytest.mark.parametrize("refs,scenes", [
     (["--ref", "{media}/still.png"], 2),
-    (["--ref-at", "0={media}/still.png", "--ref-at", "4={media}/other.png"], 3),  # a new reference, a new start
+    # A reference inside the second shot serves all of it: no start beyond the cut.
+    (["--ref-at", "0={media}/still.png", "--ref-at", "4={media}/other.png"], 2),
     (["--propagate"], 2),  # the input's own colour first frames
 ], ids=["ref", "ref-at", "propagate"])
 def test_reference_forms(run, media, tmp_path, refs, scenes):
@@ -176,7 +178,7 @@ def test_reference_forms(run, media, tmp_path, refs, scenes):
     code, err = run("colorize", media / "film.mp4", *refs, "-o", tmp_path / "out.mkv", "--backend", "propagate",
                     *TINY)
     assert code == 0, err
-    assert f"in {scenes} scene(s)" in messages(err)[-1]
+    assert f"in {scenes} shots;" in messages(err)[-1]
 
 
 def test_a_range_is_coloured_as_in_the_whole_run_and_starts_at_zero(run, media, propagate_full, tmp_path):
@@ -228,7 +230,7 @@ def test_one_frame_scenes_are_encoded_right(run, rgb, tmp_path, codec):
     code, err = run("colorize", film, "--ref", write_image(tmp_path / "still.png", rgb[0]), "-o", out,
                     "--codec", codec, "--backend", "propagate", *TINY)
     assert code == 0, err
-    assert "in 4 scene(s)" in messages(err)[-1]
+    assert "in 4 shots;" in messages(err)[-1]
     assert seconds(out) == seconds(film)
 
 
@@ -345,7 +347,8 @@ def _bad(media: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
                              r"cannot read '.*notes\.txt' as a video: Invalid data found when processing input"),
         "missing reference": ([film, "--ref", tmp / "nope.png"], r"reference image '.*nope\.png' does not exist"),
         "unreadable reference": ([film, "--ref", text], r"'.*notes\.txt' is not an image OpenCV can read"),
-        "no reference": ([film], r"give a colour reference: --ref IMAGE"),
+        "no reference": ([film], r"no colour reference given and no DDColor keyframe model in .* or run "
+                                 r"`vsexcolor download ddcolor`\."),
         "missing output folder": ([film, "--ref", still, "-o", tmp / "no" / "out.mkv"],
                                   r"the output folder '.*no' does not exist"),
         "output is the input": ([film, "--ref", still, "-o", film, "--overwrite"],
@@ -456,6 +459,9 @@ RUN_ELSEWHERE = {
     ".venv/bin/python -m pytest": ".ci/run",
     "pip install .": "scripts/setup.sh, which installs the same package (editable, with the test extras)",
     "vsexcolor download": "tests/test_weights.py, from a file:// copy of the zip (this one needs the internet)",
+    "vsexcolor download ddcolor": "tests/test_keyframe_weights.py, from a file:// copy (this one needs the internet)",
+    "vsexcolor colorize reel1.mkv -o reel1.colorized.mkv": "test_without_a_reference_each_shot_is_coloured_from_its_"
+    "automatic_keyframe below, on a small film with deterministic DDColor-T weights",
     "vspipe -c y4m examples/restore.vpy - | ffmpeg -i - -c:v libx264 -pix_fmt yuv420p out.mkv":
     "tests/test_vspipe.py",
     "vsexcolor train --config examples/train_finetune.toml": "tests/test_train.py",
@@ -464,6 +470,8 @@ RUN_ELSEWHERE = {
     "-o reel1-restored.mkv": "tests/test_render.py, on a small film (against vspipe's frames)",
     "vsexcolor colorize vsexcolor-demo/gray.mkv --refs shots -o bunny-shots.mkv": "tests/test_shots.py, with "
     "frames coloured (here the exported frames are still gray)",
+    "vsexcolor shots vsexcolor-demo/gray.mkv -o shots-colour --colorize": "tests/test_shots.py, with a "
+    "deterministic DDColor-T (the released models need the internet)",
     "ray start --head --port 6379": "tests/cluster/, through Ray's own cluster of two nodes on one machine",
     "ray start --address HEAD:6379": "tests/cluster/, as above",
     "vsexcolor colorize /films/reel1.mkv --ref /films/reel1.png --codec ffv1 -o /films/reel1.colorized.mkv "
@@ -498,3 +506,35 @@ def test_every_readme_command_is_run_by_a_test(run, tmp_path, monkeypatch, devc_
         monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(models))
         code, err = run(*args, *QUICK.get(args[0], []))
         assert code == 0, f"{command}: {err}"
+
+
+# --- automatic keyframes ----------------------------------------------------------------------
+
+def test_without_a_reference_each_shot_is_coloured_from_its_automatic_keyframe(run, media, tmp_path, monkeypatch):
+    import ddcnets
+
+    out = tmp_path / "out.mkv"
+    code, err = run("colorize", media / "film.mp4", "-o", out, "--backend", "propagate", *TINY)
+    assert code == 2 and not out.exists() and not (tmp_path / "out.mkv.parts").exists()
+    assert messages(err) == [
+        f"vsexcolor colorize: no colour reference given and no DDColor keyframe model in "
+        f"{os.environ['VSEXCOLOR_MODEL_DIR']}: it holds none of ddcolor_modelscope.pth, ddcolor_artistic.pth, "
+        "ddcolor_paper.pth, ddcolor_paper_tiny.pth. Pass a reference (`--ref`/`--refs` on the command line, `ref=` "
+        "in colorize) or run `vsexcolor download ddcolor`."]
+    models = tmp_path / "models"
+    models.mkdir()
+    ddcnets.save_checkpoint(models / "ddcolor_paper_tiny.pth", "tiny", seed=3, wrapped=False)
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(models))
+    code, err = run("colorize", media / "film.mp4", "-o", out, "--backend", "propagate", "--codec", "ffv1", *TINY)
+    assert code == 0, err
+    # Two shots of three frames; a keyframe not at its shot's first frame restarts it there.
+    clip = open_clip(probe(media / "film.mp4", progress=False))
+    filtered = vsexcolor.colorize(clip, None, backend="propagate", pixels=PIXELS)
+    restarts = [n for n in range(clip.num_frames) if (p := filtered.get_frame(n).props)["VsexcolorSceneStart"] == n
+                and p["VsexcolorShotStart"] != n]
+    inside = f", with {len(restarts)} restart{'s' * (len(restarts) > 1)} at keyframes inside them" if restarts else ""
+    assert f"in 2 shots{inside};" in messages(err)[-1], restarts
+    again = tmp_path / "again.mkv"
+    code, err = run("colorize", media / "film.mp4", "-o", again, "--backend", "propagate", "--codec", "ffv1", *TINY)
+    assert code == 0, err
+    assert again.read_bytes() == out.read_bytes()

@@ -49,7 +49,8 @@ def parts_written(monkeypatch) -> list[tuple[int, int]]:
     written: list[tuple[int, int]] = []
     add = workfolder.WorkFolder.add
     monkeypatch.setattr(workfolder.WorkFolder, "add",
-                        lambda self, first, last, data: written.append((first, last)) or add(self, first, last, data))
+                        lambda self, first, last, data, restart=False:
+                        written.append((first, last)) or add(self, first, last, data, restart))
     return written
 
 
@@ -70,7 +71,7 @@ def test_a_restoration_script_renders_to_exactly_the_frames_vspipe_gives(film, t
     code, err = cli(capsys, "render", chain, *(a for k, v in args.items() for a in ("-a", f"{k}={v}")),
                     "--audio", film, "--codec", "ffv1", "-o", out)
     assert code == 0, err
-    assert "with backend propagate in 2 scene(s); colorized 11 frames" in err.splitlines()[-1]
+    assert "with backend propagate in 2 shots; colorized 11 frames" in err.splitlines()[-1]
     pipe = subprocess.Popen([str(VSPIPE), "-c", "y4m", *(a for k, v in args.items() for a in ("-a", f"{k}={v}")),
                              str(chain), "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     expected = framemd5(["-i", "-"], stdin=pipe.stdout)

@@ -45,7 +45,7 @@ class Done:
     encode its parts."""
 
     node: str
-    parts: list[tuple[int, int, bytes]]
+    parts: list[tuple[int, int, bytes, bool]]  # first, last, encoded part, restarts its shot
     fingerprints: list[dict]
     waited: float = 0.0
     built: float = 0.0
@@ -102,8 +102,8 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
                     except ray.exceptions.RayTaskError as e:
                         raise RenderError(_cause(e)) from None
                     work.settle("colorize", done.fingerprints, where=f" (of {done.node})")
-                    for first, last, data in done.parts:
-                        work.add(first, last, data)
+                    for first, last, data, restart in done.parts:
+                        work.add(first, last, data, restart)
                     written += frames_in(group)
                     report.nodes[done.node] = report.nodes.get(done.node, 0) + frames_in(group)
                     done.parts = []
@@ -183,10 +183,10 @@ def _render_task(render: Render, group: list[tuple[int, int]], counter, submitte
         if frames[0] % 8 == 0:
             counter.add.remote(8)
 
-    out: list[tuple[int, int, bytes]] = []
+    out: list[tuple[int, int, bytes, bool]] = []
     with tempfile.TemporaryDirectory(prefix="vsexcolor-") as scratch:
         encode(render, built, group[0][0], group[-1][1], lambda n, frame: n in firsts, Path(scratch),
-               lambda first, last, path: out.append((first, last, path.read_bytes())), tick)
+               lambda first, last, path, restart: out.append((first, last, path.read_bytes(), restart)), tick)
     return Done(node, out, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
                 rendered=time.time() - ready)
 

@@ -27,7 +27,7 @@ import av
 import vapoursynth as vs
 from tqdm import tqdm
 
-from .filter import PROP_SCENE_START, Fingerprint, recording
+from .filter import PROP_SCENE_START, PROP_SHOT_START, Fingerprint, recording
 from .video import CODECS, Encoder, VideoError, VideoInfo, concatenate, encodable
 from .workfolder import WorkFolder, write_durably
 
@@ -165,13 +165,14 @@ def parts_of(todo: list[tuple[int, int]], firsts: list[int]) -> list[tuple[int, 
 
 
 def encode(render: Render, built: Built, a: int, b: int, is_first: Callable[[int, vs.VideoFrame], bool],
-           scratch: Path, done: Callable[[int, int, Path], None], tick: Callable[[], None]) -> None:
+           scratch: Path, done: Callable[[int, int, Path, bool], None], tick: Callable[[], None]) -> None:
     """Encode frames ``a``..``b`` of ``built``, one file per part (``is_first``), each
-    handed to ``done(first, last, path)`` once whole (``path`` lies in ``scratch`` and may
-    be moved). ``tick()`` after every frame."""
+    handed to ``done(first, last, path, restart)`` once whole (``path`` lies in ``scratch``
+    and may be moved; ``restart``: the part restarts a shot at a keyframe inside it, see
+    :func:`restarts_shot`). ``tick()`` after every frame."""
     codec = CODECS[render.codec]
     encoder: Encoder | None = None
-    part_first = a
+    part_first, restart = a, False
     incomplete = scratch / "incomplete.mp4"
     try:
         for n, frame in enumerate(built.clip[a:b + 1].frames(prefetch=PREFETCH, close=True), a):
@@ -179,18 +180,25 @@ def encode(render: Render, built: Built, a: int, b: int, is_first: Callable[[int
                 if encoder is not None:
                     encoder.close()
                     encoder = None
-                    done(part_first, n - 1, incomplete)
-                part_first = n
+                    done(part_first, n - 1, incomplete, restart)
+                part_first, restart = n, restarts_shot(n, frame)
                 encoder = Encoder(incomplete, codec, render.crf, built.pix_fmt, render.info, render.first, frame)
             encoder.write(frame, n)
             tick()
         encoder.close()
         encoder = None
-        done(part_first, b, incomplete)
+        done(part_first, b, incomplete, restart)
     finally:
         if encoder is not None:  # a part cut short: its half-written file goes
             encoder.close(flush=False)
         incomplete.unlink(missing_ok=True)
+
+
+def restarts_shot(n: int, frame: vs.VideoFrame) -> bool:
+    """Does output frame n restart the recurrence at a keyframe inside its shot (rather than
+    start a shot)?"""
+    props = frame.props
+    return props.get(PROP_SCENE_START) == n and props.get(PROP_SHOT_START, n) != n
 
 
 def one_line(error: Exception) -> str:

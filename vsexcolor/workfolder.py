@@ -67,7 +67,8 @@ class WorkFolder:
 
     ``settings`` (compared when resuming: any change is refused) and ``settled`` values
     (what the run found out, e.g. the backend the filter picked: recorded when first seen,
-    and every later part must agree) make up the manifest.
+    and every later part must agree) make up the manifest, with the first frames of the
+    parts that restart a shot at a keyframe inside it (``restarts``, for the summary).
     """
 
     def __init__(self, output: Path) -> None:
@@ -76,6 +77,7 @@ class WorkFolder:
         self.settings: dict = {}
         self.settled: dict = {}
         self._parts: dict[int, tuple[int, Path]] = {}
+        self.restarts: set[int] = set()
 
     def open(self, settings: Mapping, *, resume: bool, overwrite: bool,
              note: Callable[[str], None]) -> None:
@@ -100,6 +102,7 @@ class WorkFolder:
         try:
             saved = json.loads(self.manifest.read_text())
             before, self.settled = saved["settings"], saved["settled"]
+            self.restarts = set(saved.get("restarts", []))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise WorkError(f"cannot read {self.manifest} ({e}); add --overwrite to start over") from None
         changed = [f"{key} was {_shown(before.get(key))}, now {_shown(self.settings.get(key))}"
@@ -138,11 +141,15 @@ class WorkFolder:
     def part(self, first: int, last: int) -> Path:
         return self.folder / f"frames-{first:08d}-{last:08d}.mp4"
 
-    def add(self, first: int, last: int, data: bytes | Path) -> None:
-        """Store a finished part, its bytes or its file (which is moved), durably."""
+    def add(self, first: int, last: int, data: bytes | Path, restart: bool = False) -> None:
+        """Store a finished part, its bytes or its file (which is moved), durably; ``restart``:
+        it starts at a keyframe inside a shot."""
         path = self.part(first, last)
         write_durably(path, data)
         self._parts[first] = (last, path)
+        if restart:
+            self.restarts.add(first)
+            self._write()
 
     def parts(self) -> dict[int, tuple[int, Path]]:
         """The finished parts, ``{first: (last, path)}``."""
@@ -152,7 +159,8 @@ class WorkFolder:
         shutil.rmtree(self.folder)
 
     def _write(self) -> None:
-        text = json.dumps({"settings": self.settings, "settled": self.settled}, indent=2, sort_keys=True)
+        text = json.dumps({"settings": self.settings, "settled": self.settled, "restarts": sorted(self.restarts)},
+                          indent=2, sort_keys=True)
         write_durably(self.manifest, text.encode())
 
 

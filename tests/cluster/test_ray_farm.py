@@ -95,8 +95,8 @@ def test_a_node_lost_mid_render_changes_nothing(film, serial, tmp_path, monkeypa
     add = workfolder.WorkFolder.add
     lost = []
 
-    def lose_a_node_after_the_first_part(self, first, last, data):
-        add(self, first, last, data)
+    def lose_a_node_after_the_first_part(self, first, last, data, restart=False):
+        add(self, first, last, data, restart)
         if not lost:
             lost.append(first)
             cluster.remove_node(doomed, allow_graceful=False)

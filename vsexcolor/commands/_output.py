@@ -92,6 +92,7 @@ class Summary:
     pix_fmt: str
     by_scene: bool
     nodes: dict[str, int]
+    restarts: int = 0  # parts that restart a shot at a keyframe inside it
 
     def line(self) -> str:
         r, info = self.render, self.render.info
@@ -99,9 +100,16 @@ class Summary:
         audio = f", {len(info.audio)} audio stream(s) copied" if info.audio else ""
         crf = "" if r.crf is None else f" crf {r.crf}"
         farm = "" if not self.nodes else " on " + ", ".join(f"{node}: {n} frames" for node, n in self.nodes.items())
+        if not self.by_scene:
+            pieces = f"{self.parts} part(s)"
+        else:
+            shots = self.parts - self.restarts
+            inside = (f", with {self.restarts} restart{'' if self.restarts == 1 else 's'} at keyframes inside "
+                      f"{'it' if shots == 1 else 'them'}" if self.restarts else "")
+            pieces = f"{shots} shot{'' if shots == 1 else 's'}{inside}"
         return (f"wrote {self.output} ({r.frames} frames, {info.width}x{info.height} {self.pix_fmt}, "
-                f"{r.codec}{crf}{audio}) with backend {self.backend} in {self.parts} "
-                f"{'scene' if self.by_scene else 'part'}(s); {'colorized' if self.by_scene else 'rendered'} "
+                f"{r.codec}{crf}{audio}) with backend {self.backend} in {pieces}; "
+                f"{'colorized' if self.by_scene else 'rendered'} "
                 f"{self.rendered} frames in {_clock(self.seconds)} ({rate} frames/s){farm}")
 
 
@@ -138,13 +146,14 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         elif todo:
             work.settle("colorize", fingerprint_dicts(built))
             render_here(render, built, work, todo, progress, name)
+        restarts = len(work.restarts & set(work.parts()))
         parts = finish(render, work, output)
     except (WorkError, RenderError) as e:
         raise CommandError(str(e)) from None
     backend = ", ".join(sorted({f["backend"] for f in work.settled.get("colorize") or []})) or "none"
     return Summary(output=output, render=render, rendered=frames_in(todo),
                    seconds=time.monotonic() - began, backend=backend, parts=parts, pix_fmt=built.pix_fmt,
-                   by_scene=built.by_scene, nodes=nodes)
+                   by_scene=built.by_scene, nodes=nodes, restarts=restarts)
 
 
 def _clock(seconds: float) -> str:

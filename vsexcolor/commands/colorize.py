@@ -39,6 +39,7 @@ class Job:
     ``refs``: {first frame: image} (the reference for frames before the first key is the
     first one); ``refs_dir``: a folder of references named by frame instead;
     ``start``/``end``: first and last frame written (inclusive, as vspipe's);
+    ``keyframe_model``: a keyframe model's name or path (None: the preferred one present);
     ``pixels``: the internal area in pixels (None: the preset's); ``ray``: the cluster's
     address ("": $RAY_ADDRESS or a local Ray), None to render here.
     """
@@ -50,6 +51,8 @@ class Job:
     propagate: bool = False
     backend: str = "auto"
     weights: Path | None = None
+    keyframe_model: str | None = None
+    keyframe_pick: str = "sharpest"
     pixels: int | None = None
     preset: str = "default"
     saturation: float | None = None
@@ -86,16 +89,17 @@ class ColorizeRecipe:
         elif list(images) == [0]:
             ref = images[0]  # one reference, from frame 0: colorize's messages then call it "ref"
         else:
-            ref = images or None  # None: --propagate from the input's own colour
+            ref = images or None  # None: automatic keyframes, or --propagate from the input's own colour
         try:
             return colorize(open_clip(self.info), ref, **dict(self.options))
         except vs.Error as e:
             raise RenderError(str(e).removeprefix("colorize: ")) from None
 
     def paths(self) -> list[Path]:
-        weights = dict(self.options).get("weights")
-        return [self.info.path, *(path for _, path in self.refs), *([self.refs_dir] if self.refs_dir else []),
-                *([Path(weights)] if weights else [])]
+        options = dict(self.options)
+        files = [Path(p) for p in (options.get("weights"), options.get("keyframe_model"))
+                 if p is not None and Path(p).exists()]
+        return [self.info.path, *(path for _, path in self.refs), *([self.refs_dir] if self.refs_dir else []), *files]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -106,7 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "variable frame rate stays as it is. Finished scenes are kept in OUTPUT.parts/ "
                     "while it runs: after Ctrl-C or a crash, run the same command with --resume.")
     parser.add_argument("input", type=Path, help="the black-and-white video")
-    refs = parser.add_argument_group("references (at least one of them)")
+    refs = parser.add_argument_group(
+        "references (none: each shot's sharpest opening frame is coloured by the keyframe model)")
     refs.add_argument("--ref", type=Path, metavar="IMAGE",
                       help="colour reference image for the whole clip (until the first --ref-at)")
     refs.add_argument("--ref-at", type=_keyframe, action="append", default=[], metavar="FRAME=IMAGE",
@@ -124,6 +129,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "auto (default): devc when its weights are found")
     model.add_argument("--weights", type=Path, metavar="PATH",
                        help="DEVC checkpoint zip or folder (default: the model folder)")
+    model.add_argument("--keyframe-model", metavar="NAME|PATH",
+                       help="image colorizer of the automatic keyframes of shots without a reference: "
+                            "ddcolor_modelscope, ddcolor_artistic, ddcolor_paper, ddcolor_paper_tiny, a checkpoint's "
+                            "path, or none (default: the first of those in the model folder; `vsexcolor download "
+                            "ddcolor` fetches one)")
+    model.add_argument("--keyframe-pick", choices=("sharpest", "first"), default="sharpest",
+                       help="the frame of a shot its automatic keyframe colours: the sharpest of its first second "
+                            "(default, as `vsexcolor shots` picks) or its first")
     model.add_argument("--size", type=_pixels, metavar="PIXELS",
                        help=f"internal resolution as a pixel count or WxH (default 384x216 = {DEFAULT_PIXELS}); "
                             "larger is finer and slower")
@@ -166,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("give either --refs DIR or --ref/--ref-at, not both")
     output = args.output or args.input.with_name(args.input.stem + ".colorized.mkv")
     job = Job(input=args.input, output=output, refs=refs, refs_dir=args.refs, propagate=args.propagate,
-              backend=args.backend,
+              backend=args.backend, keyframe_model=args.keyframe_model, keyframe_pick=args.keyframe_pick,
               weights=args.weights, pixels=args.size, preset=args.preset, saturation=args.saturation,
               smooth=args.smooth, scene_threshold=args.scene_threshold, device=args.device, start=args.start,
               end=args.end, codec=args.codec, crf=args.crf, overwrite=args.overwrite, resume=args.resume,
@@ -186,9 +199,7 @@ def render(job: Job) -> Summary:
     try:
         check_input(job.input)
         check_output_path(job.output, job.overwrite, job.input)
-        if not job.refs and not job.refs_dir and not job.propagate:
-            raise CommandError("give a colour reference: --ref IMAGE, --ref-at FRAME=IMAGE, --refs DIR, or "
-                               "--propagate to take the colour first frames of the input itself")
+        keyframe_model = _keyframe_model(job)
         if job.refs_dir and not job.refs_dir.is_dir():
             raise CommandError(f"--refs {str(job.refs_dir)!r} is not a folder")
         for path in job.refs.values():
@@ -201,15 +212,38 @@ def render(job: Job) -> Summary:
         raise CommandError(f"--ref-at frame {beyond[0]} is past the input's last frame, {info.num_frames - 1}")
     _notes(info)
     if job.refs_dir:
-        _check_shots(job, info)
-    options = {"backend": job.backend, "weights": job.weights, "propagate": job.propagate, "preset": job.preset,
+        _check_shots(job, info, keyframe_model)
+    # Workers colour keyframes with this very file, whatever their own model folders hold.
+    options = {"backend": job.backend, "weights": job.weights,
+               "keyframe_model": str(keyframe_model) if keyframe_model else "none", "keyframe_pick": job.keyframe_pick, "propagate": job.propagate, "preset": job.preset,
                "saturation": job.saturation, "smooth": job.smooth, "pixels": job.pixels,
                "scene_threshold": job.scene_threshold, "device": job.device}
     recipe = ColorizeRecipe(info, tuple(sorted(job.refs.items())), tuple(options.items()),
                             job.refs_dir.resolve() if job.refs_dir else None)
     return run_render("colorize", Render(recipe, info, job.codec, quality, job.start, last), job.output,
-                      _settings(job, info), resume=job.resume, overwrite=job.overwrite, ray=job.ray,
+                      _settings(job, info, keyframe_model), resume=job.resume, overwrite=job.overwrite, ray=job.ray,
                       workers=job.workers, progress=job.progress)
+
+
+def _keyframe_model(job: Job) -> Path | None:
+    """The keyframe model shots without a reference are coloured with, None if there is
+    none; an error where there is none and no reference either (before anything is read)."""
+    from ..keyframe_weights import KeyframeModelError, find_keyframe_model
+
+    needed = not job.refs and not job.refs_dir and not job.propagate
+    if job.keyframe_model == "none":
+        if needed:
+            raise CommandError("--keyframe-model none leaves nothing to colour from: give a reference (--ref, "
+                               "--ref-at or --refs) or --propagate")
+        return None
+    try:
+        return find_keyframe_model(job.keyframe_model)
+    except KeyframeModelError as e:
+        if needed:
+            raise CommandError(f"no colour reference given and {e}") from None
+        if job.keyframe_model is not None:
+            raise CommandError(f"--keyframe-model: {e}") from None
+        return None
 
 
 def _note(text: str) -> None:
@@ -226,13 +260,13 @@ def _notes(info: VideoInfo) -> None:
              "(see examples/restore.vpy) for better results")
 
 
-def _check_shots(job: Job, info: VideoInfo) -> None:
+def _check_shots(job: Job, info: VideoInfo, keyframe_model: Path | None) -> None:
     """Before the long run, with references from a folder: say which shots have none of their
     own, and which references look misnumbered."""
     clip = open_clip(info)
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False,
               disable=not job.progress) as bar:
-        found = shots.find(clip, job.scene_threshold, bar.update)
+        found = shots.find(clip, job.scene_threshold, bar.update, job.keyframe_pick)
     luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
     try:
         keyed = references(clip, job.refs_dir, job.propagate, luma, report=False)
@@ -242,17 +276,27 @@ def _check_shots(job: Job, info: VideoInfo) -> None:
     def at(n: int) -> str:
         return shots.timecode(float(info.seconds(n) - info.seconds(0)))
 
-    bare = [(a, b) for a, b in found if not any(a <= r.start <= b for r in keyed)]
-    if bare:
-        listed = ", ".join(f"{a}-{b} ({at(a)})" for a, b in bare[:12]) + (" ..." if len(bare) > 12 else "")
-        _note(f"{len(bare)} of {len(found)} shots have no reference of their own and take the one before "
-              f"theirs: frames {listed}")
+    def listed(spans: list[shots.Shot]) -> str:
+        more = " ..." if len(spans) > 12 else ""
+        return ", ".join(f"{s.first}-{s.last} ({at(s.first)})" for s in spans[:12]) + more
+
+    bare = [s for s in found if not any(s.first <= r.start <= s.last for r in keyed)]
+    if bare and keyframe_model is not None:
+        _note(f"{len(bare)} of {len(found)} shots have no reference of their own; their {job.keyframe_pick} "
+              f"opening frames are coloured by {keyframe_model.name} as keyframes: frames {listed(bare)}")
+    elif bare:
+        first = keyed[0].start
+        before, after = [s for s in bare if s.first < first], [s for s in bare if s.first > first]
+        how = [f"{len(before)} before the first reference take it ({listed(before)})" if before else "",
+               f"{len(after)} take the reference before them ({listed(after)})" if after else ""]
+        _note(f"{len(bare)} of {len(found)} shots have no reference of their own (and no keyframe model to colour "
+              f"them: `vsexcolor download ddcolor`): " + "; ".join(h for h in how if h))
     for ref, best in shots.misnumbered(luma, keyed, found, job.scene_threshold):
         _note(f"{ref.name} looks like neither frame {ref.start} nor its shot; it looks most like the shot from "
               f"frame {best} ({at(best)}): is it misnumbered?")
 
 
-def _settings(job: Job, info: VideoInfo) -> dict:
+def _settings(job: Job, info: VideoInfo, keyframe_model: Path | None) -> dict:
     """What shapes the output besides the encoder and the range: a resume must match it."""
     stat = job.input.stat()
     return {
@@ -264,6 +308,8 @@ def _settings(job: Job, info: VideoInfo) -> dict:
         "propagate": job.propagate,
         "backend": job.backend,
         "weights": None if job.weights is None else str(job.weights.resolve()),
+        "keyframe_model": None if keyframe_model is None else str(keyframe_model.resolve()),
+        "keyframe_pick": job.keyframe_pick,
         "pixels": job.pixels,
         "preset": job.preset,
         "saturation": job.saturation,
