@@ -1,6 +1,7 @@
 """The per-shot workflow: `vsexcolor shots` finds the shots colorize finds and exports a
-frame of each; `vsexcolor colorize --refs DIR` takes the coloured ones back, saying which
-shots have none and which look misnumbered."""
+frame of each, the very frame colorize would colour as its automatic keyframe (with
+--colorize, coloured as colorize colours it); `vsexcolor colorize --refs DIR` takes the
+coloured ones back, saying which shots have none and which look misnumbered."""
 from __future__ import annotations
 
 import csv
@@ -10,12 +11,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
+import ddcnets
 import vsexcolor
-from clips import decode_rgb, sample_clip_path
+from clips import decode_rgb, sample_clip_path, yuv_clip
 from media import write_video
-from vsexcolor import commands
-from vsexcolor.filter import PROP_SCENE_START
+from vsexcolor import commands, shots
+from vsexcolor.filter import PROP_KEYFRAME, PROP_SCENE_START, PROP_SHOT_START
+from vsexcolor.formats import colour_props
+from vsexcolor.keyframes import KeyframeColorizer
+from vsexcolor.luma import Luma
+from vsexcolor.ref_inputs import KEYFRAME_DB
+from vsexcolor.reference import image_lab
+from vsexcolor.scenes import DEFAULT_THRESHOLD
 from vsexcolor.video import open_clip, probe
 
 pytestmark = pytest.mark.slow
@@ -93,12 +102,111 @@ def test_colorize_takes_a_folder_of_coloured_frames_back(film, colour_frames, tm
     code, err = cli(capsys, "colorize", film, "--refs", out, "-o", tmp_path / "out.mkv", "--backend", "propagate",
                     "--size", str(W * H))
     assert code == 0, err
-    assert ("note: 1 of 3 shots have no reference of their own and take the one before theirs: frames 23-34 "
-            "(00:00:00.920)") in err
+    assert ("note: 1 of 3 shots have no reference of their own (and no keyframe model to colour them: `vsexcolor "
+            "download ddcolor`): 1 take the reference before them (23-34 (00:00:00.920))") in err
     assert ("note: 000014.png looks like neither frame 14 nor its shot; it looks most like the shot from frame 23 "
             "(00:00:00.920): is it misnumbered?") in err
-    assert "000000.png: from frame 0, keyframe (lightness" in err
-    assert "000014.png: from frame 14, exemplar (lightness" in err
+    assert "000000.png: frame 0, keyframe (lightness" in err
+    assert "000014.png: frame 14, exemplar (lightness" in err
     assert "not coloured, left out: 000023.png" in err
     code, err = cli(capsys, "colorize", film, "--refs", out, "--ref", out / "000000.png", "-o", tmp_path / "x.mkv")
     assert code == 2 and "give either --refs DIR or --ref/--ref-at, not both" in err
+
+
+@pytest.mark.parametrize("how", ["sharpest", "first"])
+def test_the_frame_picked_is_the_keyframe_colorize_colours(film, colour_frames, how):
+    clip = open_clip(probe(film, progress=False))
+    found = shots.find(clip, DEFAULT_THRESHOLD, pick=how)
+    # A clip of keyframes (the colour film) stands in for the keyframe model: the same pick.
+    out = vsexcolor.colorize(clip, yuv_clip(colour_frames), backend="propagate", pixels=W * H, keyframe_pick=how)
+    keyframes = {f.props[PROP_SHOT_START]: f.props[PROP_KEYFRAME] for f in out.frames()}
+    assert {shot.first: shot.pick for shot in found} == keyframes
+    assert [shot.pick for shot in found] == ([7, 20, 34] if how == "sharpest" else [0, 14, 23])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A folder holding a DDColor-T checkpoint with deterministic weights, as the released
+    ``ddcolor_paper_tiny.pth``."""
+    folder = tmp_path_factory.mktemp("models")
+    ddcnets.save_checkpoint(folder / "ddcolor_paper_tiny.pth", "tiny", seed=7, wrapped=True)
+    return folder
+
+
+def psnr_L(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) of two L (0..100)."""
+    return 10 * float(np.log10(100.0 ** 2 / float(((a - b) ** 2).mean())))
+
+
+def test_colorize_writes_the_keyframes_colorize_makes_and_colorize_takes_them_back(film, tiny_model, tmp_path,
+                                                                                   capsys, monkeypatch):
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tiny_model))
+    out = tmp_path / "shots"
+    code, err = cli(capsys, "shots", film, "-o", out, "--colorize", "--device", "cpu")
+    assert code == 0, err
+    assert err.strip().splitlines()[-1].endswith(
+        "wrote 3 frames coloured by ddcolor_paper_tiny.pth (the gray ones in gray/), shots.json, shots.csv and "
+        f"contact-sheet.png to {out}")
+    picks = [s["frame"] for s in json.loads((out / "shots.json").read_text())["shots"]]
+    names = [f"{p:06d}.png" for p in picks]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["contact-sheet.png", "gray", "shots.csv",
+                                                                    "shots.json"])
+    assert sorted(p.name for p in (out / "gray").iterdir()) == sorted(names)
+    clip = open_clip(probe(film, progress=False))
+    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
+    colorizer = KeyframeColorizer(ddcnets.ddcolor_with_golden_weights("tiny", seed=7), torch.device("cpu"))
+    gray = shots.gray(clip)
+    for pick, name in zip(picks, names):
+        png = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)
+        assert png.shape == (H, W, 3) and png.dtype == np.uint8
+        # The keyframe colorize colours the shot from, in 8 bits: the frame's L*, the model's a*b*.
+        L = luma.L(clip.get_frame(pick))
+        keyframe = colorizer.rgb(L)
+        rgb = png[..., ::-1] / 255.0
+        assert np.abs(rgb - keyframe).max() <= 0.5 / 255 + 1e-6
+        assert psnr_L(image_lab(rgb.astype(np.float32))[None, :1], L) > KEYFRAME_DB + 7
+        assert image_lab(rgb.astype(np.float32))[1:].abs().mean() > 1.0  # coloured
+        # The gray frame beside it, as an export without --colorize writes it.
+        np.testing.assert_array_equal(cv2.imread(str(out / "gray" / name), cv2.IMREAD_UNCHANGED),
+                                      np.asarray(gray.get_frame(pick)[0]))
+    # The contact sheet: each shot's gray and coloured frames side by side.
+    sheet = cv2.imread(str(out / "contact-sheet.png")).astype(int)
+    width, height = shots.THUMB_WIDTH, round(shots.THUMB_WIDTH * H / W)
+    assert sheet.shape[1] == 3 * 2 * width
+    gray_thumb, colour_thumb = sheet[:height, :width], sheet[:height, width:2 * width]
+    assert np.ptp(gray_thumb, axis=2).max() == 0 and np.ptp(colour_thumb, axis=2).max() > 10
+    # colorize takes them back as keyframes, the gray folder beside them skipped.
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tmp_path / "none"))
+    code, err = cli(capsys, "colorize", film, "--refs", out, "-o", tmp_path / "out.mkv", "--backend", "propagate",
+                    "--size", str(W * H))
+    assert code == 0, err
+    for pick, name in zip(picks, names):
+        assert f"{name}: frame {pick}, keyframe (lightness" in err
+    assert "no reference of their own" not in err
+
+
+def test_colorize_without_a_keyframe_model_writes_nothing_and_names_both_ways_out(film, tmp_path, capsys,
+                                                                                  empty_model_folder):
+    out = tmp_path / "shots"
+    code, err = cli(capsys, "shots", film, "-o", out, "--colorize")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"vsexcolor shots: --colorize needs a DDColor keyframe model and there is none in the model folder "
+        f"{empty_model_folder}: run `vsexcolor download ddcolor`, or leave out --colorize and colour the gray frames "
+        f"by hand"]
+    assert not out.exists()
+    out.mkdir()
+    code, err = cli(capsys, "shots", film, "-o", out, "--colorize", "--keyframe-model", "ddcolor_artistic")
+    assert code == 2 and "`vsexcolor download ddcolor --model ddcolor_artistic`" in err
+    code, err = cli(capsys, "shots", film, "-o", out, "--colorize", "--keyframe-model", tmp_path / "x.pth")
+    assert code == 2 and f"there is none at {tmp_path / 'x.pth'}:" in err
+    assert list(out.iterdir()) == []
+    code, err = cli(capsys, "shots", film, "-o", out, "--device", "cpu")
+    assert code == 2 and "--keyframe-model and --device are for colouring the frames: add --colorize" in err
+
+
+def test_a_colour_frame_of_a_clip_above_8_bits_is_written_in_16_bits():
+    rgb = np.array([[[1.0, 0.5, 0.0]]], np.float32)
+    assert shots.png_image(rgb, 8).tolist() == [[[0, 128, 255]]]  # BGR, as cv2 writes
+    deep = shots.png_image(rgb, 16)
+    assert deep.dtype == np.uint16 and deep.tolist() == [[[0, 32768, 65535]]]

@@ -1,14 +1,14 @@
-"""A film's shots as ``colorize`` sees them, and the frame of each to colour by hand.
+"""A film's shots as ``colorize`` sees them, and the frame of each to colour.
 
 The shots are the segments of :func:`vsexcolor.colorize` itself: its planning clip
 (:func:`~vsexcolor.filter.recording`) runs the filter's own cut detector, at its own
-threshold, so ``vsexcolor shots`` and a render find the same cuts at the same frames.
+threshold, and its own keyframe pick, so ``vsexcolor shots`` and a render find the same cuts
+and the same frames to colour.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -16,8 +16,9 @@ import torch
 import vapoursynth as vs
 from vsutil import get_y
 
-from .filter import PROP_SCENE_START, colorize, recording
+from .filter import PROP_KEYFRAME, PROP_SHOT_START, colorize, recording
 from .formats import colour_props
+from .keyframes import KeyframeColorizer
 from .luma import Luma
 from .ref_inputs import Keyed
 from .reference import image_lab
@@ -27,6 +28,8 @@ core = vs.core
 
 Pick = str  # "first" | "middle" | "sharpest"
 PICKS = ("first", "middle", "sharpest")
+#: Width (pixels) of a contact sheet's thumbnails.
+THUMB_WIDTH = 240
 
 
 @dataclass(frozen=True)
@@ -43,18 +46,31 @@ class Shot:
         return self.last - self.first + 1
 
 
-def find(clip: vs.VideoNode, scene_threshold: float, tick: Callable[[], None] = lambda: None
-         ) -> list[tuple[int, int]]:
-    """The shots (first, last) of ``clip``, read front to back; ``tick()`` after each frame."""
-    neutral = np.full((8, 8, 3), 0.5, np.float32)  # an exemplar changes no cut
+def find(clip: vs.VideoNode, scene_threshold: float, tick: Callable[[], None] = lambda: None,
+         pick: Pick = "sharpest") -> list[Shot]:
+    """The shots of ``clip``, read front to back (``tick()`` after each frame), each with its
+    frame to colour: for ``"sharpest"`` and ``"first"`` the very frame ``colorize`` colours as
+    the shot's automatic keyframe with that ``keyframe_pick``; for ``"middle"`` its middle."""
     with recording(planning=True):
-        planned = colorize(clip, neutral, backend="propagate", scene_threshold=scene_threshold)
-    firsts = []
+        # The clip as its own keyframe source gives every shot an automatic keyframe at
+        # colorize's pick; planning reads nothing of it and needs no keyframe model.
+        planned = colorize(clip, clip, backend="propagate", scene_threshold=scene_threshold,
+                           keyframe_pick="first" if pick == "middle" else pick)
+    starts: list[tuple[int, int]] = []  # (first frame, keyframe) of each shot
     for n, frame in enumerate(planned.frames(prefetch=8, close=True)):
-        if frame.props[PROP_SCENE_START] == n:
-            firsts.append(n)
+        if not starts or frame.props[PROP_SHOT_START] != starts[-1][0]:
+            starts.append((n, frame.props[PROP_KEYFRAME]))
         tick()
-    return list(zip(firsts, [f - 1 for f in firsts[1:]] + [clip.num_frames - 1]))
+    lasts = [first - 1 for first, _ in starts[1:]] + [clip.num_frames - 1]
+    return [Shot(i + 1, first, last, (first + last) // 2 if pick == "middle" else _pick_of(first, keyframe))
+            for i, ((first, keyframe), last) in enumerate(zip(starts, lasts))]
+
+
+def _pick_of(first: int, keyframe: int) -> int:
+    """The frame to colour of a shot starting at ``first`` whose ``VsexcolorKeyframe`` is
+    ``keyframe``: that frame. It is -1 only for a one-frame clip, which colorize takes as one
+    reference picture rather than a keyframe source; its one frame is the pick."""
+    return keyframe if keyframe >= 0 else first
 
 
 def gray(clip: vs.VideoNode) -> vs.VideoNode:
@@ -70,21 +86,17 @@ def gray(clip: vs.VideoNode) -> vs.VideoNode:
     return core.resize.Point(luma, format=fmt, range_in=props["_Range"], range=vs.RANGE_FULL)
 
 
-def sharpness(frame: vs.VideoFrame) -> float:
-    """Variance of the Laplacian of a gray frame: low for motion blur and fades."""
-    image = np.asarray(frame[0]).astype(np.float32)
-    return float(cv2.Laplacian(image, cv2.CV_32F).var())
+def in_colour(luma: Luma, n: int, colorizer: KeyframeColorizer) -> np.ndarray:
+    """Frame ``n`` coloured as ``colorize`` colours an automatic keyframe: float32 sRGB
+    [H, W, 3] in [0, 1] with the frame's own L*. ``luma``: the clip's."""
+    return colorizer.rgb(luma.L(luma.clip.get_frame(n)))
 
 
-def pick(gray_clip: vs.VideoNode, first: int, last: int, fps: Fraction, how: Pick) -> int:
-    """The frame of shot ``first``..``last`` to colour: its first, its middle, or the
-    sharpest of its first second."""
-    if how == "first":
-        return first
-    if how == "middle":
-        return (first + last) // 2
-    span = range(first, min(last, first + max(1, round(fps)) - 1) + 1)
-    return max(span, key=lambda n: (sharpness(gray_clip.get_frame(n)), -n))
+def png_image(rgb: np.ndarray, bits: int) -> np.ndarray:
+    """float sRGB [H, W, 3] in [0, 1] -> BGR for ``cv2.imwrite``: uint8 for ``bits`` 8, else
+    uint16 (a deeper clip's keyframe keeps its finer steps)."""
+    dtype, top = (np.uint8, 255) if bits == 8 else (np.uint16, 65535)
+    return np.rint(np.clip(rgb[..., ::-1], 0.0, 1.0) * top).astype(dtype)
 
 
 def timecode(seconds: float) -> str:
@@ -93,21 +105,30 @@ def timecode(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
-def contact_sheet(gray_clip: vs.VideoNode, shots: Sequence[Shot], start_of: Callable[[int], str],
-                  columns: int = 6, width: int = 240) -> np.ndarray:
-    """Thumbnails of the picked frames in a grid, each labelled with its shot number, frame
-    and time code: uint8 BGR."""
-    height = max(1, round(width * gray_clip.height / gray_clip.width))
+def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
+    """A picture as written to PNG (gray [H, W] or BGR [H, W, 3], uint8 or uint16) shrunk to
+    ``width`` pixels wide: uint8 BGR."""
+    if image.dtype != np.uint8:
+        image = (image >> 8).astype(np.uint8)
+    height = max(1, round(width * image.shape[0] / image.shape[1]))
+    thumb = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return thumb if thumb.ndim == 3 else np.repeat(thumb[..., None], 3, -1)
+
+
+def contact_sheet(shots: Sequence[Shot], thumbs: Sequence[Sequence[np.ndarray]], start_of: Callable[[int], str],
+                  columns: int = 6) -> np.ndarray:
+    """Each shot's thumbnails (:func:`thumbnail`, all of one size) side by side, the shots in
+    a grid of ``columns`` thumbnails a row, each labelled with its shot number, frame and time
+    code (``start_of(first frame)``): uint8 BGR."""
+    height, width = thumbs[0][0].shape[:2]
+    per_shot = len(thumbs[0])
+    across = max(1, columns // per_shot)  # shots a row
     band = 22
-    rows = -(-len(shots) // columns)
-    sheet = np.full((rows * (height + band), columns * width, 3), 255, np.uint8)
-    for i, shot in enumerate(shots):
-        image = np.asarray(gray_clip.get_frame(shot.pick)[0])
-        if image.dtype != np.uint8:
-            image = (image >> 8).astype(np.uint8)
-        thumb = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-        y, x = i // columns * (height + band), i % columns * width
-        sheet[y:y + height, x:x + width] = thumb[..., None]
+    rows = -(-len(shots) // across)
+    sheet = np.full((rows * (height + band), across * per_shot * width, 3), 255, np.uint8)
+    for i, (shot, images) in enumerate(zip(shots, thumbs)):
+        y, x = i // across * (height + band), i % across * per_shot * width
+        sheet[y:y + height, x:x + per_shot * width] = np.concatenate(images, 1)
         label = f"#{shot.number} {shot.pick:06d} {start_of(shot.first)}"
         cv2.putText(sheet, label, (x + 4, y + height + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1,
                     cv2.LINE_AA)
@@ -120,7 +141,7 @@ def detection_L(luma: Luma, frame: vs.VideoFrame) -> torch.Tensor:
     return detection_geometry(full.shape[-1], full.shape[-2]).to_internal(full)
 
 
-def misnumbered(luma: Luma, refs: Sequence[Keyed], shots: Sequence[tuple[int, int]],
+def misnumbered(luma: Luma, refs: Sequence[Keyed], shots: Sequence[Shot],
                 scene_threshold: float) -> list[tuple[Keyed, int]]:
     """Exemplars that look like neither their frame nor anything of its shot's first frame
     (the cut detector would call the step from them a cut), each with the shot start they
@@ -138,9 +159,9 @@ def misnumbered(luma: Luma, refs: Sequence[Keyed], shots: Sequence[tuple[int, in
         if ref.keyframe:
             continue
         ref_L = detect.to_internal(image_lab(ref.rgb)[None, :1])
-        own = next(a for a, b in shots if a <= ref.start <= b)
+        own = next(shot.first for shot in shots if shot.first <= ref.start <= shot.last)
         if min(cut_score(ref_L, detection_L(luma, luma.clip.get_frame(ref.start))),
                cut_score(ref_L, first_L(own))) <= scene_threshold:
             continue
-        found.append((ref, min((a for a, _ in shots), key=lambda a: cut_score(ref_L, first_L(a)))))
+        found.append((ref, min((shot.first for shot in shots), key=lambda a: cut_score(ref_L, first_L(a)))))
     return found

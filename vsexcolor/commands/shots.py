@@ -1,7 +1,8 @@
 """``vsexcolor shots``: find a film's shots and export one frame of each for colouring.
 
-The first step of the per-shot workflow: colour the exported frames (by hand, or with an
-image colorizer), then ``vsexcolor colorize INPUT --refs DIR`` the film.
+The first step of the per-shot workflow: colour the exported frames (by hand, or with
+``--colorize`` as colorize's automatic keyframes, to check or retouch), then
+``vsexcolor colorize INPUT --refs DIR`` the film.
 """
 from __future__ import annotations
 
@@ -14,15 +15,24 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import vapoursynth as vs
 from tqdm import tqdm
 
 from .. import shots as shots_mod
+from ..checkpoints import default_model_dir
+from ..devices import parse_device
+from ..formats import colour_props
+from ..keyframe_weights import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
+from ..keyframes import KeyframeColorizer, load_colorizer
+from ..luma import Luma
 from ..scenes import DEFAULT_THRESHOLD
 from ..video import VideoError, open_clip, probe
 from ..workfolder import write_durably
 from ._errors import CommandError
 
 SHEET = "contact-sheet.png"
+#: The subfolder of DIR that keeps the gray frames beside the coloured ones of --colorize.
+GRAY = "gray"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,14 +40,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "shots", help="find the shots of a film and export a frame of each to colour",
         description="Find the shots with colorize's own cut detector and write, into DIR, one gray frame of "
                     "each (full size, lossless, named by its frame number: 000123.png), shots.json, shots.csv "
-                    "and contact-sheet.png. Colour the frames you want, then: vsexcolor colorize INPUT --refs DIR.")
+                    "and contact-sheet.png. Colour the frames you want, then: vsexcolor colorize INPUT --refs DIR. "
+                    "With --colorize the frames are written in colour, as colorize's automatic keyframes, "
+                    "and the gray ones in DIR/gray.")
     parser.add_argument("input", type=Path, help="the black-and-white video")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write into")
     parser.add_argument("--pick", choices=shots_mod.PICKS, default="sharpest",
                         help="which frame of a shot: its first, its middle, or (default) the sharpest of its "
-                             "first second, which avoids fades and motion blur")
+                             "first second, which avoids fades and motion blur; first and sharpest are the frame "
+                             "colorize colours as the shot's automatic keyframe with that --keyframe-pick")
     parser.add_argument("--scene-threshold", type=float, default=DEFAULT_THRESHOLD, metavar="T",
                         help=f"as colorize's: 0..1, lower finds more cuts (default {DEFAULT_THRESHOLD})")
+    parser.add_argument("--colorize", action="store_true",
+                        help="write the frames coloured by the keyframe model (DDColor), as colorize colours "
+                             "shots without a reference, the gray ones in DIR/gray: check or retouch them")
+    parser.add_argument("--keyframe-model", metavar="NAME|PATH", default=None,
+                        help="with --colorize: a released DDColor model's name or a checkpoint's path "
+                             "(default: the first present in the model folder; `vsexcolor download ddcolor`)")
+    parser.add_argument("--device", metavar="D", default=None,
+                        help="with --colorize: auto (default), cpu or cuda[:N]")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export in DIR")
     parser.set_defaults(func=run)
 
@@ -46,22 +67,23 @@ def run(args: argparse.Namespace) -> int:
     folder: Path = args.output
     if not 0.0 <= args.scene_threshold <= 1.0:
         raise CommandError(f"--scene-threshold must be in 0..1, got {args.scene_threshold}")
+    if not args.colorize and (args.keyframe_model is not None or args.device is not None):
+        raise CommandError("--keyframe-model and --device are for colouring the frames: add --colorize")
     if not folder.parent.is_dir():
         raise CommandError(f"the folder {str(folder.parent)!r} does not exist")
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"{str(folder)!r} is not a folder")
+    # Before the film is read: without a model nothing is worth finding.
+    model, colorizer = _colorizer(args.keyframe_model, args.device or "auto") if args.colorize else (None, None)
     try:
         info = probe(args.input)
     except VideoError as e:
         raise CommandError(str(e)) from None
     clip = open_clip(info)
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False) as bar:
-        found = shots_mod.find(clip, args.scene_threshold, bar.update)
-    gray = shots_mod.gray(clip)
-    picked = [shots_mod.Shot(i + 1, a, b, shots_mod.pick(gray, a, b, info.fps, args.pick))
-              for i, (a, b) in enumerate(found)]
+        picked = shots_mod.find(clip, args.scene_threshold, bar.update, args.pick)
     names = [f"{shot.pick:06d}.png" for shot in picked]
-    ours = [*names, "shots.json", "shots.csv", SHEET]
+    ours = [*names, *([f"{GRAY}/{n}" for n in names] if colorizer else []), "shots.json", "shots.csv", SHEET]
     if clashes := [n for n in ours if (folder / n).exists()] if folder.exists() else []:
         if not args.overwrite:
             raise CommandError(f"{folder} already holds {', '.join(clashes[:3])}{' ...' if len(clashes) > 3 else ''};"
@@ -71,11 +93,9 @@ def run(args: argparse.Namespace) -> int:
     def start_of(n: int) -> str:
         return shots_mod.timecode(float(info.seconds(n) - info.seconds(0)))
 
+    thumbs = _write_frames(clip, picked, names, folder, colorizer)
     rows = [{"shot": s.number, "first": s.first, "last": s.last, "frame": s.pick, "start": start_of(s.first),
              "duration_s": round(float(_end(info, s.last) - info.seconds(s.first)), 3)} for s in picked]
-    for shot, name in zip(tqdm(picked, desc="writing frames", unit="shot", leave=False), names):
-        _, png = cv2.imencode(".png", np.asarray(gray.get_frame(shot.pick)[0]))
-        write_durably(folder / name, png.tobytes())
     write_durably(folder / "shots.json", json.dumps(
         {"input": str(args.input.resolve()), "frames": info.num_frames, "fps": float(info.fps),
          "scene_threshold": args.scene_threshold, "pick": args.pick, "shots": rows}, indent=2).encode())
@@ -84,13 +104,72 @@ def run(args: argparse.Namespace) -> int:
     writer.writeheader()
     writer.writerows(rows)
     write_durably(folder / "shots.csv", table.getvalue().encode())
-    _, sheet = cv2.imencode(".png", shots_mod.contact_sheet(gray, picked, start_of))
+    _, sheet = cv2.imencode(".png", shots_mod.contact_sheet(picked, thumbs, start_of))
     write_durably(folder / SHEET, sheet.tobytes())
     mean = sum(s.length for s in picked) / len(picked)
     count = f"{len(picked)} shot{'' if len(picked) == 1 else 's'}"
+    frames = (f"{len(picked)} frames coloured by {model.name} (the gray ones in {GRAY}/)" if model
+              else f"{len(picked)} frames to colour")
     print(f"vsexcolor shots: {count}, {mean / float(info.fps):.1f} s ({mean:.0f} frames) long on average; wrote "
-          f"{len(picked)} frames to colour, shots.json, shots.csv and {SHEET} to {folder}", file=sys.stderr)
+          f"{frames}, shots.json, shots.csv and {SHEET} to {folder}", file=sys.stderr)
     return 0
+
+
+def _colorizer(choice: str | None, device_name: str) -> tuple[Path, KeyframeColorizer]:
+    """The keyframe model's file and the model loaded on the device, or an error saying what to do."""
+    try:
+        device = parse_device(device_name)
+    except ValueError as e:
+        raise CommandError(f"--device {e}") from None
+    by_hand = "or leave out --colorize and colour the gray frames by hand"
+    try:
+        path = find_keyframe_model(choice)
+    except KeyframeModelError:
+        where, download = _missing(choice)
+        raise CommandError(f"--colorize needs a DDColor keyframe model and there is none {where}: run "
+                           f"`{download}`, {by_hand}") from None
+    try:
+        # As colorize colours keyframes: half precision on CUDA.
+        return path, load_colorizer(path, device, fp16=device.type == "cuda")
+    except KeyframeModelError as e:
+        raise CommandError(f"--colorize: {e} Or leave out --colorize and colour the gray frames by hand.") from None
+
+
+def _missing(choice: str | None) -> tuple[str, str]:
+    """Where the keyframe model ``choice`` was looked for in vain, and the command that fetches it."""
+    if choice is None:
+        return f"in the model folder {default_model_dir()}", "vsexcolor download ddcolor"
+    if choice in {model.name for model in KEYFRAME_MODELS}:
+        extra = "" if choice == DEFAULT_KEYFRAME_MODEL else f" --model {choice}"
+        return f"named {choice} in the model folder {default_model_dir()}", f"vsexcolor download ddcolor{extra}"
+    return f"at {choice}", "vsexcolor download ddcolor"
+
+
+def _write_frames(clip: vs.VideoNode, picked: list[shots_mod.Shot], names: list[str], folder: Path,
+                  colorizer: KeyframeColorizer | None) -> list[list[np.ndarray]]:
+    """Write each shot's picked frame as ``names`` into ``folder``: gray, or with a colorizer
+    in colour and gray in ``folder/gray``. Returns each shot's thumbnails, gray (then colour)."""
+    gray = shots_mod.gray(clip)
+    bits = 8 if clip.format.bits_per_sample == 8 else 16
+    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props)) if colorizer else None
+    if colorizer:
+        (folder / GRAY).mkdir(exist_ok=True)
+    thumbs = []
+    for shot, name in zip(tqdm(picked, desc="writing frames", unit="shot", leave=False), names):
+        images = [np.asarray(gray.get_frame(shot.pick)[0])]
+        if colorizer is None:
+            _write_png(folder / name, images[0])
+        else:
+            images.append(shots_mod.png_image(shots_mod.in_colour(luma, shot.pick, colorizer), bits))
+            _write_png(folder / name, images[1])
+            _write_png(folder / GRAY / name, images[0])
+        thumbs.append([shots_mod.thumbnail(image) for image in images])
+    return thumbs
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    _, png = cv2.imencode(".png", image)
+    write_durably(path, png.tobytes())
 
 
 def _end(info, last: int):

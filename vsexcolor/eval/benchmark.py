@@ -249,7 +249,7 @@ def _shot_summary(track: _Track) -> dict:
 
 def _shots(gray: torch.Tensor) -> list[tuple[int, int]]:
     """The shots of a gray clip as the filter's cut detector finds them."""
-    return find(_gray_clip(gray), DEFAULT_THRESHOLD)
+    return [(shot.first, shot.last) for shot in find(_gray_clip(gray), DEFAULT_THRESHOLD, pick="first")]
 
 
 def _gray_clip(frames_gray: torch.Tensor) -> vs.VideoNode:
