@@ -223,7 +223,7 @@ def _reference_shots(refs: list, cut_at: Callable[[int], bool] | None) -> tuple[
 
 
 def _keyframe_maker(keyframe_clip: vs.VideoNode | None, props: dict[str, int], model_path: Path | None,
-                    source: Source, device: torch.device, fp16: bool) -> Callable[[int], np.ndarray]:
+                    source: Source, device: torch.device) -> Callable[[int], np.ndarray]:
     """``keyframe_rgb(n)``: frame n in colour (float32 sRGB [H, W, 3]) as an automatic keyframe:
     from the keyframe clip, else coloured by the keyframe model (loaded at the first keyframe,
     so a render whose shots all have references never loads it)."""
@@ -237,7 +237,7 @@ def _keyframe_maker(keyframe_clip: vs.VideoNode | None, props: dict[str, int], m
     def colorizer():
         from .keyframes import load_colorizer
 
-        return load_colorizer(model_path, device, fp16)
+        return load_colorizer(model_path, device)
 
     return lambda n: colorizer().rgb(source.frame_L(n))
 
@@ -393,7 +393,7 @@ def colorize(
 
     cut_at = (lambda n: cut(source.load(n - 1), source.load(n))) if scenes else None
     covers, shot_of = _reference_shots(refs, cut_at)
-    keyframe_rgb = _keyframe_maker(keyframe_clip, props, model_path, source, dev, fp16)
+    keyframe_rgb = _keyframe_maker(keyframe_clip, props, model_path, source, dev)
 
     @functools.lru_cache(maxsize=2)
     def exemplar(reference: tuple[int, int | None]) -> tuple[np.ndarray, torch.Tensor]:

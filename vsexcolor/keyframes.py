@@ -56,13 +56,13 @@ class KeyframeColorizer:
         return lab_to_rgb(lab)[0].clamp(0.0, 1.0).permute(1, 2, 0).contiguous().numpy()
 
 
-def load_colorizer(choice: str | os.PathLike[str] | None, device: torch.device, fp16: bool = False
-                   ) -> KeyframeColorizer:
+def load_colorizer(choice: str | os.PathLike[str] | None, device: torch.device) -> KeyframeColorizer:
     """The keyframe model ``choice`` (as for :func:`~vsexcolor.keyframe_weights.load_keyframe_model`)
     ready to colour frames on ``device``: what ``colorize`` and ``vsexcolor shots --colorize``
-    both colour automatic keyframes with.
+    both colour automatic keyframes with. In float32 everywhere: half precision on CUDA has
+    not been measured against it yet, and one keyframe a shot costs little on a GPU.
 
     Raises:
         KeyframeModelError: the checkpoint is missing, damaged or does not fit the network.
     """
-    return KeyframeColorizer(load_keyframe_model(choice), device, fp16)
+    return KeyframeColorizer(load_keyframe_model(choice), device)

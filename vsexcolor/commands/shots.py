@@ -129,8 +129,7 @@ def _colorizer(choice: str | None, device_name: str) -> tuple[Path, KeyframeColo
         raise CommandError(f"--colorize needs a DDColor keyframe model and there is none {where}: run "
                            f"`{download}`, {by_hand}") from None
     try:
-        # As colorize colours keyframes: half precision on CUDA.
-        return path, load_colorizer(path, device, fp16=device.type == "cuda")
+        return path, load_colorizer(path, device)
     except KeyframeModelError as e:
         raise CommandError(f"--colorize: {e} Or leave out --colorize and colour the gray frames by hand.") from None
 
