@@ -60,6 +60,33 @@ def test_vspipe_renders_identical_bytes_whatever_the_request_count_or_start(scri
     assert late == full[9 * FRAME_BYTES:]
 
 
+AUTOMATIC = """
+import sys
+import vapoursynth as vs
+import vsexcolor
+sys.path.insert(0, {tests!r})
+from clips import decode_rgb, sample_clip_path, yuv_clip
+frames = decode_rgb(sample_clip_path("bikes"), 5, ({w}, {h}))
+frames = list(frames) + list(decode_rgb(sample_clip_path("bigbuckbunny"), 7, ({w}, {h})))
+gray = vs.core.std.ShufflePlanes(yuv_clip(frames), 0, vs.GRAY)
+vsexcolor.colorize(gray, None, backend="devc", weights={weights!r}, keyframe_model={model!r}, pixels={w} * {h},
+                   batch=3, checkpoint_every=4, cache_frames=2).set_output()
+"""
+
+
+def test_automatic_keyframes_render_identical_bytes_whatever_the_request_count_or_start(tmp_path, devc_weights):
+    import ddcnets
+
+    model = ddcnets.save_checkpoint(tmp_path / "ddcolor_paper_tiny.pth", "tiny", seed=5, wrapped=True)
+    script = tmp_path / "automatic.vpy"
+    script.write_text(AUTOMATIC.format(tests=str(ROOT / "tests"), w=W, h=H, weights=str(devc_weights),
+                                       model=str(model)))
+    full = vspipe(str(script), "-")
+    assert len(full) == 12 * FRAME_BYTES
+    assert vspipe("-r", "1", str(script), "-") == full
+    assert vspipe("-r", "4", "-s", "6", "-e", "11", str(script), "-") == full[6 * FRAME_BYTES:]
+
+
 def test_nothing_but_video_reaches_stdout(script):
     y4m = vspipe("-c", "y4m", str(script), "-")
     assert y4m.startswith(b"YUV4MPEG2 ")
