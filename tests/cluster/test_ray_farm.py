@@ -177,3 +177,22 @@ def test_a_path_a_worker_cannot_read_is_named_with_its_node(film, two_nodes, tmp
     assert code == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("vsexcolor colorize: node ") and f"cannot read {reference}: every machine must read" in line
+
+
+def test_automatic_keyframes_are_made_by_the_nodes_and_give_the_serial_bytes(film, two_nodes, tmp_path, capsys):
+    import ddcnets
+
+    model = ddcnets.save_checkpoint(tmp_path / "ddcolor_paper_tiny.pth", "tiny", seed=4, wrapped=True)
+    common = ["colorize", film, *TINY, "--backend", "propagate", "--codec", "ffv1", "--keyframe-model", model]
+    assert cli(*common, "-o", tmp_path / "serial.mkv") == 0
+    made: list[int] = []
+    from vsexcolor import keyframes
+    colour = keyframes.KeyframeColorizer.rgb
+    keyframes.KeyframeColorizer.rgb = lambda self, L: made.append(1) or colour(self, L)  # counts the driver's
+    try:
+        assert cli(*common, "-o", tmp_path / "farm.mkv", "--ray", two_nodes.address) == 0
+    finally:
+        keyframes.KeyframeColorizer.rgb = colour
+    assert (tmp_path / "farm.mkv").read_bytes() == (tmp_path / "serial.mkv").read_bytes()
+    assert made == []  # the keyframes were made where their shots were rendered
+    assert re.search(r"in 5 shots", capsys.readouterr().err.splitlines()[-1])
