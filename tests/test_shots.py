@@ -113,6 +113,27 @@ def test_colorize_takes_a_folder_of_coloured_frames_back(film, colour_frames, tm
     assert code == 2 and "give either --refs DIR or --ref/--ref-at, not both" in err
 
 
+def test_a_frame_exported_with_the_default_pick_and_coloured_serves_its_whole_shot(film, colour_frames, tmp_path,
+                                                                                     capsys):
+    out = tmp_path / "shots"
+    assert cli(capsys, "shots", film, "-o", out)[0] == 0
+    picks = [s["frame"] for s in json.loads((out / "shots.json").read_text())["shots"]]
+    assert picks[1] > 14  # the second shot opens blurred: its pick is not its first frame
+    for pick in picks:  # coloured as an editor's "color" blend does (the gray value kept)
+        gray = cv2.imread(str(out / f"{pick:06d}.png"), cv2.IMREAD_UNCHANGED)
+        ycc = cv2.cvtColor(colour_frames[pick], cv2.COLOR_RGB2YCrCb)
+        ycc[..., 0] = gray
+        cv2.imwrite(str(out / f"{pick:06d}.png"), cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR))
+    colorized = vsexcolor.colorize(open_clip(probe(film, progress=False)), out, backend="propagate", pixels=W * H)
+    frames = list(colorized.frames())
+    # Each shot's frames, those before its keyframe included, start from its own keyframe.
+    assert [f.props[PROP_KEYFRAME] for f in frames] == [picks[0]] * 14 + [picks[1]] * 9 + [picks[2]] * 12
+    assert [f.props[PROP_SHOT_START] for f in frames] == [0] * 14 + [14] * 9 + [23] * 12
+    code, err = cli(capsys, "colorize", film, "--refs", out, "-o", tmp_path / "out.mkv", "--backend", "propagate",
+                    "--size", str(W * H))
+    assert code == 0 and "have no reference of their own" not in err, err
+
+
 @pytest.mark.parametrize("how", ["sharpest", "first"])
 def test_the_frame_picked_is_the_keyframe_colorize_colours(film, colour_frames, how):
     clip = open_clip(probe(film, progress=False))
