@@ -160,3 +160,18 @@ def test_a_clip_of_keyframes_must_have_the_clip_s_size(shots):
     small = core.resize.Bilinear(yuv_clip(shots), W // 2, H // 2)
     with pytest.raises(vs.Error, match=r"ref must be a clip of keyframes of the clip's size, 64x48"):
         run(gray(shots), small)
+
+
+def test_a_render_records_the_keyframe_model_it_colours_with(shots, tiny_model, monkeypatch):
+    import hashlib
+
+    from vsexcolor.filter import recording
+
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tiny_model))
+    with recording(planning=True) as found:
+        run(gray(shots), None)
+    digest = hashlib.sha256((tiny_model / "ddcolor_paper_tiny.pth").read_bytes()).hexdigest()
+    assert [f.keyframe_sha256 for f in found] == [digest]
+    with recording(planning=True) as found:
+        run(gray(shots), shots[0], keyframe_model="none")
+    assert [f.keyframe_sha256 for f in found] == [None]
