@@ -472,8 +472,12 @@ RUN_ELSEWHERE = {
     "frames coloured (here the exported frames are still gray)",
     "vsexcolor shots vsexcolor-demo/gray.mkv -o shots-colour --colorize": "tests/test_shots.py, with a "
     "deterministic DDColor-T (the released models need the internet)",
-    "ray start --head --port 6379": "tests/cluster/, through Ray's own cluster of two nodes on one machine",
-    "ray start --address HEAD:6379": "tests/cluster/, as above",
+    "ray get-auth-token --generate > /dev/null && chmod 600 ~/.ray/auth_token": "tests/cluster/test_cluster_auth.py, "
+    "where a token exists already",
+    "export RAY_AUTH_MODE=token": "tests/cluster/test_cluster_auth.py, for the `ray start` commands",
+    "ray start --head --port 6379": "tests/cluster/test_cluster_auth.py, on one machine; tests/cluster/ also "
+    "starts clusters of two nodes (Ray's own, and with `ray start`)",
+    "ray start --address HEAD:6379": "tests/cluster/test_cluster_auth.py, the second node of a cluster with a token",
     "vsexcolor colorize /films/reel1.mkv --ref /films/reel1.png --codec ffv1 -o /films/reel1.colorized.mkv "
     "--ray HEAD:6379": "tests/cluster/, against that cluster",
 }

@@ -1,6 +1,7 @@
 """The render farm (``--ray``): how work is split, and the cluster tests, which run in a
 network namespace holding only loopback (Ray binds the machine's outside address even when
-told 127.0.0.1), in tests/cluster/."""
+told 127.0.0.1), in tests/cluster/. Loopback there holds a second address too, OUTSIDE, for
+the clusters that stand in for other machines (an address that is not loopback)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,8 @@ import pytest
 from vsexcolor.farm import balance
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Not a loopback address, on loopback in the cluster tests' namespace (tests/cluster/ reads it).
+OUTSIDE = "10.9.9.9"
 
 
 def test_tasks_are_runs_of_whole_scenes_of_about_equal_length_longest_first():
@@ -38,11 +41,13 @@ def test_parts_resumed_with_holes_leave_gaps_to_render():
 
 
 def _in_loopback_namespace() -> list[str]:
-    """The command prefix that runs a command in a new network namespace with only loopback up."""
+    """The command prefix that runs a command in a new network namespace with only loopback up
+    (holding OUTSIDE as well, in $VSEXCOLOR_TEST_OUTSIDE)."""
     unshare = shutil.which("unshare")
     assert unshare, "unshare (util-linux) is needed to run the cluster tests"
     user = [] if os.geteuid() == 0 else ["-r"]  # a user namespace gives an ordinary user the rights
-    return [unshare, *user, "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    return [unshare, *user, "-n", "sh", "-c", f'ip link set lo up && ip addr add {OUTSIDE}/32 dev lo && '
+            f'VSEXCOLOR_TEST_OUTSIDE={OUTSIDE} exec "$@"', "sh"]
 
 
 @pytest.mark.slow
@@ -83,3 +88,104 @@ def test_planning_in_pieces_finds_the_scenes_a_serial_render_cuts_at(tmp_path, m
         assert parts_of([(0, 24)], firsts) == serial, size
     # A resumed run's gap starts a part of its own, where the serial run began one too.
     assert parts_of([(7, 24)], part_firsts(render, planned, 7, 24, 7)) == serial[1:]
+
+
+# --- reaching a cluster: checked before anything is written ---------------------------------------------------
+
+ELSEWHERE = "10.1.2.3:6379"  # not loopback
+
+
+@pytest.mark.parametrize("address, answer, insecure, outcome", [
+    (ELSEWHERE, {"token": True, "ours": "ok"}, False, "token"),
+    ("127.0.0.1:6379", {"token": False}, False, "open"),
+    ("localhost:6379", {"token": False}, False, "open"),
+    (ELSEWHERE, {"token": False}, True, "open, warned"),
+    (ELSEWHERE, {"token": False}, False, f"the Ray cluster at {ELSEWHERE} requires no token, so anyone who reaches "
+     "its ports can run any code on its machines: restart it with RAY_AUTH_MODE=token on every machine (README, "
+     "\"Rendering on a cluster\"), or add --insecure-cluster to use it as it is"),
+    ("127.0.0.1:6379", {"token": True, "ours": "missing"}, False, "the Ray cluster at 127.0.0.1:6379 requires a "
+     "token and this machine has none: copy the head's ~/.ray/auth_token to HOME/.ray/auth_token (or set "
+     "RAY_AUTH_TOKEN_PATH to a copy)"),
+    (ELSEWHERE, {"token": True, "ours": "wrong"}, True, f"the Ray cluster at {ELSEWHERE} refuses the token in "
+     "HOME/.ray/auth_token: use the one it was started with (the head's ~/.ray/auth_token)"),
+    (ELSEWHERE, {"error": "nothing there answered"}, False, f"cannot join the Ray cluster at {ELSEWHERE}: nothing "
+     "there answered"),
+])
+def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_insecure_is_asked_for(
+        address, answer, insecure, outcome, tmp_path, monkeypatch):
+    from vsexcolor import cluster
+    from vsexcolor.pipeline import RenderError
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    class Connection:  # the address takes connections (nothing listens here)
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(cluster.socket, "create_connection", lambda *args, **kwargs: Connection())
+    asked = []
+    monkeypatch.setattr(cluster, "_probe", lambda at: asked.append(at) or answer)
+    warned: list[str] = []
+    try:
+        access = cluster.check(address, insecure=insecure, warn=warned.append)
+    except RenderError as e:
+        assert str(e) == outcome.replace("HOME", str(tmp_path))
+    else:
+        assert access == cluster.Access(address, token=outcome == "token"), outcome
+        assert bool(warned) == outcome.endswith("warned"), warned
+        assert not warned or warned[0].startswith(f"WARNING: --insecure-cluster: the Ray cluster at {address} "
+                                                  "requires no token")
+    assert asked == [address]
+
+
+def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monkeypatch):
+    from vsexcolor import cluster
+    from vsexcolor.pipeline import RenderError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cluster.check("") == cluster.check(None) == cluster.Access(None, token=True)
+    with pytest.raises(RenderError, match=r"^--ray takes HOST:PORT \(that of `ray start --head`\), got '6379'$"):
+        cluster.check("6379")
+
+
+def test_a_run_that_renders_nothing_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from clips import decode_rgb, sample_clip_path
+    from media import write_image, write_video
+    from vsexcolor import commands, farm
+    from vsexcolor.pipeline import RenderError
+
+    film = write_video(tmp_path / "film.mp4", decode_rgb(sample_clip_path("bikes"), 3, (64, 48)))
+    still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
+    out, parts = tmp_path / "out.mkv", tmp_path / "out.mkv.parts"
+
+    def colorize(*extra: str) -> int:
+        return commands.main(["colorize", str(film), "--ref", str(still), "-o", str(out), "--size", "3072",
+                              "--backend", "propagate", "--ray", *extra])
+
+    seen = []
+
+    def fail(error: BaseException, part: bool = False):
+        def render_on_ray(render, work, *args, **kwargs):
+            seen.append(parts.exists())  # the work folder was made, and nothing put in it
+            if part:
+                work.add(0, 0, b"a part")
+            raise error
+        return render_on_ray
+
+    for error, code in ((RenderError("the cluster went away"), 2), (KeyboardInterrupt(), 130)):
+        monkeypatch.setattr(farm, "render_on_ray", fail(error))
+        assert colorize() == code
+        assert seen.pop() and not parts.exists() and not out.exists()
+    # A run that rendered a part keeps it for --resume; a run that resumes keeps the folder
+    # even where the part proves damaged and nothing else is made.
+    monkeypatch.setattr(farm, "render_on_ray", fail(RenderError("the cluster went away"), part=True))
+    assert colorize() == 2
+    assert sorted(p.name for p in parts.iterdir()) == ["frames-00000000-00000000.mp4", "manifest.json"]
+    monkeypatch.setattr(farm, "render_on_ray", fail(RenderError("the cluster went away")))
+    assert colorize("--resume") == 2
+    assert sorted(p.name for p in parts.iterdir()) == ["manifest.json"]
+    assert commands.main(["colorize", str(film), "--ref", str(still), "-o", str(out), "--insecure-cluster"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "vsexcolor colorize: --insecure-cluster goes with --ray ADDRESS"

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import cluster
+from .cluster import Access
 from .pipeline import (Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts,
                        parts_of, plan_parts)
 from .workfolder import WorkFolder
@@ -33,8 +35,6 @@ TASKS_PER_WORKER = 4
 #: Frames a planning task reads at least: its first frame's scene start is looked for
 #: again by each, so pieces much shorter than a scene would repeat that work.
 PLAN_PIECE = 500
-#: Seconds to wait for a cluster's address to answer before giving up.
-CONNECT_TIMEOUT_S = 10
 
 
 @dataclass
@@ -73,7 +73,7 @@ def balance(parts: list[tuple[int, int]], tasks: int) -> list[list[tuple[int, in
     return sorted((g for g in groups if g), key=frames_in, reverse=True)
 
 
-def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: str | None,
+def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: Access | str | None,
                   workers: int | None, progress: bool, name: str) -> FarmReport:
     """Render the runs of frames ``todo`` on Ray into ``work``."""
     ray = _ray()
@@ -212,47 +212,28 @@ def _count(ray, counter, fallback: int) -> int:
 
 
 def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise RenderError("--ray needs Ray: pip install 'vsexcolor[cluster]'") from None
-    return ray
+    return cluster.ray_module()
 
 
 class _connected:
-    """A Ray session for the render: the cluster at ``address`` (or $RAY_ADDRESS), else a Ray
-    started here; gives the number of task slots (GPUs or CPUs)."""
+    """A Ray session for the render on ``address``: a checked :class:`~vsexcolor.cluster.Access`,
+    or an address (None or "": $RAY_ADDRESS, else a Ray started here), checked here; gives
+    the number of task slots (GPUs or CPUs)."""
 
-    def __init__(self, ray, address: str | None, workers: int | None, gpu: bool) -> None:
-        self.ray, self.address, self.workers, self.gpu = ray, address or os.environ.get("RAY_ADDRESS"), workers, gpu
+    def __init__(self, ray, address: Access | str | None, workers: int | None, gpu: bool) -> None:
+        self.ray, self.address, self.workers, self.gpu = ray, address, workers, gpu
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> int:
-        ray = self.ray
-        if self.address:
-            _check_reachable(self.address)
-            ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
-        else:
-            # Every task takes a CPU (planning runs no network); rendering takes a GPU too
-            # where the networks run on one.
-            cpus = os.cpu_count() if self.gpu else self.workers or os.cpu_count()
-            ray.init(num_cpus=cpus, num_gpus=self.workers if self.gpu else None, include_dashboard=False,
-                     logging_level="ERROR", log_to_driver=False)
-        resources = ray.cluster_resources()
+        access = self.address if isinstance(self.address, Access) else cluster.check(self.address)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(cluster.session(self.ray, access, workers=self.workers, gpu=self.gpu))
+            resources = self.ray.cluster_resources()
+            self._stack = stack.pop_all()
         return max(1, int(resources.get("GPU" if self.gpu else "CPU", 1)))
 
     def __exit__(self, *exc) -> None:
-        self.ray.shutdown()
-
-
-def _check_reachable(address: str) -> None:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise RenderError(f"--ray takes HOST:PORT (that of `ray start --head`), got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise RenderError(f"cannot reach a Ray cluster at {address} ({e.strerror or e}); start one with "
-                          "`ray start --head`, or check the address") from None
+        self._stack.__exit__(*exc)
 
 
 def _cause(error: Exception) -> str:

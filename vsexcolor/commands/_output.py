@@ -46,6 +46,9 @@ def add_output_options(parser: argparse.ArgumentParser, default_output: str, chu
     farm.add_argument("--workers", type=int, metavar="N",
                       help="workers of the Ray started here (default: one per CPU core, or per GPU with "
                            "--device cuda)")
+    farm.add_argument("--insecure-cluster", action="store_true",
+                      help="use a cluster at ADDRESS that requires no token (refused otherwise, unless ADDRESS is "
+                           "loopback): anyone who reaches its ports can run any code on its machines")
 
 
 def crf(codec: str, value: int | None) -> int | None:
@@ -114,9 +117,13 @@ class Summary:
 
 
 def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool = False, overwrite: bool = False,
-        ray: str | None = None, workers: int | None = None, progress: bool = True) -> Summary:
+        ray: str | None = None, workers: int | None = None, insecure_cluster: bool = False,
+        progress: bool = True) -> Summary:
     """Check, render what is missing (here, or on Ray with ``ray``: an address, or "" for
-    $RAY_ADDRESS or a Ray started here with ``workers``), join, summarise.
+    $RAY_ADDRESS or a Ray started here with ``workers``), join, summarise. A run that fails
+    before it has rendered anything leaves no work folder behind (unless it resumed one).
+    ``insecure_cluster``: use a cluster that requires no token on an address that is not
+    loopback (refused otherwise), with a warning.
 
     ``settings``: what shapes the output besides ``render``'s encoder and range (recorded in
     the manifest; a ``--resume`` with any of them changed is refused).
@@ -125,31 +132,45 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         print(f"vsexcolor {name}: note: {text}", file=sys.stderr)
 
     farm = ray is not None
+    if insecure_cluster and not farm:
+        raise CommandError("--insecure-cluster goes with --ray ADDRESS")
     try:
         built = build(render, planning=farm)
         check_output(output, CODECS[render.codec], render.crf, built.clip, built.pix_fmt, render.info)
+        if farm:  # before anything is written: the cluster answers, and lets no stranger in
+            from ..cluster import check
+
+            access = check(ray, insecure=insecure_cluster,
+                           warn=lambda text: print(f"vsexcolor {name}: {text}", file=sys.stderr))
     except (VideoError, RenderError) as e:
         raise CommandError(str(e)) from None
     settings = {**settings, "vsexcolor": __version__, "codec": render.codec, "crf": render.crf,
                 "start": render.first, "end": render.last, "chunk": render.chunk if not built.by_scene else None}
     work = WorkFolder(output)
     began = time.monotonic()
+    made = False  # this run made the work folder (it resumes none)
     try:
+        resumed = resume and work.folder.exists()
         work.open(settings, resume=resume, overwrite=overwrite, note=note)
+        made = not resumed
         todo = gaps(render.first, render.last, work.parts())
         nodes: dict[str, int] = {}
         if todo and farm:
             from ..farm import render_on_ray
 
-            nodes = render_on_ray(render, work, todo, address=ray, workers=workers, progress=progress,
+            nodes = render_on_ray(render, work, todo, address=access, workers=workers, progress=progress,
                                   name=name).nodes
         elif todo:
             work.settle("colorize", fingerprint_dicts(built))
             render_here(render, built, work, todo, progress, name)
         restarts = len(work.restarts & set(work.parts()))
         parts = finish(render, work, output)
-    except (WorkError, RenderError) as e:
-        raise CommandError(str(e)) from None
+    except BaseException as e:
+        if made and not work.parts() and work.folder.exists():
+            work.remove()  # nothing to resume: a later run starts as if this one had not been
+        if isinstance(e, (WorkError, RenderError)):
+            raise CommandError(str(e)) from None
+        raise
     backend = ", ".join(sorted({f["backend"] for f in work.settled.get("colorize") or []})) or "none"
     return Summary(output=output, render=render, rendered=frames_in(todo),
                    seconds=time.monotonic() - began, backend=backend, parts=parts, pix_fmt=built.pix_fmt,

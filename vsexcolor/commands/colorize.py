@@ -41,7 +41,8 @@ class Job:
     ``start``/``end``: first and last frame written (inclusive, as vspipe's);
     ``keyframe_model``: a keyframe model's name or path (None: the preferred one present);
     ``pixels``: the internal area in pixels (None: the preset's); ``ray``: the cluster's
-    address ("": $RAY_ADDRESS or a local Ray), None to render here.
+    address ("": $RAY_ADDRESS or a local Ray), None to render here; ``insecure_cluster``: use a
+    cluster that requires no token on an address that is not loopback.
     """
 
     input: Path
@@ -67,6 +68,7 @@ class Job:
     resume: bool = False
     ray: str | None = None
     workers: int | None = None
+    insecure_cluster: bool = False
     progress: bool = True
 
 
@@ -183,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
               weights=args.weights, pixels=args.size, preset=args.preset, saturation=args.saturation,
               smooth=args.smooth, scene_threshold=args.scene_threshold, device=args.device, start=args.start,
               end=args.end, codec=args.codec, crf=args.crf, overwrite=args.overwrite, resume=args.resume,
-              ray=args.ray, workers=args.workers)
+              ray=args.ray, workers=args.workers, insecure_cluster=args.insecure_cluster)
     print(f"vsexcolor colorize: {render(job).line()}", file=sys.stderr)
     return 0
 
@@ -222,7 +224,7 @@ def render(job: Job) -> Summary:
                             job.refs_dir.resolve() if job.refs_dir else None)
     return run_render("colorize", Render(recipe, info, job.codec, quality, job.start, last), job.output,
                       _settings(job, info, keyframe_model), resume=job.resume, overwrite=job.overwrite, ray=job.ray,
-                      workers=job.workers, progress=job.progress)
+                      workers=job.workers, insecure_cluster=job.insecure_cluster, progress=job.progress)
 
 
 def _keyframe_model(job: Job) -> Path | None:

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     del clip  # each render builds its own
     render = Render(recipe, info, args.codec, quality, args.start, last, chunk=args.chunk)
     summary = run_render("render", render, output, _settings(recipe, args.audio), resume=args.resume,
-                         overwrite=args.overwrite, ray=args.ray, workers=args.workers)
+                         overwrite=args.overwrite, ray=args.ray, workers=args.workers,
+                         insecure_cluster=args.insecure_cluster)
     print(f"vsexcolor render: {summary.line()}", file=sys.stderr)
     return 0
 
