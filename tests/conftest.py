@@ -27,6 +27,14 @@ def empty_model_folder(tmp_path_factory, monkeypatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def index_folder(tmp_path_factory, monkeypatch) -> Path:
+    """Video indexes go to a folder of the test session's, not this machine's cache."""
+    folder = tmp_path_factory.getbasetemp() / "video-indexes"
+    monkeypatch.setenv("VSEXCOLOR_INDEX_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def devc_weights(tmp_path_factory) -> Path:
     """A folder in the official unpacked layout holding the deterministic test weights."""
