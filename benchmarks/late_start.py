@@ -12,7 +12,7 @@ scene start by looking back from N, and steps only from there.
 ``--file`` measures the same through the command line's file reading: it writes a
 3000-frame 320x180 gray video (FFV1 by default) with cuts at 190 and 2990 and times
 ``vsexcolor colorize FILE --start N --end N`` (run in this process) at N = 200 and 2999,
-after a first probe that indexes the file; the slower must be within 1.5 of the faster.
+after a first probe that indexes the file; start@2999 / start@200 must be at most 1.5.
 The frames carry a light grain, different in every frame as in a scanned film: the shots
 are the sample clips played back and forth, whose exact repeats leave BestSource unable to
 tell where a seek landed (see vsexcolor/source.py); ``--grain 0`` shows that case.
