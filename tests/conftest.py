@@ -1,6 +1,7 @@
 import resource
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,14 @@ def empty_model_folder(tmp_path_factory, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True)
-def index_folder(tmp_path_factory, monkeypatch) -> Path:
-    """Video indexes go to a folder of the test session's, not this machine's cache."""
+@pytest.fixture(scope="session", autouse=True)
+def index_folder(tmp_path_factory) -> Iterator[Path]:
+    """Video indexes go to a folder of the test session's, not this machine's cache: from
+    the session's start, since module fixtures read files too."""
     folder = tmp_path_factory.getbasetemp() / "video-indexes"
-    monkeypatch.setenv("VSEXCOLOR_INDEX_DIR", str(folder))
-    return folder
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VSEXCOLOR_INDEX_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
