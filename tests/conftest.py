@@ -1,6 +1,7 @@
 import resource
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def empty_model_folder(tmp_path_factory, monkeypatch) -> Path:
     folder.mkdir(exist_ok=True)
     monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def index_folder(tmp_path_factory) -> Iterator[Path]:
+    """Video indexes go to a folder of the test session's, not this machine's cache: from
+    the session's start, since module fixtures read files too."""
+    folder = tmp_path_factory.getbasetemp() / "video-indexes"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VSEXCOLOR_INDEX_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,20 @@ import numpy as np
 
 
 def write_video(path: Path, rgb: np.ndarray, *, pix_fmt: str = "yuv420p", codec: str = "libx264",
-                pts: list[int] | None = None, time_base: Fraction = Fraction(1, 25), audio: bool = True) -> Path:
-    """uint8 RGB [T, H, W, 3] as a video file, with a 440 Hz AAC tone as long as the video."""
+                pts: list[int] | None = None, time_base: Fraction = Fraction(1, 25), audio: bool = True,
+                gop: int | None = None, b_frames: int | None = None) -> Path:
+    """uint8 RGB [T, H, W, 3] as a video file, with a 440 Hz AAC tone as long as the video;
+    ``gop``: frames from one keyframe to the next, ``b_frames``: B-frames in a row at most
+    (default: the encoder's)."""
     pts = list(range(len(rgb))) if pts is None else pts
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], pix_fmt
         stream.codec_context.time_base = time_base
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        if b_frames is not None:
+            stream.codec_context.max_b_frames = b_frames
         if codec == "libx264":
             stream.options = {"crf": "12"}
         sound = container.add_stream("aac", rate=48000) if audio else None
@@ -33,6 +40,24 @@ def write_video(path: Path, rgb: np.ndarray, *, pix_fmt: str = "yuv420p", codec:
             container.mux(sound.encode(chunk))
             container.mux(sound.encode(None))
     return path
+
+
+def damaged_copy(path: Path, out: Path, packet: int) -> Path:
+    """``path`` copied packet for packet into ``out``, with 16 bytes in the middle of its video
+    packet number ``packet`` (in file order) inverted, as a bad sector or a broken transfer
+    would leave them."""
+    with av.open(str(path)) as source, av.open(str(out), "w") as container:
+        stream = container.add_stream_from_template(source.streams.video[0])
+        for k, packet_in in enumerate(p for p in source.demux(video=0) if p.size):
+            data = bytearray(bytes(packet_in))
+            if k == packet:
+                middle = len(data) // 2
+                data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+            copy = av.Packet(bytes(data))
+            copy.pts, copy.dts, copy.time_base = packet_in.pts, packet_in.dts, packet_in.time_base
+            copy.is_keyframe, copy.stream = packet_in.is_keyframe, stream
+            container.mux(copy)
+    return out
 
 
 def write_image(path: Path, rgb: np.ndarray) -> Path:

@@ -1,9 +1,11 @@
 """PyAV <-> VapourSynth glue: a video file as a clip, clip frames into a file, and remuxing.
 
-Frames are numbered in presentation order. ``VideoInfo.pts[n]`` is frame n's timestamp as
-the file has it, and every file written here gives frame n that same timestamp (less a
-constant shift when a range is cut out), so a variable frame rate and the audio sync
-survive unchanged.
+A file is read through BestSource (:mod:`.source`), which indexes it once and then seeks
+frame-exactly; PyAV reads what the container says (streams, frame rate, the first frame's
+format and colour). Frames are numbered in presentation order. ``VideoInfo.pts[n]`` is
+frame n's timestamp as the file has it, and every file written here gives frame n that
+same timestamp (less a constant shift when a range is cut out), so a variable frame rate
+and the audio sync survive unchanged.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import contextlib
 import heapq
 import os
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,9 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 import vapoursynth as vs
-from tqdm import tqdm
 
-from .recurrence import LRU
+from . import source
 
 core = vs.core
 
@@ -54,9 +54,6 @@ CODECS: dict[str, Codec] = {
 _SUBSAMPLING = {(1, 1): "420", (1, 0): "422", (0, 0): "444", (0, 1): "440", (2, 0): "411", (2, 2): "410"}
 # VapourSynth's RGB planes are R, G, B; FFmpeg's planar RGB (gbrp) is G, B, R.
 _AV_PLANE = {vs.RGB: (2, 0, 1)}
-# Frames decoded ahead of or behind the latest request: the filter reads at most a
-# correspondence batch ahead and one frame behind, plus what VapourSynth prefetches.
-_READ_CACHE = 16
 # FFmpeg colour enums that mean "unspecified" (ITU-T H.273 code 2, range 0).
 _UNSPECIFIED = 2
 # libx265 makes up the decoding timestamps of a stream shorter than its B-frame delay (it
@@ -70,13 +67,14 @@ _BITEXACT = {"fflags": "+bitexact"}
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video file holds, found by decoding it once.
+    """What a video file holds, from its index (:mod:`.source`) and its container.
 
     ``pts``: each frame's presentation timestamp, in units of ``time_base`` seconds; ``fps``: the
     average frame rate; ``pix_fmt``: the planar FFmpeg format frames are read in;
     ``props``: VapourSynth colour props (``_Matrix``, ``_Range``...) the file specifies;
     ``audio``: indexes of its audio streams; ``retimed``: the file's timestamps were missing
-    or out of order, so ``pts`` is a constant-rate count instead.
+    or out of order, so ``pts`` is a constant-rate count instead; ``index``: where the
+    file's index is kept (None for a clip's timing, :func:`clip_info`).
     """
 
     path: Path
@@ -91,6 +89,7 @@ class VideoInfo:
     audio: tuple[int, ...]
     interlaced: bool
     retimed: bool
+    index: Path | None = None
 
     @property
     def num_frames(self) -> int:
@@ -200,10 +199,11 @@ def _open_input(path: Path) -> tuple[av.container.InputContainer, av.VideoStream
 
 
 def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
-    """Decode ``path`` once for its frame count, timestamps and format.
+    """``path``'s frame count and timestamps from its index, its format from its first frame.
 
-    Decoding (not just demuxing) is what gives the exact count of frames a decoder returns,
-    and it finds damage before hours of colorizing rather than after.
+    The first probe of a file indexes it, decoding it once: that gives the exact count of
+    frames a decoder returns. The index is kept (:mod:`.source`), so a later probe of the
+    same, unchanged file decodes one frame. ``progress``: a bar while it indexes.
 
     Raises:
         VideoError: missing, unreadable, without a video stream, or without frames.
@@ -211,23 +211,23 @@ def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
     path = Path(path)
     check_input(path)
     container, stream = _open_input(path)
-    pts: list[int | None] = []
-    first: av.VideoFrame | None = None
-    with container, tqdm(total=stream.frames or None, desc="reading", unit="frame", leave=False,
-                         disable=not progress) as bar:
+    with container:
         try:
-            for frame in container.decode(stream):
-                if first is None:
-                    first = frame
-                pts.append(frame.pts)
-                bar.update()
+            first = next(container.decode(stream), None)
         except av.FFmpegError as e:
-            raise VideoError(f"cannot decode {str(path)!r} after {len(pts)} frames: {_reason(e)}") from None
+            raise VideoError(f"cannot decode {str(path)!r}: {_reason(e)}") from None
         audio = tuple(s.index for s in container.streams.audio)
-        time_base = stream.time_base or Fraction(1, 90000)
         rate = stream.average_rate or stream.guessed_rate
         sar = stream.sample_aspect_ratio
     if first is None:
+        raise VideoError(f"{str(path)!r} has no video frames")
+    index = source.index_file(path)
+    try:
+        indexed = source.index(path, index, progress)
+    except vs.Error as e:
+        raise VideoError(f"cannot index {str(path)!r}: {_vs_reason(e)}") from None
+    pts, time_base = _filled(list(indexed.pts)), indexed.time_base
+    if not pts:
         raise VideoError(f"{str(path)!r} has no video frames")
     retimed = any(p is None for p in pts) or any(b <= a for a, b in zip(pts, pts[1:]))
     if not rate:
@@ -236,10 +236,34 @@ def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
     if retimed:
         pts = [round(n / (rate * time_base)) for n in range(len(pts))]
     return VideoInfo(
-        path=path, width=first.width, height=first.height, pts=tuple(pts),
-        time_base=Fraction(time_base), fps=Fraction(rate), pix_fmt=_planar(first.format)[0],
+        path=path, width=indexed.clip.width, height=indexed.clip.height, pts=tuple(pts),
+        time_base=time_base, fps=Fraction(rate), pix_fmt=_planar(first.format)[0],
         props=_colour_props(first), sample_aspect_ratio=Fraction(sar) if sar else None, audio=audio,
-        interlaced=bool(first.interlaced_frame), retimed=retimed)
+        interlaced=bool(first.interlaced_frame), retimed=retimed, index=index)
+
+
+def _filled(pts: list[int | None]) -> list[int | None]:
+    """Timestamps with the gaps a decoder left filled in from the known ones around them
+    (spaced evenly between two, or the usual step on from the nearest at either end).
+
+    Some FFmpeg builds leave the last frames of an MPEG program stream (or a raw stream's
+    first) without a timestamp where others give them one: filled, they are what PyAV's
+    build gives, and the rest of the file keeps its own. Unchanged where no two neighbouring
+    frames have one.
+    """
+    known = [(n, t) for n, t in enumerate(pts) if t is not None]
+    steps = sorted(b - a for (m, a), (n, b) in zip(known, known[1:]) if n == m + 1)
+    if len(known) == len(pts) or not steps:
+        return pts
+    step = steps[len(steps) // 2]
+    out = list(pts)
+    for (m, a), (n, b) in zip(known, known[1:]):
+        for k in range(m + 1, n):
+            out[k] = a + round((k - m) * (b - a) / (n - m))
+    (head, t0), (tail, t1) = known[0], known[-1]
+    out[:head] = [t0 - (head - k) * step for k in range(head)]
+    out[tail + 1:] = [t1 + (k - tail) * step for k in range(tail + 1, len(pts))]
+    return out
 
 
 def clip_info(clip: vs.VideoNode, source: Path, audio: Path | None = None) -> VideoInfo:
@@ -272,53 +296,6 @@ def clip_info(clip: vs.VideoNode, source: Path, audio: Path | None = None) -> Vi
                      interlaced=False, retimed=False)
 
 
-class _Reader:
-    """Decodes a file front to back, keeping the latest frames; an earlier request restarts it.
-
-    The CLI asks for frames in order, so this never goes back in practice, and decoding
-    from the start is exact where seeking in many formats is not.
-    """
-
-    def __init__(self, info: VideoInfo) -> None:
-        self.info = info
-        self._order = _plane_order(info.pix_fmt)
-        self._lock = threading.Lock()
-        self._cache: LRU[int, list[np.ndarray]] = LRU(_READ_CACHE)
-        self._frames: Iterator[av.VideoFrame] | None = None
-        self._next = 0
-
-    def _decode(self) -> Iterator[av.VideoFrame]:
-        container, stream = _open_input(self.info.path)
-        with container:
-            yield from container.decode(stream)
-
-    def planes(self, n: int) -> list[np.ndarray]:
-        """Frame n's planes in VapourSynth order."""
-        with self._lock:
-            hit = self._cache.get(n)
-            if hit is not None:
-                return hit
-            if self._frames is None or n < self._next:
-                self._frames, self._next = self._decode(), 0
-            while self._next <= n:
-                frame = next(self._frames, None)
-                if frame is None:
-                    raise VideoError(f"{str(self.info.path)!r} ended after {self._next} frames, "
-                                     f"not {self.info.num_frames}; has it changed?")
-                if self._next > n - _READ_CACHE:  # earlier ones only need decoding
-                    self._cache.put(self._next, self._planes(frame))
-                self._next += 1
-            return self._cache.get(n)
-
-    def _planes(self, frame: av.VideoFrame) -> list[np.ndarray]:
-        pix_fmt = self.info.pix_fmt
-        # yuvj formats are the plain ones with a full-range label (kept in the props).
-        if frame.format.name not in (pix_fmt, pix_fmt.replace("yuv", "yuvj", 1)):
-            frame = frame.reformat(format=pix_fmt)
-        planes = [_plane_array(p, frame.format) for p in frame.planes]
-        return [planes[i].copy() for i in self._order]
-
-
 def _plane_order(pix_fmt: str) -> tuple[int, ...]:
     """For each VapourSynth plane, the index of the FFmpeg plane holding it."""
     fmt = _vs_format(pix_fmt)
@@ -333,23 +310,54 @@ def _plane_array(plane: av.video.plane.VideoPlane, fmt: av.VideoFormat) -> np.nd
 
 
 def open_clip(info: VideoInfo) -> vs.VideoNode:
-    """The file as a VapourSynth clip: frame n is the n-th decoded frame, pixels untouched."""
+    """The file as a VapourSynth clip, read through the index :func:`probe` made: frame n is
+    the n-th decoded frame, its pixels untouched (converted only where BestSource's format is
+    not ``info.pix_fmt``'s: another depth). The frames carry ``info``'s colour props and
+    aspect ratio and no others, and the clip has ``info``'s frame rate.
+
+    A file that has lost frames since :func:`probe` (replaced meanwhile) fails at the first
+    frame it lacks, naming the change.
+
+    Raises:
+        VideoError: the file cannot be read any more.
+    """
     fmt = _vs_format(info.pix_fmt)
-    reader = _Reader(info)
-    blank = core.std.BlankClip(format=fmt.id, width=info.width, height=info.height, length=info.num_frames,
-                               fpsnum=info.fps.numerator, fpsden=info.fps.denominator, keep=True)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        for p, data in enumerate(reader.planes(n)):
-            np.copyto(np.asarray(out[p]), data)
-        return out
-
-    clip = core.std.ModifyFrame(blank, blank, fill)
+    chroma = (info.width >> fmt.subsampling_w) * (info.height >> fmt.subsampling_h)
+    frame_bytes = (info.width * info.height + (fmt.num_planes - 1) * chroma) * fmt.bytes_per_sample
+    try:
+        clip = source.open_indexed(info.path, info.index or source.index_file(info.path), frame_bytes)
+    except (vs.Error, OSError) as e:
+        raise VideoError(f"cannot read {str(info.path)!r}: {_vs_reason(e)}") from None
+    if clip.format.id != fmt.id:
+        clip = core.resize.Point(clip, format=fmt.id)
+    if clip.num_frames < info.num_frames:
+        clip += _failing(clip, info.num_frames - clip.num_frames,
+                         f"{str(info.path)!r} ended after {clip.num_frames} frames, not {info.num_frames}; "
+                         "has it changed?")
+    # BestSource's props (field order, chroma siting, picture types...) would change how
+    # frames are converted: the clip carries what the CLI has always given it.
+    clip = core.std.RemoveFrameProps(clip[:info.num_frames])
+    clip = core.std.AssumeFPS(clip, fpsnum=info.fps.numerator, fpsden=info.fps.denominator)
     sar = info.sample_aspect_ratio
     if sar:
         clip = core.std.SetFrameProps(clip, _SARNum=sar.numerator, _SARDen=sar.denominator)
     return core.std.SetFrameProps(clip, **info.props) if info.props else clip
+
+
+def _failing(like: vs.VideoNode, length: int, message: str) -> vs.VideoNode:
+    """``length`` frames like ``like``'s whose every request fails with ``message``."""
+    def fail(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        raise VideoError(message)
+
+    blank = core.std.BlankClip(like, length=length)
+    return core.std.ModifyFrame(blank, blank, fail)
+
+
+def _vs_reason(error: Exception) -> str:
+    """BestSource's or the system's error in a few words, without the function's name."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error).strip().removeprefix("VideoSource: ").rstrip(".")
 
 
 def encodable(clip: vs.VideoNode, codec: Codec) -> tuple[vs.VideoNode, str]:
