@@ -1,15 +1,22 @@
 """A render's parts as Ray tasks: scenes rendered on many machines, joined here.
 
 The driver (this process) has the parts planned (:func:`plan_on_ray`: pieces of the film
-read in parallel tasks, no network run), groups runs of consecutive parts into tasks of
-about equal frame counts,
-more tasks than workers and the longest first, so that no machine waits on one long
-straggler at the end, and hands them to Ray. A task builds the clip where it runs (each
-worker process reads the weights once: :mod:`.weights` keeps them), encodes its parts and
-sends their bytes back through Ray's object store; only the driver writes, each task's
-parts as soon as they arrive. Ray runs a task again when its node is lost; a part is
-written only whole, so the result does not change. Every machine must read the input,
-script, references and weights at the same path (the shared storage of a render farm).
+read in parallel tasks, no network run), groups runs of consecutive parts into tasks
+(:func:`balance`) and hands them to Ray. A task builds the clip where it runs (each worker
+process reads the weights once: :mod:`.weights` keeps them) and is a generator: it gives
+each part as soon as it is encoded, as objects of its own, so the driver never holds more
+than a piece of a part (``CHUNK`` bytes) at once:
+
+* where the work folder is on storage the worker sees too (it reads back the probe the
+  driver left there, :meth:`~vsexcolor.workfolder.WorkFolder.share`), the worker writes the
+  part there itself, durably, and sends only its name and size, which the driver records;
+* elsewhere it sends the part's bytes in pieces, which the driver writes.
+
+A task lost with its machine (or its worker process, or its objects) costs the part it was
+encoding: the driver hands the parts it has not received to a new task (``RETRIES`` times
+at most), and a part is taken only whole, so the result does not change. Every machine
+must read the input, script, references and weights at the same path (the shared storage
+of a render farm).
 """
 from __future__ import annotations
 
@@ -18,15 +25,16 @@ import os
 import socket
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .pipeline import (Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts,
                        parts_of, plan_parts)
-from .workfolder import WorkFolder
+from .workfolder import Incoming, WorkError, WorkFolder, part_path, sees_probe, write_durably
 
 #: Tasks per worker: enough that the last ones are short and the machines finish together.
 TASKS_PER_WORKER = 4
@@ -35,29 +43,82 @@ TASKS_PER_WORKER = 4
 PLAN_PIECE = 500
 #: Seconds to wait for a cluster's address to answer before giving up.
 CONNECT_TIMEOUT_S = 10
+#: Bytes of a part sent in one object (the most the driver holds of a part at once).
+CHUNK = 32 << 20
+#: Objects a task may have given that the driver has not taken yet (Ray's backpressure):
+#: the most a worker's object store holds of its task's output.
+AHEAD = 4
+#: Times the rest of a task is handed out again after its machine, worker or objects were lost.
+RETRIES = 3
 
 
 @dataclass
-class Done:
-    """What a task sends back; ``waited``: seconds from its submission to its start (Ray's
-    scheduling, a worker process's start; by the clocks of two machines), ``built``: seconds
-    to build the clip (the weights' loading among them), ``rendered``: seconds to render and
-    encode its parts."""
+class Started:
+    """A task's first object: where it runs and what the filter resolved there; ``waited``:
+    seconds from its submission to its start (Ray's scheduling, a worker process's start;
+    by the clocks of two machines), ``built``: seconds to build the clip (the weights'
+    loading among them)."""
 
     node: str
-    parts: list[tuple[int, int, bytes, bool]]  # first, last, encoded part, restarts its shot
     fingerprints: list[dict]
+    waited: float
+    built: float
+
+
+@dataclass
+class Chunk:
+    """Bytes of the part being sent (not its last)."""
+
+    data: bytes
+
+
+@dataclass
+class Part:
+    """A part done: frames ``first``..``last``, ``size`` bytes; ``data``: its last bytes, or
+    None where the worker wrote it into the shared work folder."""
+
+    first: int
+    last: int
+    restart: bool  # it restarts a shot at a keyframe inside it
+    size: int
+    data: bytes | None = None
+
+
+@dataclass
+class Finished:
+    """A task's last object: seconds it spent rendering and encoding its parts."""
+
+    rendered: float
+
+
+@dataclass
+class Task:
+    """A task as the driver saw it: the parts asked for (``group``), the attempt (1, then
+    2.. for the rest of a lost one), what it said of itself, the parts received, and
+    ``lost``: why it ended before its last part ('' if it did not)."""
+
+    group: list[tuple[int, int]]
+    attempt: int = 1
+    node: str = ""
     waited: float = 0.0
     built: float = 0.0
     rendered: float = 0.0
+    received: list[tuple[int, int]] = field(default_factory=list)
+    lost: str = ""
+
+    def rest(self) -> list[tuple[int, int]]:
+        return [p for p in self.group if p not in self.received]
 
 
 @dataclass
 class FarmReport:
-    """Frames made per node, and every task as it came back (without its parts)."""
+    """Frames made per node, and every task as it ended (retries and lost ones included)."""
 
     nodes: dict[str, int]
-    tasks: list[Done]
+    tasks: list[Task]
+
+    def retried(self) -> list[Task]:
+        return [t for t in self.tasks if t.lost]
 
 
 def balance(parts: list[tuple[int, int]], tasks: int) -> list[list[tuple[int, int]]]:
@@ -84,33 +145,128 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
             plan_parts(render, planned, todo)
         groups = balance(parts, TASKS_PER_WORKER * slots)
         counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
-        task = ray.remote(_render_task).options(
-            num_gpus=1 if gpu else 0, num_cpus=1, max_retries=3, retry_exceptions=False)
-        pending = {task.remote(render, group, counter, time.time()): group for group in groups}
-        report = FarmReport({}, [])
-        total = sum(frames_in(g) for g in groups)
+        task = ray.remote(_render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
+                                                _generator_backpressure_num_objects=AHEAD)
+        total = frames_in(parts)
         bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
                    disable=not progress, dynamic_ncols=True)
-        written = 0
-        with bar, _cancelled_on_error(ray, pending):
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                for ref in ready:
-                    group = pending.pop(ref)
+        with bar:
+            return _Driver(ray, render, work, task, counter, _shared_folder(work), 2 * slots).run(
+                groups, lambda received: _show(bar, render.frames - total + max(received, _count(ray, counter,
+                                                                                                  received))))
+
+
+def _show(bar: tqdm, n: int) -> None:
+    bar.n = n
+    bar.refresh()
+
+
+def _shared_folder(work: WorkFolder) -> tuple[str, str] | None:
+    """The work folder and its probe's token, for workers that see it to write their parts
+    there (None: every part comes through the driver)."""
+    return work.share()
+
+
+class _Driver:
+    """Hands the tasks out (``running`` at most at once), takes their objects as they come
+    and stores the parts, hands out again the rest of a task that was lost."""
+
+    def __init__(self, ray, render: Render, work: WorkFolder, task, counter, shared: tuple[str, str] | None,
+                 running: int) -> None:
+        self.ray, self.render, self.work, self.task, self.counter, self.shared = ray, render, work, task, counter, shared
+        self.limit = max(1, running)
+        self.report = FarmReport({}, [])
+        self.running: dict[object, Task] = {}
+        self.incoming: dict[int, Incoming] = {}
+
+    def run(self, groups: list[list[tuple[int, int]]], progress) -> FarmReport:
+        ray = self.ray
+        queue = deque(Task(g) for g in groups)
+        received, shown = 0, 0.0
+        try:
+            while queue or self.running:
+                while queue and len(self.running) < self.limit:
+                    task = queue.popleft()
+                    self.running[self.task.remote(self.render, task.group, self.counter, time.time(),
+                                                  self.shared)] = task
+                ready, _ = ray.wait(list(self.running), num_returns=1, timeout=0.5)
+                for stream in ready:
+                    task = self.running[stream]
                     try:
-                        done: Done = ray.get(ref)
-                    except ray.exceptions.RayTaskError as e:
+                        ref = next(stream)
+                    except StopIteration:
+                        self._ended(stream, task)
+                        continue
+                    try:
+                        item = ray.get(ref)
+                    except ray.exceptions.RayTaskError as e:  # raised by our code: running it again fails again
                         raise RenderError(_cause(e)) from None
-                    work.settle("colorize", done.fingerprints, where=f" (of {done.node})")
-                    for first, last, data, restart in done.parts:
-                        work.add(first, last, data, restart)
-                    written += frames_in(group)
-                    report.nodes[done.node] = report.nodes.get(done.node, 0) + frames_in(group)
-                    done.parts = []
-                    report.tasks.append(done)
-                bar.n = render.frames - total + max(written, _count(ray, counter, written))
-                bar.refresh()
-    return report
+                    except ray.exceptions.RayError as e:  # a machine, a worker process or an object lost
+                        self._ended(stream, task, lost=_cause(e))
+                        if task.attempt > RETRIES:
+                            raise RenderError(f"a task was lost {task.attempt} times, the last time {task.lost}; "
+                                              "run again with --resume") from None
+                        if task.rest():
+                            queue.appendleft(Task(task.rest(), task.attempt + 1))
+                        continue
+                    del ref
+                    received += self._take(task, item)
+                if time.monotonic() - shown > 0.5:
+                    progress(received)
+                    shown = time.monotonic()
+        except BaseException:
+            for stream in self.running:
+                ray.cancel(stream, force=True)
+            for incoming in self.incoming.values():
+                incoming.discard()
+            raise
+        return self.report
+
+    def _take(self, task: Task, item: object) -> int:
+        """Store what a task sent; the frames it completes."""
+        where = f" (of {task.node})"
+        if isinstance(item, Started):
+            task.node, task.waited, task.built = item.node, item.waited, item.built
+            self.work.settle("colorize", item.fingerprints, where=where)
+        elif isinstance(item, Chunk):
+            self._incoming(task).write(item.data)
+        elif isinstance(item, Part):
+            if item.data is None:
+                self.work.record(item.first, item.last, item.size, item.restart, where=f" by {task.node}")
+            else:
+                incoming = self._incoming(task)
+                incoming.write(item.data)
+                del self.incoming[id(task)]
+                if incoming.size != item.size:
+                    incoming.discard()
+                    raise RenderError(f"a part of {task.node} came with {incoming.size} bytes, not {item.size}; "
+                                      "run again with --resume")
+                self.work.add(item.first, item.last, incoming.close(), item.restart)
+            task.received.append((item.first, item.last))
+            frames = item.last - item.first + 1
+            self.report.nodes[task.node] = self.report.nodes.get(task.node, 0) + frames
+            return frames
+        elif isinstance(item, Finished):
+            task.rendered = item.rendered
+        return 0
+
+    def _incoming(self, task: Task) -> Incoming:
+        if id(task) not in self.incoming:
+            self.incoming[id(task)] = self.work.incoming()
+        return self.incoming[id(task)]
+
+    def _ended(self, stream, task: Task, lost: str = "") -> None:
+        del self.running[stream]
+        if lost:  # whatever of it may still run
+            with contextlib.suppress(Exception):
+                self.ray.cancel(stream, force=True)
+        if (incoming := self.incoming.pop(id(task), None)) is not None:
+            incoming.discard()
+        task.lost = lost
+        if not lost and task.rest():
+            raise RenderError(f"a task of {task.node} ended without frames {task.rest()[0][0]}.."
+                              f"{task.rest()[-1][1]}; run again with --resume")
+        self.report.tasks.append(task)
 
 
 def plan_on_ray(ray, render: Render, planned: Built, todo: list[tuple[int, int]], progress: bool
@@ -170,11 +326,14 @@ def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:
         raise RenderError(f"node {node}: {e}") from None
 
 
-def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float) -> Done:
-    """One task: the parts ``group`` (consecutive) rendered where Ray runs it."""
+def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float,
+                 shared: tuple[str, str] | None) -> Iterator[Started | Chunk | Part | Finished]:
+    """One task: the parts ``group`` (consecutive) rendered where Ray runs it, each given
+    as soon as it is encoded (see the module's docstring)."""
     started = time.time()
     node, built = _built_on_node(render)
     ready = time.time()
+    yield Started(node, fingerprint_dicts(built), waited=started - submitted, built=ready - started)
     firsts = {a for a, _ in group}
     frames = [0]
 
@@ -183,12 +342,22 @@ def _render_task(render: Render, group: list[tuple[int, int]], counter, submitte
         if frames[0] % 8 == 0:
             counter.add.remote(8)
 
-    out: list[tuple[int, int, bytes, bool]] = []
+    folder = Path(shared[0]) if shared and sees_probe(*shared) else None
     with tempfile.TemporaryDirectory(prefix="vsexcolor-") as scratch:
-        encode(render, built, group[0][0], group[-1][1], lambda n, frame: n in firsts, Path(scratch),
-               lambda first, last, path, restart: out.append((first, last, path.read_bytes(), restart)), tick)
-    return Done(node, out, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
-                rendered=time.time() - ready)
+        for first, last, path, restart in encode(render, built, group[0][0], group[-1][1],
+                                                 lambda n, frame: n in firsts, folder or Path(scratch), tick):
+            size = path.stat().st_size
+            if folder is not None:
+                write_durably(part_path(folder, first, last), path)
+                yield Part(first, last, restart, size)
+                continue
+            with path.open("rb") as f:
+                data = f.read(CHUNK)
+                while len(data) == CHUNK and (more := f.read(CHUNK)):
+                    yield Chunk(data)
+                    data = more
+            yield Part(first, last, restart, size, data)
+    yield Finished(time.time() - ready)
 
 
 class _Counter:

@@ -7,6 +7,8 @@ raylet) stands in for two machines; these tests run in a loopback-only network n
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -75,8 +77,52 @@ def serial(film, tmp_path_factory, devc_weights) -> dict[str, bytes]:
     return outputs
 
 
+def stored(monkeypatch) -> dict[str, list[int]]:
+    """The first frames of the parts the driver stored: ``sent``, whose bytes came through it,
+    and ``recorded``, which the workers wrote into the shared work folder themselves."""
+    seen: dict[str, list[int]] = {"sent": [], "recorded": []}
+    add, record = workfolder.WorkFolder.add, workfolder.WorkFolder.record
+
+    def sent(self, first, *args, **kwargs):
+        seen["sent"].append(first)
+        return add(self, first, *args, **kwargs)
+
+    def recorded(self, first, *args, **kwargs):
+        seen["recorded"].append(first)
+        return record(self, first, *args, **kwargs)
+
+    monkeypatch.setattr(workfolder.WorkFolder, "add", sent)
+    monkeypatch.setattr(workfolder.WorkFolder, "record", recorded)
+    return seen
+
+
+def through_the_driver(monkeypatch) -> None:
+    """Workers see no shared work folder (as where the output is on the driver's own disk)."""
+    from vsexcolor import farm
+
+    monkeypatch.setattr(farm, "_shared_folder", lambda work: None)
+
+
+def report_of(monkeypatch) -> list:
+    """The farm's report of each --ray render, once it has ended."""
+    from vsexcolor import farm
+
+    reports, render_on_ray = [], farm.render_on_ray
+
+    def reporting(*args, **kwargs):
+        reports.append(render_on_ray(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(farm, "render_on_ray", reporting)
+    return reports
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["workers write the parts", "parts through the driver"])
 def test_a_render_on_two_nodes_is_the_serial_render_byte_for_byte(film, two_nodes, serial, devc_weights, tmp_path,
-                                                                    capsys):
+                                                                    capsys, monkeypatch, shared):
+    seen = stored(monkeypatch)
+    if not shared:
+        through_the_driver(monkeypatch)
     for name, extra in (("ffv1", ["--backend", "propagate", "--codec", "ffv1"]),
                         ("h264", ["--backend", "propagate"]),
                         ("devc", devc_range(devc_weights))):
@@ -86,34 +132,71 @@ def test_a_render_on_two_nodes_is_the_serial_render_byte_for_byte(film, two_node
         summary = capsys.readouterr().err.splitlines()[-1]
         # Both nodes took tasks, and the summary says how much each made.
         assert len(re.findall(r"node \w+: \d+ frames", summary)) == 2, summary
+    # Every part was stored one way: written by the workers where they see the work folder.
+    assert seen["recorded" if shared else "sent"] and not seen["sent" if shared else "recorded"], seen
 
 
-def test_a_node_lost_mid_render_changes_nothing(film, serial, tmp_path, monkeypatch):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+def lose(cluster: Cluster, node) -> None:
+    """Lose ``node`` as a machine is lost: its worker processes and its raylet killed at once."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    todo = [info.process.pid for info in node.all_processes["raylet"]]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            todo.append(pid)
+    cluster.remove_node(node, allow_graceful=False)
+
+
+def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, tmp_path, monkeypatch, capsys):
+    from vsexcolor import farm
+
+    # One node to work on at first (the head takes no task), replaced when it is lost.
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     doomed = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    add = workfolder.WorkFolder.add
-    lost = []
+    # One task of the five scenes; the parts come through the driver, so that what the lost
+    # node had sent and the driver had not taken yet would be lost with it.
+    monkeypatch.setattr(farm, "balance", lambda parts, tasks: [parts])
+    through_the_driver(monkeypatch)
+    monkeypatch.setattr(farm, "AHEAD", 1)  # a task waits for the driver after each object it gives
+    reports = report_of(monkeypatch)
+    take, lost = farm._Driver._take, []
 
-    def lose_a_node_after_the_first_part(self, first, last, data, restart=False):
-        add(self, first, last, data, restart)
-        if not lost:
-            lost.append(first)
-            cluster.remove_node(doomed, allow_graceful=False)
+    def lose_the_node_once_its_task_has_sent_a_part(self, task, item):
+        frames = take(self, task, item)
+        if isinstance(item, farm.Part) and not lost:
+            assert doomed.node_id[:8] in task.node
+            lost.append((item.first, item.last))
+            lose(cluster, doomed)
+            cluster.add_node(num_cpus=1)
+        return frames
 
-    monkeypatch.setattr(workfolder.WorkFolder, "add", lose_a_node_after_the_first_part)
+    monkeypatch.setattr(farm._Driver, "_take", lose_the_node_once_its_task_has_sent_a_part)
     try:
         out = tmp_path / "out.mkv"
         assert cli(*colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray",
                                   cluster.address)) == 0
     finally:
         cluster.shutdown()
-    # The node went with the first scene written and four more to come (two in flight).
-    assert lost
+    [report] = reports
+    [gone] = report.retried()
+    # The task was running on the lost node: it had sent a part (or two) and had more to go ...
+    assert doomed.node_id[:8] in gone.node and gone.received[0] == lost[0] and len(gone.rest()) >= 3, gone
+    # ... which went to a task of their own on the new node, once; the parts received were kept.
+    [again] = [t for t in report.tasks if t.attempt == 2]
+    assert again.group == gone.rest() and again.node != gone.node and not again.lost, again
+    received = [p for t in report.tasks for p in t.received]
+    assert len(received) == len(set(received)) == 5  # no part stored twice
     assert out.read_bytes() == serial["ffv1"]
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "; 1 task was lost midway and the parts not received handed out again")
 
 
-def test_a_driver_killed_mid_render_resumes_to_the_same_bytes(film, two_nodes, serial, tmp_path):
+def test_a_driver_killed_mid_render_resumes_from_its_finished_parts(film, two_nodes, serial, tmp_path, monkeypatch):
     out = tmp_path / "out.mkv"
     command = [str(a) for a in colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray",
                                              two_nodes.address)]
@@ -130,7 +213,29 @@ def test_a_driver_killed_mid_render_resumes_to_the_same_bytes(film, two_nodes, s
         driver.kill()
     assert not out.exists()
     # Resumed here, without Ray: local and cluster runs resume each other's work.
+    kept: dict[int, tuple[int, int]] = {}  # first frame: (inode, mtime) of the parts the resume found
+    resume = workfolder.WorkFolder._resume
+
+    def finding(self, note):
+        found = resume(self, note)
+        kept.update({first: (path.stat().st_ino, path.stat().st_mtime_ns) for first, (_, path) in found.items()})
+        return found
+
+    monkeypatch.setattr(workfolder.WorkFolder, "_resume", finding)
+    seen = stored(monkeypatch)
+    add = workfolder.WorkFolder.add
+    untouched = []
+
+    def checking(self, first, *args, **kwargs):  # the parts found are still as they were
+        untouched.extend((p.stat().st_ino, p.stat().st_mtime_ns) == kept[a] for a, (_, p) in self.parts().items()
+                         if a in kept)
+        return add(self, first, *args, **kwargs)
+
+    monkeypatch.setattr(workfolder.WorkFolder, "add", checking)
     assert cli(*command[:-2], "--resume") == 0
+    assert kept, "the killed run left no finished part"
+    assert seen["sent"] and not set(seen["sent"]) & set(kept)  # the parts it left were used, not made again
+    assert all(untouched)
     assert out.read_bytes() == serial["ffv1"]
 
 

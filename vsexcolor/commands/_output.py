@@ -93,6 +93,7 @@ class Summary:
     by_scene: bool
     nodes: dict[str, int]
     restarts: int = 0  # parts that restart a shot at a keyframe inside it
+    lost: int = 0  # farm tasks lost (machine, worker process or objects), whose other parts went out again
 
     def line(self) -> str:
         r, info = self.render, self.render.info
@@ -100,6 +101,9 @@ class Summary:
         audio = f", {len(info.audio)} audio stream(s) copied" if info.audio else ""
         crf = "" if r.crf is None else f" crf {r.crf}"
         farm = "" if not self.nodes else " on " + ", ".join(f"{node}: {n} frames" for node, n in self.nodes.items())
+        if self.lost:
+            farm += (f"; {self.lost} task{' was' if self.lost == 1 else 's were'} lost midway and the parts "
+                     "not received handed out again")
         if not self.by_scene:
             pieces = f"{self.parts} part(s)"
         else:
@@ -138,11 +142,12 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         work.open(settings, resume=resume, overwrite=overwrite, note=note)
         todo = gaps(render.first, render.last, work.parts())
         nodes: dict[str, int] = {}
+        lost = 0
         if todo and farm:
             from ..farm import render_on_ray
 
-            nodes = render_on_ray(render, work, todo, address=ray, workers=workers, progress=progress,
-                                  name=name).nodes
+            report = render_on_ray(render, work, todo, address=ray, workers=workers, progress=progress, name=name)
+            nodes, lost = report.nodes, len(report.retried())
         elif todo:
             work.settle("colorize", fingerprint_dicts(built))
             render_here(render, built, work, todo, progress, name)
@@ -153,7 +158,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
     backend = ", ".join(sorted({f["backend"] for f in work.settled.get("colorize") or []})) or "none"
     return Summary(output=output, render=render, rendered=frames_in(todo),
                    seconds=time.monotonic() - began, backend=backend, parts=parts, pix_fmt=built.pix_fmt,
-                   by_scene=built.by_scene, nodes=nodes, restarts=restarts)
+                   by_scene=built.by_scene, nodes=nodes, restarts=restarts, lost=lost)
 
 
 def _clock(seconds: float) -> str:
