@@ -131,11 +131,17 @@ def _run(code: str, argv: list[str], out: Path) -> tuple[float, dict[str, int], 
 
 
 def _largest_task(parts: dict[tuple[int, int], int], workers: int) -> int:
-    """The bytes of the largest task the farm's rule makes of these parts."""
-    from vsexcolor.farm import TASKS_PER_WORKER, balance
-
-    sizes = dict(parts)
-    return max(sum(sizes[p] for p in group) for group in balance(sorted(sizes), TASKS_PER_WORKER * workers))
+    """The bytes of the largest task the farm's earlier rule made of these parts (four tasks
+    a worker, of about equal frame counts), which a task sent back in one object."""
+    target = sum(b - a + 1 for a, b in parts) / (4 * workers)
+    tasks, frames = [0], 0
+    for (a, b), size in sorted(parts.items()):
+        if frames and frames + (b - a + 1) > target:
+            tasks.append(0)
+            frames = 0
+        tasks[-1] += size
+        frames += b - a + 1
+    return max(tasks)
 
 
 if __name__ == "__main__":

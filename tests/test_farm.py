@@ -11,21 +11,56 @@ from pathlib import Path
 
 import pytest
 
-from vsexcolor.farm import balance
+from vsexcolor.farm import Planning, Schedule, balance
+from vsexcolor.pipeline import parts_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_tasks_are_runs_of_whole_scenes_of_about_equal_length_longest_first():
-    scenes = [(0, 9), (10, 49), (50, 59), (60, 69), (70, 79), (80, 199), (200, 209)]
-    tasks = balance(scenes, 4)
+def test_tasks_are_runs_of_whole_scenes_each_a_share_of_what_is_left_longest_first():
+    scenes = [(0, 9), (10, 49), (50, 59), (60, 69), (70, 79), (80, 199), (200, 209), (210, 229), (230, 239)]
+    tasks = balance(scenes, 2)
     assert sorted(p for task in tasks for p in task) == scenes  # every scene once, none split
     for task in tasks:  # each task is consecutive frames
         assert all(b + 1 == c for (_, b), (c, _) in zip(task, task[1:]))
     lengths = [sum(b - a + 1 for a, b in task) for task in tasks]
     assert lengths == sorted(lengths, reverse=True)
-    assert lengths[0] == 120  # a scene longer than a task's share is a task of its own
-    assert len(tasks) >= 4
+    # A task takes at most a quarter (1 / (2 x 2 slots)) of the frames left, or one scene:
+    # of 240 frames 60, of 180 45, of 40 10..., so the tasks shrink along the film; a scene
+    # longer than its share (80..199) is a task of its own.
+    assert tasks == [[(80, 199)], [(0, 9), (10, 49), (50, 59)], [(60, 69), (70, 79)], [(210, 229)], [(200, 209)],
+                     [(230, 239)]]
+
+
+def test_a_part_is_known_once_the_pieces_from_its_start_to_past_its_end_are_planned_in_any_order():
+    planning = Planning([(0, 99), (200, 259)], 30)
+    assert [p[:3] for p in planning.pieces] == [(0, 29, 0), (30, 59, 0), (60, 89, 0), (90, 99, 0), (200, 229, 200),
+                                                (230, 259, 200)]
+    firsts = {0: [0, 10], 1: [30, 45], 2: [60], 3: [], 4: [200], 5: [250]}
+    known = {piece: planning.done(piece, firsts[piece]) for piece in (1, 0, 3, 2, 5, 4)}
+    # (30, 44) lies in piece 1; (10, 29) needs pieces 0 and 1; (45, 59) piece 2 as well; the
+    # scene from 60 runs to the end of its run (piece 3); each is given once.
+    assert known == {1: [(30, 44)], 0: [(0, 9), (10, 29)], 3: [], 2: [(45, 59), (60, 99)], 5: [(250, 259)],
+                     4: [(200, 249)]}
+    assert planning.finished
+    assert sorted(p for piece in known.values() for p in piece) == parts_of([(0, 99), (200, 259)],
+                                                                           [0, 10, 30, 45, 60, 200, 250])
+
+
+def test_workers_get_the_known_parts_at_the_head_of_the_film_then_the_longest_tasks_then_lost_parts_first():
+    schedule = Schedule(240, 2)
+    schedule.known([(0, 9), (10, 49)])  # the film's first piece is planned
+    assert schedule.next() == [(0, 9), (10, 49)]  # what is known, rather than an idle worker
+    assert schedule.next() is None  # nothing known to give
+    schedule.known([(50, 59), (60, 69), (70, 79), (80, 99)])
+    assert schedule.next() == [(50, 59), (60, 69), (70, 79)]  # up to a share: 190 frames left // 4 = 47
+    schedule.known([(100, 199), (200, 209), (210, 229), (230, 239)])
+    schedule.planned()  # the rest, by balance(): the longest first
+    assert schedule.next() == [(100, 199)]
+    schedule.again([(10, 49)])  # a lost task's part not received
+    assert schedule.next() == [(10, 49)]
+    assert [schedule.next() for _ in range(4)] == [[(80, 99)], [(210, 229)], [(200, 209)], [(230, 239)]]
+    assert schedule.next() is None and schedule.left == 0
 
 
 def test_parts_resumed_with_holes_leave_gaps_to_render():

@@ -1,11 +1,12 @@
 """A render's parts as Ray tasks: scenes rendered on many machines, joined here.
 
-The driver (this process) has the parts planned (:func:`plan_on_ray`: pieces of the film
-read in parallel tasks, no network run), groups runs of consecutive parts into tasks
-(:func:`balance`) and hands them to Ray. A task builds the clip where it runs (each worker
-process reads the weights once: :mod:`.weights` keeps them) and is a generator: it gives
-each part as soon as it is encoded, as objects of its own, so the driver never holds more
-than a piece of a part (``CHUNK`` bytes) at once:
+The driver (this process) has the parts planned (:class:`Planning`: pieces of the film
+read in parallel tasks, no network run) and hands runs of consecutive parts to Ray as
+tasks as soon as they are known (:class:`Schedule`: rendering starts while the rest of the
+film is planned; once it all is, tasks of decreasing length, the longest first). A task
+builds the clip where it runs (each worker process reads the weights once: :mod:`.weights`
+keeps them) and is a generator: it gives each part as soon as it is encoded, as objects of
+its own, so the driver never holds more than a piece of a part (``CHUNK`` bytes) at once:
 
 * where the work folder is on storage the worker sees too (it reads back the probe the
   driver left there, :meth:`~vsexcolor.workfolder.WorkFolder.share`), the worker writes the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import tempfile
 import time
@@ -36,11 +38,9 @@ from .pipeline import (Built, Render, RenderError, build, encode, fingerprint_di
                        parts_of, plan_parts)
 from .workfolder import Incoming, WorkError, WorkFolder, part_path, sees_probe, write_durably
 
-#: Tasks per worker: enough that the last ones are short and the machines finish together.
-TASKS_PER_WORKER = 4
 #: Frames a planning task reads at least: its first frame's scene start is looked for
 #: again by each, so pieces much shorter than a scene would repeat that work.
-PLAN_PIECE = 500
+PLAN_PIECE = 100
 #: Seconds to wait for a cluster's address to answer before giving up.
 CONNECT_TIMEOUT_S = 10
 #: Bytes of a part sent in one object (the most the driver holds of a part at once).
@@ -112,48 +112,155 @@ class Task:
 
 @dataclass
 class FarmReport:
-    """Frames made per node, and every task as it ended (retries and lost ones included)."""
+    """Frames made per node, every task as it ended (retries and lost ones included), and
+    the seconds the driver spent taking the parts' objects and storing them (``storing``)."""
 
     nodes: dict[str, int]
     tasks: list[Task]
+    storing: float = 0.0
+    parts: int = 0
 
     def retried(self) -> list[Task]:
         return [t for t in self.tasks if t.lost]
 
 
-def balance(parts: list[tuple[int, int]], tasks: int) -> list[list[tuple[int, int]]]:
-    """Runs of consecutive ``parts`` as about ``tasks`` tasks of similar frame counts, the
-    longest first. A part is never split: it is a scene, which starts from nothing."""
-    total = frames_in(parts)
-    target = max(1, -(-total // max(1, tasks)))
+def balance(parts: list[tuple[int, int]], slots: int) -> list[list[tuple[int, int]]]:
+    """Runs of consecutive ``parts`` as tasks of decreasing length, the longest first: each
+    takes about 1/(GUIDE x ``slots``) of the frames not yet given to one (at least a part),
+    so that the first tasks are long and the last ones short, and the workers finish within
+    a short task of each other. A part is never split: it is a scene, which starts from
+    nothing; a scene longer than its share is a task of its own, and goes out first."""
+    left = frames_in(parts)
     groups: list[list[tuple[int, int]]] = [[]]
     for a, b in parts:
-        if groups[-1] and (a != groups[-1][-1][1] + 1 or frames_in(groups[-1]) + (b - a + 1) > target):
+        if groups[-1] and (a != groups[-1][-1][1] + 1 or frames_in(groups[-1]) + b - a + 1 > _share(left, slots)):
+            left -= frames_in(groups[-1])
             groups.append([])
         groups[-1].append((a, b))
     return sorted((g for g in groups if g), key=frames_in, reverse=True)
 
 
+#: A task takes 1/(GUIDE x slots) of the frames left (guided self-scheduling).
+GUIDE = 2
+
+
+def _share(left: int, slots: int) -> int:
+    return max(1, left // (GUIDE * max(1, slots)))
+
+
+class Planning:
+    """The parts of the runs of frames ``todo`` as planning pieces come back.
+
+    The runs are cut into pieces of ``size`` frames (:attr:`pieces`: first, last, the first
+    and last frames of the run), each planned by a task of its own (where parts start in it,
+    :func:`~vsexcolor.pipeline.part_firsts`), in any order; :meth:`done` gives the parts made
+    known by a piece: those whose first and last frames are both known, which a part is once
+    the pieces from its first frame to the one after its last are in (a part ends where the
+    next starts). A slow piece (one inside a long scene looks back to its start) holds up
+    only the parts around it."""
+
+    def __init__(self, todo: list[tuple[int, int]], size: int) -> None:
+        self.pieces = [(a, min(a + size - 1, b), first, b) for first, b in todo for a in range(first, b + 1, size)]
+        self._firsts: dict[int, list[int]] = {}  # the pieces done: where parts start in them
+        self._given: set[int] = set()  # the first frames of the parts given
+
+    def done(self, piece: int, firsts: list[int]) -> list[tuple[int, int]]:
+        self._firsts[piece] = firsts
+        lo = hi = piece  # the pieces done around it, in its run
+        while lo - 1 in self._firsts and self.pieces[lo - 1][2] == self.pieces[piece][2]:
+            lo -= 1
+        while hi + 1 in self._firsts and self.pieces[hi + 1][2] == self.pieces[piece][2]:
+            hi += 1
+        starts = [n for i in range(lo, hi + 1) for n in self._firsts[i]]
+        ends = [n - 1 for n in starts[1:]]
+        if self.pieces[hi][1] == self.pieces[hi][3]:  # the block ends its run: so does its last part
+            ends.append(self.pieces[hi][1])
+        known = [(a, b) for a, b in zip(starts, ends) if a not in self._given]
+        self._given.update(a for a, _ in known)
+        return known
+
+    @property
+    def finished(self) -> bool:
+        return len(self._firsts) == len(self.pieces)
+
+
+class Schedule:
+    """Which parts a free worker gets next: the farm's rule, without Ray (the scale model
+    in benchmarks/scale.py plays it too).
+
+    Parts are handed out as they become known (:meth:`known`), so that rendering starts
+    while the rest of the film is still being planned: a free worker gets the consecutive
+    known parts at the head of the film, up to its share (:func:`balance`'s). Once every part
+    is known (:meth:`planned`), the rest are cut by :func:`balance`, the longest first. The
+    parts of a lost task that were not received go out again before anything else
+    (:meth:`again`)."""
+
+    def __init__(self, frames: int, slots: int) -> None:
+        self.left, self.slots = frames, slots
+        self.ready: list[tuple[int, int]] = []  # known, not handed out, in film order
+        self.queue: deque[list[tuple[int, int]]] = deque()
+
+    def known(self, parts: list[tuple[int, int]]) -> None:
+        self.ready = sorted(self.ready + parts)
+
+    def planned(self) -> None:
+        self.queue.extend(balance(self.ready, self.slots))
+        self.ready = []
+
+    def again(self, parts: list[tuple[int, int]]) -> None:
+        self.queue.appendleft(parts)
+        self.left += frames_in(parts)
+
+    def next(self) -> list[tuple[int, int]] | None:
+        if self.queue:
+            group = self.queue.popleft()
+        elif self.ready:
+            share, group = _share(self.left, self.slots), [self.ready[0]]
+            while (len(group) < len(self.ready) and self.ready[len(group)][0] == group[-1][1] + 1
+                   and frames_in([*group, self.ready[len(group)]]) <= share):
+                group.append(self.ready[len(group)])
+            del self.ready[:len(group)]
+        else:
+            return None
+        self.left -= frames_in(group)
+        return group
+
+
+def piece_size(frames: int, planners: int) -> int:
+    """Frames a planning piece reads: about a quarter of each planner's share, so that the
+    first parts are known early, but at least PLAN_PIECE."""
+    return max(PLAN_PIECE, -(-frames // (4 * max(1, planners))))
+
+
 def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: str | None,
                   workers: int | None, progress: bool, name: str) -> FarmReport:
-    """Render the runs of frames ``todo`` on Ray into ``work``."""
+    """Render the runs of frames ``todo`` on Ray into ``work``: planned in parallel tasks
+    where its parts are scenes (pieces of the film read, no network run), the parts handed
+    out as they become known."""
     ray = _ray()
     planned = build(render, planning=True)
     gpu = any(f.device == "cuda" for f in planned.fingerprints)
     with _connected(ray, address, workers, gpu) as slots:
-        parts = plan_on_ray(ray, render, planned, todo, progress) if planned.by_scene else \
-            plan_parts(render, planned, todo)
-        groups = balance(parts, TASKS_PER_WORKER * slots)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        # Planning takes the CPUs that rendering leaves (a task takes a GPU and a CPU).
+        planners = max(1, cpus - slots) if gpu else cpus
+        # Scenes are found by planning tasks; chunks are counted here.
+        planning = Planning(todo if planned.by_scene else [], piece_size(frames_in(todo), planners))
         counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
         task = ray.remote(_render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
                                                 _generator_backpressure_num_objects=AHEAD)
-        total = frames_in(parts)
+        plan = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
+        total = frames_in(todo)
         bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
                    disable=not progress, dynamic_ncols=True)
+        shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
+        driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), slots)
         with bar:
-            return _Driver(ray, render, work, task, counter, _shared_folder(work), 2 * slots).run(
-                groups, lambda received: _show(bar, render.frames - total + max(received, _count(ray, counter,
-                                                                                                  received))))
+            if not planned.by_scene:
+                driver.schedule.known(plan_parts(render, planned, todo))
+            return driver.run(planning, lambda piece: plan.remote(shipped, key, *piece[:3]), planners,
+                              lambda received: _show(bar, render.frames - total + max(received, _count(
+                                  ray, counter, received))))
 
 
 def _show(bar: tqdm, n: int) -> None:
@@ -168,59 +275,90 @@ def _shared_folder(work: WorkFolder) -> tuple[str, str] | None:
 
 
 class _Driver:
-    """Hands the tasks out (``running`` at most at once), takes their objects as they come
-    and stores the parts, hands out again the rest of a task that was lost."""
+    """Has the film planned (``planners`` pieces at once) and hands the parts out as they
+    become known (:class:`Schedule`, to ``slots`` workers, with as many tasks again waiting
+    in Ray's queue), takes the tasks' objects as they come and stores the parts, and hands out
+    again what a lost task had not sent."""
 
     def __init__(self, ray, render: Render, work: WorkFolder, task, counter, shared: tuple[str, str] | None,
-                 running: int) -> None:
+                 slots: int) -> None:
         self.ray, self.render, self.work, self.task, self.counter, self.shared = ray, render, work, task, counter, shared
-        self.limit = max(1, running)
+        self.limit = 2 * max(1, slots)
+        self.schedule = Schedule(0, max(1, slots))
+        self.attempts: dict[tuple, int] = {}  # parts of lost tasks handed out again: the attempt
         self.report = FarmReport({}, [])
         self.running: dict[object, Task] = {}
         self.incoming: dict[int, Incoming] = {}
 
-    def run(self, groups: list[list[tuple[int, int]]], progress) -> FarmReport:
-        ray = self.ray
-        queue = deque(Task(g) for g in groups)
+    def run(self, planning: Planning, plan, planners: int, progress) -> FarmReport:
+        ray, schedule = self.ray, self.schedule
+        schedule.left = sum(b - a + 1 for a, b, _, _ in planning.pieces) + frames_in(schedule.ready)
+        pieces = deque(enumerate(planning.pieces))
+        planned: dict[object, int] = {}  # planning tasks running: their piece
+        if not pieces:
+            schedule.planned()
         received, shown = 0, 0.0
         try:
-            while queue or self.running:
-                while queue and len(self.running) < self.limit:
-                    task = queue.popleft()
-                    self.running[self.task.remote(self.render, task.group, self.counter, time.time(),
-                                                  self.shared)] = task
-                ready, _ = ray.wait(list(self.running), num_returns=1, timeout=0.5)
-                for stream in ready:
-                    task = self.running[stream]
-                    try:
-                        ref = next(stream)
-                    except StopIteration:
-                        self._ended(stream, task)
-                        continue
-                    try:
-                        item = ray.get(ref)
-                    except ray.exceptions.RayTaskError as e:  # raised by our code: running it again fails again
-                        raise RenderError(_cause(e)) from None
-                    except ray.exceptions.RayError as e:  # a machine, a worker process or an object lost
-                        self._ended(stream, task, lost=_cause(e))
-                        if task.attempt > RETRIES:
-                            raise RenderError(f"a task was lost {task.attempt} times, the last time {task.lost}; "
-                                              "run again with --resume") from None
-                        if task.rest():
-                            queue.appendleft(Task(task.rest(), task.attempt + 1))
-                        continue
-                    del ref
-                    received += self._take(task, item)
+            while pieces or planned or schedule.queue or schedule.ready or self.running:
+                while pieces and len(planned) < planners:
+                    index, piece = pieces.popleft()
+                    planned[plan(piece)] = index
+                while len(self.running) < self.limit and (group := schedule.next()) is not None:
+                    self._start(Task(group, self.attempts.pop(tuple(group), 1)))
+                ready, _ = ray.wait([*planned, *self.running], num_returns=1, timeout=0.5)
+                for ref in ready:
+                    if ref in planned:
+                        try:
+                            firsts = ray.get(ref)
+                        except ray.exceptions.RayTaskError as e:
+                            raise RenderError(_cause(e)) from None
+                        schedule.known(planning.done(planned.pop(ref), firsts))
+                        if planning.finished:
+                            schedule.planned()
+                    else:
+                        received += self._next(ref)
                 if time.monotonic() - shown > 0.5:
                     progress(received)
                     shown = time.monotonic()
         except BaseException:
-            for stream in self.running:
-                ray.cancel(stream, force=True)
+            for ref in [*planned, *self.running]:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
             for incoming in self.incoming.values():
                 incoming.discard()
             raise
         return self.report
+
+    def _start(self, task: Task) -> None:
+        self.running[self.task.remote(self.render, task.group, self.counter, time.time(), self.shared)] = task
+
+    def _next(self, stream) -> int:
+        """Take the next object of a task's stream; the frames it completes."""
+        ray, task = self.ray, self.running[stream]
+        try:
+            ref = next(stream)
+        except StopIteration:
+            self._ended(stream, task)
+            return 0
+        began = time.perf_counter()
+        try:
+            item = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:  # raised by our code: running it again fails again
+            raise RenderError(_cause(e)) from None
+        except ray.exceptions.RayError as e:  # a machine, a worker process or an object lost
+            self._ended(stream, task, lost=_cause(e))
+            if task.attempt > RETRIES:
+                raise RenderError(f"a task was lost {task.attempt} times, the last time {task.lost}; "
+                                  "run again with --resume") from None
+            if task.rest():
+                self.schedule.again(task.rest())
+                self.attempts[tuple(task.rest())] = task.attempt + 1
+            return 0
+        frames = self._take(task, item)
+        if isinstance(item, (Chunk, Part)):
+            self.report.storing += time.perf_counter() - began
+            self.report.parts += isinstance(item, Part)
+        return frames
 
     def _take(self, task: Task, item: object) -> int:
         """Store what a task sent; the frames it completes."""
@@ -269,45 +407,16 @@ class _Driver:
         self.report.tasks.append(task)
 
 
-def plan_on_ray(ray, render: Render, planned: Built, todo: list[tuple[int, int]], progress: bool
-                ) -> list[tuple[int, int]]:
-    """The parts of the runs of frames ``todo`` where they are scenes, each run read in
-    pieces of at least PLAN_PIECE frames by parallel tasks (:func:`~vsexcolor.pipeline.part_firsts`)."""
-    task = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
-    total = frames_in(todo)
-    size = max(PLAN_PIECE, -(-total // max(1, 4 * int(ray.cluster_resources().get("CPU", 1)))))
-    pending = {task.remote(render, a, min(a + size - 1, b), first): min(a + size, b + 1) - a
-               for first, b in todo for a in range(first, b + 1, size)}
-    firsts: list[int] = []
-    with tqdm(total=total, desc="planning", unit="frame", leave=False, disable=not progress,
-              dynamic_ncols=True) as bar:
-        with _cancelled_on_error(ray, pending):
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                try:
-                    firsts += ray.get(ready[0])
-                except ray.exceptions.RayTaskError as e:
-                    raise RenderError(_cause(e)) from None
-                bar.update(pending.pop(ready[0]))
-    return parts_of(todo, sorted(firsts))
+def _plan_task(render: Render, key: str, a: int, b: int, run_first: int) -> list[int]:
+    """One planning task: where parts start in frames ``a``..``b``. The planning clip is
+    built once per worker process and render (``key``), and kept for its next pieces."""
+    if key not in _planning_clips:
+        _planning_clips.clear()
+        _planning_clips[key] = _built_on_node(render, planning=True)[1]
+    return part_firsts(render, _planning_clips[key], a, b, run_first)
 
 
-@contextlib.contextmanager
-def _cancelled_on_error(ray, pending: dict) -> Iterator[None]:
-    """Tasks still ``pending`` are cancelled when the driver stops early (a task failed,
-    Ctrl-C), so a cluster does not go on with work nobody will collect."""
-    try:
-        yield
-    except BaseException:
-        for ref in list(pending):
-            ray.cancel(ref, force=True)
-        raise
-
-
-def _plan_task(render: Render, a: int, b: int, run_first: int) -> list[int]:
-    """One planning task: where parts start in frames ``a``..``b``."""
-    _, built = _built_on_node(render, planning=True)
-    return part_firsts(render, built, a, b, run_first)
+_planning_clips: dict[str, Built] = {}
 
 
 def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:

@@ -160,6 +160,7 @@ def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, 
     cluster.wait_for_nodes()
     # One task of the five scenes; the parts come through the driver, so that what the lost
     # node had sent and the driver had not taken yet would be lost with it.
+    monkeypatch.setattr(farm, "PLAN_PIECE", 1000)  # planned in one piece, so that balance() cuts the tasks
     monkeypatch.setattr(farm, "balance", lambda parts, tasks: [parts])
     through_the_driver(monkeypatch)
     monkeypatch.setattr(farm, "AHEAD", 1)  # a task waits for the driver after each object it gives
@@ -269,14 +270,13 @@ def test_a_path_a_worker_cannot_read_is_named_with_its_node(film, two_nodes, tmp
     reference.write_bytes(film.with_name("still.png").read_bytes())
     from vsexcolor import farm
 
-    plan = farm.plan_on_ray
+    planned = farm.Schedule.planned
 
-    def plan_then_lose_the_reference(*args, **kwargs):
-        parts = plan(*args, **kwargs)
+    def planned_then_lose_the_reference(self):
+        planned(self)
         reference.unlink()
-        return parts
 
-    monkeypatch.setattr(farm, "plan_on_ray", plan_then_lose_the_reference)
+    monkeypatch.setattr(farm.Schedule, "planned", planned_then_lose_the_reference)
     code = cli("colorize", film, "--ref", reference, "-o", tmp_path / "out.mkv", *TINY, "--backend", "propagate",
                "--ray", two_nodes.address)
     assert code == 2
