@@ -118,3 +118,50 @@ def test_planning_in_pieces_finds_the_scenes_a_serial_render_cuts_at(tmp_path, m
         assert parts_of([(0, 24)], firsts) == serial, size
     # A resumed run's gap starts a part of its own, where the serial run began one too.
     assert parts_of([(7, 24)], part_firsts(render, planned, 7, 24, 7)) == serial[1:]
+
+
+def test_a_node_that_renders_with_anything_else_is_named_with_the_item_and_both_values():
+    from vsexcolor.farm import _disagreement
+
+    ours = {"torch": "2.4.1", "file /films/reel1.mkv": "10 bytes, sha256 aa"}
+    assert _disagreement("n1", ours, dict(ours)) is None
+    assert _disagreement("n1", ours, {**ours, "torch": "2.3.0"}) == (
+        "node n1 has torch 2.3.0, this machine 2.4.1: every machine must run the same versions")
+    assert _disagreement("n1", ours, {**ours, "file /films/reel1.mkv": "12 bytes, sha256 bb"}) == (
+        "node n1 reads /films/reel1.mkv as 12 bytes, sha256 bb, this machine as 10 bytes, sha256 aa: every machine "
+        "must read the same files at the same paths")
+    assert _disagreement("n1", ours, {"torch": "2.4.1"}) == (
+        "node n1 reads /films/reel1.mkv as nothing, this machine as 10 bytes, sha256 aa: every machine must read the "
+        "same files at the same paths")
+
+
+def test_every_machine_reports_the_versions_and_files_it_renders_with(tmp_path):
+    from vsexcolor.environment import environment
+
+    small, large = tmp_path / "still.png", tmp_path / "film.mkv"
+    small.write_bytes(b"png")
+    large.write_bytes(bytes(range(256)) * (65 << 12))  # 65 MiB
+    found = environment("h264", [small, large])
+    assert {"vsexcolor", "VapourSynth", "torch", "OpenCV", "PyAV", "FFmpeg libavcodec", "encoder"} <= found.keys()
+    assert found["encoder"].startswith("x264 - core ")
+    assert found[f"file {small}"] == "3 bytes, sha256 " + __import__("hashlib").sha256(b"png").hexdigest()
+    assert found[f"file {large}"].startswith(f"{65 << 20} bytes, sha256 of the first and last MiB ")
+    assert environment("ffv1", [])["encoder"].startswith("ffv1 of libavcodec ")
+
+
+def test_workers_started_here_share_the_cores_and_fit_in_memory(monkeypatch):
+    import warnings
+
+    from vsexcolor import farm
+
+    monkeypatch.setattr(farm.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(farm, "_free_memory", lambda: 100 << 30)
+    assert farm.local_workers(None, False, ["propagate"]) == (8, 1)  # one per core, one thread each
+    assert farm.local_workers(2, False, ["devc"]) == (2, 4)  # the cores shared out
+    monkeypatch.setattr(farm, "_free_memory", lambda: 10 << 30)
+    with pytest.warns(UserWarning, match=r"^vsexcolor: 2 workers rather than 8: a worker process takes up to 4 GiB "
+                                         r"with devc and this machine has 10\.0 GiB free$"):
+        assert farm.local_workers(None, False, ["devc"]) == (2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert farm.local_workers(4, False, ["propagate"]) == (4, 2)  # 4 x 2 GiB fit

@@ -22,11 +22,14 @@ of a render farm).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import socket
+import sys
 import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ from tqdm import tqdm
 
 from .pipeline import (Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts,
                        parts_of, plan_parts)
+from .environment import differences, environment
 from .workfolder import Incoming, WorkError, WorkFolder, part_path, sees_probe, write_durably
 
 #: Frames a planning task reads at least: its first frame's scene start is looked for
@@ -63,6 +67,7 @@ class Started:
     fingerprints: list[dict]
     waited: float
     built: float
+    environment: dict[str, str] = field(default_factory=dict)  # see vsexcolor.environment
 
 
 @dataclass
@@ -236,31 +241,97 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
                   workers: int | None, progress: bool, name: str) -> FarmReport:
     """Render the runs of frames ``todo`` on Ray into ``work``: planned in parallel tasks
     where its parts are scenes (pieces of the film read, no network run), the parts handed
-    out as they become known."""
+    out as they become known, once every node has shown it reads the render's files and
+    renders with what this machine does (:mod:`.environment`).
+
+    Whatever stops it (a task's error, a task lost too often, Ray's own failure, Ctrl-C)
+    ends in one line saying that the finished parts are kept for ``--resume``."""
     ray = _ray()
+    hint = f"the finished parts are kept in {work.folder}: run the same command with --resume to continue"
     planned = build(render, planning=True)
     gpu = any(f.device == "cuda" for f in planned.fingerprints)
-    with _connected(ray, address, workers, gpu) as slots:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        # Planning takes the CPUs that rendering leaves (a task takes a GPU and a CPU).
-        planners = max(1, cpus - slots) if gpu else cpus
-        # Scenes are found by planning tasks; chunks are counted here.
-        planning = Planning(todo if planned.by_scene else [], piece_size(frames_in(todo), planners))
-        counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
-        task = ray.remote(_render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
-                                                _generator_backpressure_num_objects=AHEAD)
-        plan = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
-        total = frames_in(todo)
-        bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
-                   disable=not progress, dynamic_ncols=True)
-        shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
-        driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), slots)
-        with bar:
-            if not planned.by_scene:
-                driver.schedule.known(plan_parts(render, planned, todo))
-            return driver.run(planning, lambda piece: plan.remote(shipped, key, *piece[:3]), planners,
-                              lambda received: _show(bar, render.frames - total + max(received, _count(
-                                  ray, counter, received))))
+    if not (address or os.environ.get("RAY_ADDRESS")):  # a Ray started here
+        workers, threads = local_workers(workers, gpu, [f.backend for f in planned.fingerprints])
+        render = dataclasses.replace(render, threads=threads)
+    ours = environment(render.codec, render.recipe.paths())
+    try:
+        with _connected(ray, address, workers, gpu) as slots:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            # Planning takes the CPUs that rendering leaves (a task takes a GPU and a CPU).
+            planners = max(1, cpus - slots) if gpu else cpus
+            # Scenes are found by planning tasks; chunks are counted here.
+            planning = Planning(todo if planned.by_scene else [], piece_size(frames_in(todo), planners))
+            counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
+            task = ray.remote(_render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
+                                                    _generator_backpressure_num_objects=AHEAD)
+            plan = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
+            total = frames_in(todo)
+            bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
+                       disable=not progress, dynamic_ncols=True)
+            shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
+            driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), slots, ours)
+            with bar:
+                if not planned.by_scene:
+                    driver.schedule.known(plan_parts(render, planned, todo))
+                return driver.run(planning, lambda piece: plan.remote(shipped, key, *piece[:3]), planners,
+                                  _checks(ray, shipped, gpu),
+                                  lambda received: _show(bar, render.frames - total + max(received, _count(
+                                      ray, counter, received))))
+    except KeyboardInterrupt:
+        print(f"vsexcolor {name}: stopped; {hint}", file=sys.stderr)
+        raise
+    except RenderError as e:
+        raise RenderError(f"{e}; {hint}") from None
+    except ray.exceptions.RayError as e:  # Ray itself failed (a planning task lost too often, the cluster gone)
+        raise RenderError(f"Ray failed: {_cause(e)}; {hint}") from None
+
+
+#: Memory a worker process may take at its peak, by the backend it runs (README: devc 2.3 to
+#: 3.6 GB at the default size, propagate 0.9 to 1.9 GB), and for a script without colorize.
+WORKER_MEMORY = {"devc": 4 << 30, "propagate": 2 << 30, None: 1 << 30}
+
+
+def local_workers(workers: int | None, gpu: bool, backends: list[str]) -> tuple[int | None, int]:
+    """For a Ray started here: the workers (as asked, else one per core or GPU), no more than
+    this machine's free memory holds (a note says so where that lowers them), and torch's
+    threads in each, this machine's cores shared among them."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    asked = workers or (torch.cuda.device_count() if gpu else cores)
+    each = max(WORKER_MEMORY.get(b, WORKER_MEMORY["devc"]) for b in backends) if backends else WORKER_MEMORY[None]
+    free = _free_memory()
+    asked = max(1, asked)
+    fit = max(1, free // each) if free else asked
+    if asked > fit:
+        warnings.warn(f"vsexcolor: {fit} worker{'s' if fit > 1 else ''} rather than {asked}: a worker process "
+                      f"takes up to {each >> 30} GiB with {'/'.join(sorted({b for b in backends})) or 'this script'} "
+                      f"and this machine has {free / 2**30:.1f} GiB free", stacklevel=2)
+        asked = fit
+    return asked, max(1, cores // asked)
+
+
+def _free_memory() -> int:
+    """Bytes of memory this machine has free for new processes (Linux's MemAvailable); 0
+    where it cannot tell."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _checks(ray, render, gpu: bool) -> dict:
+    """A check task on each node that takes tasks (:func:`_check_task`): its ref, by node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    check = ray.remote(_check_task)
+    return {check.options(num_cpus=0, max_retries=3, retry_exceptions=False, scheduling_strategy=(
+        NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(render): node["NodeID"]
+        for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("GPU" if gpu else "CPU", 0) > 0}
 
 
 def _show(bar: tqdm, n: int) -> None:
@@ -281,8 +352,9 @@ class _Driver:
     again what a lost task had not sent."""
 
     def __init__(self, ray, render: Render, work: WorkFolder, task, counter, shared: tuple[str, str] | None,
-                 slots: int) -> None:
+                 slots: int, environment: dict[str, str]) -> None:
         self.ray, self.render, self.work, self.task, self.counter, self.shared = ray, render, work, task, counter, shared
+        self.environment = environment
         self.limit = 2 * max(1, slots)
         self.schedule = Schedule(0, max(1, slots))
         self.attempts: dict[tuple, int] = {}  # parts of lost tasks handed out again: the attempt
@@ -290,7 +362,9 @@ class _Driver:
         self.running: dict[object, Task] = {}
         self.incoming: dict[int, Incoming] = {}
 
-    def run(self, planning: Planning, plan, planners: int, progress) -> FarmReport:
+    def run(self, planning: Planning, plan, planners: int, checks: dict, progress) -> FarmReport:
+        """Plan (``plan(piece)`` submits a piece's task) and render, once every node's check
+        (``checks``: refs) has come back good."""
         ray, schedule = self.ray, self.schedule
         schedule.left = sum(b - a + 1 for a, b, _, _ in planning.pieces) + frames_in(schedule.ready)
         pieces = deque(enumerate(planning.pieces))
@@ -303,11 +377,18 @@ class _Driver:
                 while pieces and len(planned) < planners:
                     index, piece = pieces.popleft()
                     planned[plan(piece)] = index
-                while len(self.running) < self.limit and (group := schedule.next()) is not None:
+                while not checks and len(self.running) < self.limit and (group := schedule.next()) is not None:
                     self._start(Task(group, self.attempts.pop(tuple(group), 1)))
-                ready, _ = ray.wait([*planned, *self.running], num_returns=1, timeout=0.5)
+                ready, _ = ray.wait([*checks, *planned, *self.running], num_returns=1, timeout=0.5)
                 for ref in ready:
-                    if ref in planned:
+                    if ref in checks:
+                        del checks[ref]
+                        node, unreadable, theirs = ray.get(ref)
+                        if unreadable:
+                            raise RenderError(_cannot_read(node, unreadable[0]))
+                        if problem := _disagreement(node, self.environment, theirs):
+                            raise RenderError(problem)
+                    elif ref in planned:
                         try:
                             firsts = ray.get(ref)
                         except ray.exceptions.RayTaskError as e:
@@ -321,7 +402,7 @@ class _Driver:
                     progress(received)
                     shown = time.monotonic()
         except BaseException:
-            for ref in [*planned, *self.running]:
+            for ref in [*checks, *planned, *self.running]:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
             for incoming in self.incoming.values():
@@ -348,8 +429,7 @@ class _Driver:
         except ray.exceptions.RayError as e:  # a machine, a worker process or an object lost
             self._ended(stream, task, lost=_cause(e))
             if task.attempt > RETRIES:
-                raise RenderError(f"a task was lost {task.attempt} times, the last time {task.lost}; "
-                                  "run again with --resume") from None
+                raise RenderError(f"a task was lost {task.attempt} times, the last time: {task.lost}") from None
             if task.rest():
                 self.schedule.again(task.rest())
                 self.attempts[tuple(task.rest())] = task.attempt + 1
@@ -365,6 +445,8 @@ class _Driver:
         where = f" (of {task.node})"
         if isinstance(item, Started):
             task.node, task.waited, task.built = item.node, item.waited, item.built
+            if problem := _disagreement(item.node, self.environment, item.environment):
+                raise RenderError(problem)
             self.work.settle("colorize", item.fingerprints, where=where)
         elif isinstance(item, Chunk):
             self._incoming(task).write(item.data)
@@ -377,8 +459,7 @@ class _Driver:
                 del self.incoming[id(task)]
                 if incoming.size != item.size:
                     incoming.discard()
-                    raise RenderError(f"a part of {task.node} came with {incoming.size} bytes, not {item.size}; "
-                                      "run again with --resume")
+                    raise RenderError(f"a part of {task.node} came with {incoming.size} bytes, not {item.size}")
                 self.work.add(item.first, item.last, incoming.close(), item.restart)
             task.received.append((item.first, item.last))
             frames = item.last - item.first + 1
@@ -403,7 +484,7 @@ class _Driver:
         task.lost = lost
         if not lost and task.rest():
             raise RenderError(f"a task of {task.node} ended without frames {task.rest()[0][0]}.."
-                              f"{task.rest()[-1][1]}; run again with --resume")
+                              f"{task.rest()[-1][1]}")
         self.report.tasks.append(task)
 
 
@@ -419,16 +500,46 @@ def _plan_task(render: Render, key: str, a: int, b: int, run_first: int) -> list
 _planning_clips: dict[str, Built] = {}
 
 
+def _node() -> str:
+    """The machine a task runs on, as messages and the summary name it."""
+    import ray
+
+    return f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _unreadable(render: Render) -> list[Path]:
+    return [path for path in render.recipe.paths() if not os.access(path, os.R_OK)]
+
+
+def _cannot_read(node: str, path: Path) -> str:
+    return (f"node {node} cannot read {path}: every machine must read the input, script, references and weights at "
+            "the same path")
+
+
+def _check_task(render: Render) -> tuple[str, list[Path], dict[str, str]]:
+    """A node's check before anything is rendered: its name, the paths it cannot read, and
+    its environment (where it can read them all)."""
+    node, unreadable = _node(), _unreadable(render)
+    return node, unreadable, {} if unreadable else environment(render.codec, render.recipe.paths())
+
+
+def _disagreement(node: str, ours: dict[str, str], theirs: dict[str, str]) -> str | None:
+    """One line naming the first thing ``node`` renders with differently from this machine."""
+    for item, mine, other in differences(ours, theirs):
+        if item.startswith("file "):
+            return (f"node {node} reads {item[5:]} as {other or 'nothing'}, this machine as {mine or 'nothing'}: "
+                    "every machine must read the same files at the same paths")
+        return (f"node {node} has {item} {other or 'missing'}, this machine {mine or 'missing'}: every machine must "
+                "run the same versions")
+    return None
+
+
 def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:
     """The render's clip built on the node a task runs on, and the node's name; what fails
     there (a path it cannot read, a script that fails) names the node."""
-    import ray
-
-    node = f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
-    for path in render.recipe.paths():
-        if not os.access(path, os.R_OK):
-            raise RenderError(f"node {node} cannot read {path}: every machine must read the input, script, "
-                              "references and weights at the same path")
+    node = _node()
+    for path in _unreadable(render)[:1]:
+        raise RenderError(_cannot_read(node, path))
     try:
         return node, build(render, planning)
     except RenderError as e:
@@ -442,7 +553,8 @@ def _render_task(render: Render, group: list[tuple[int, int]], counter, submitte
     started = time.time()
     node, built = _built_on_node(render)
     ready = time.time()
-    yield Started(node, fingerprint_dicts(built), waited=started - submitted, built=ready - started)
+    yield Started(node, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
+                  environment=environment(render.codec, render.recipe.paths()))
     firsts = {a for a, _ in group}
     frames = [0]
 

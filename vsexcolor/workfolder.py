@@ -140,8 +140,9 @@ class WorkFolder:
             self.restarts = set(saved.get("restarts", []))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise WorkError(f"cannot read {self.manifest} ({e}); add --overwrite to start over") from None
-        changed = [f"{key} was {_shown(before.get(key))}, now {_shown(self.settings.get(key))}"
-                   for key in sorted(before.keys() | self.settings.keys()) if before.get(key) != self.settings.get(key)]
+        changed = [f"{name} was {_shown(was)}, now {_shown(now)}"
+                   for key in sorted(before.keys() | self.settings.keys()) if before.get(key) != self.settings.get(key)
+                   for name, was, now in _changes(key, before.get(key), self.settings.get(key))]
         if changed:
             raise WorkError(f"{self.folder} was started with other settings ({'; '.join(changed)}); run the "
                             "original command with --resume, or add --overwrite to start over")
@@ -169,6 +170,9 @@ class WorkFolder:
             self.settled[key] = value
             self._write()
         elif before != value:
+            if isinstance(before, dict) and isinstance(value, dict):  # name the item that differs
+                item = min(k for k in before.keys() | value.keys() if before.get(k) != value.get(k))
+                key, before, value = f"{key}: {item}", before.get(item), value.get(item)
             raise WorkError(f"{key} {_shown(value)}{where} differs from the {_shown(before)} the rest of "
                             f"{self.folder} was made with; the parts would not match: add --overwrite to start "
                             "over, or render where it is the same")
@@ -252,6 +256,14 @@ class Incoming:
     def discard(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+def _changes(key: str, was: object, now: object) -> list[tuple[str, object, object]]:
+    """What changed in a setting: of a dict (e.g. the files a script reads), each item that did."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        return [(f"{key} {item}", was.get(item), now.get(item)) for item in sorted(was.keys() | now.keys())
+                if was.get(item) != now.get(item)]
+    return [(key, was, now)]
 
 
 def _shown(value: object) -> str:

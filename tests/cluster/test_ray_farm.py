@@ -261,24 +261,109 @@ def test_an_unreachable_cluster_is_one_line_within_30_seconds(film, tmp_path, ca
     assert time.monotonic() - began < 30
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("vsexcolor colorize: cannot reach a Ray cluster at 127.0.0.1:9 ("), err
-    assert err[-1].endswith("start one with `ray start --head`, or check the address")
+    assert err[-1].endswith(f"start one with `ray start --head`, or check the address; the finished parts are kept "
+                            f"in {tmp_path / 'out.mkv'}.parts: run the same command with --resume to continue")
 
 
-def test_a_path_a_worker_cannot_read_is_named_with_its_node(film, two_nodes, tmp_path, monkeypatch, capsys):
-    # The reference is gone by the time the tasks run, as on a node without the shared storage.
+def nothing_planned_or_rendered(monkeypatch) -> list:
+    """What the driver was told of the film's parts and received of them (to stay empty)."""
+    from vsexcolor import farm
+
+    seen, done, take = [], farm.Planning.done, farm._Driver._take
+    monkeypatch.setattr(farm.Planning, "done", lambda self, *args: seen.append(args) or done(self, *args))
+    monkeypatch.setattr(farm._Driver, "_take", lambda self, task, item: seen.append(item) or take(self, task, item))
+    return seen
+
+
+def test_a_path_a_node_cannot_read_stops_the_render_before_anything_is_planned(film, two_nodes, tmp_path,
+                                                                              monkeypatch, capsys):
+    # The reference is gone once this machine has read it, as for a node without the shared storage.
     reference = tmp_path / "still.png"
     reference.write_bytes(film.with_name("still.png").read_bytes())
     from vsexcolor import farm
 
-    planned = farm.Schedule.planned
+    checks = farm._checks
 
-    def planned_then_lose_the_reference(self):
-        planned(self)
+    def lose_the_reference_then_check(*args):
         reference.unlink()
+        return checks(*args)
 
-    monkeypatch.setattr(farm.Schedule, "planned", planned_then_lose_the_reference)
+    monkeypatch.setattr(farm, "_checks", lose_the_reference_then_check)
+    seen = nothing_planned_or_rendered(monkeypatch)
     code = cli("colorize", film, "--ref", reference, "-o", tmp_path / "out.mkv", *TINY, "--backend", "propagate",
                "--ray", two_nodes.address)
     assert code == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("vsexcolor colorize: node ") and f"cannot read {reference}: every machine must read" in line
+    assert not seen
+
+
+def test_a_node_with_other_versions_stops_the_render_naming_node_item_and_both(film, two_nodes, tmp_path,
+                                                                                monkeypatch, capsys):
+    from vsexcolor import farm
+
+    environment = farm.environment  # this machine's, as if its OpenCV were another
+    monkeypatch.setattr(farm, "environment", lambda *args: {**environment(*args), "OpenCV": "0.0"})
+    seen = nothing_planned_or_rendered(monkeypatch)
+    code = cli(*colorize_args(film, tmp_path / "out.mkv", "--backend", "propagate", "--ray", two_nodes.address))
+    assert code == 2
+    import cv2
+
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"vsexcolor colorize: node .+ node \w+ has OpenCV {re.escape(cv2.__version__)}, this machine "
+                        r"0\.0: every machine must run the same versions; the finished parts are kept in .+: run the "
+                        r"same command with --resume to continue", line), line
+    assert not [item for item in seen if isinstance(item, farm.Part)]
+
+
+def test_a_worker_that_keeps_crashing_ends_the_render_in_one_line_keeping_the_parts(film, two_nodes, tmp_path,
+                                                                                    capsys):
+    # A script whose frame 20 kills the worker process that renders it (not this one).
+    chain = tmp_path / "crash.vpy"
+    chain.write_text(f"""
+import os
+import ray
+import vapoursynth as vs
+from vsexcolor.video import open_clip, probe
+clip = open_clip(probe({str(film)!r}, progress=False))
+
+def crash(n, f):
+    if n == 20 and ray.is_initialized():
+        os._exit(1)
+    return f
+
+clip.std.ModifyFrame(clip, crash).set_output()
+""")
+    out = tmp_path / "out.mkv"
+    code = cli("render", chain, "--chunk", "8", "--codec", "ffv1", "-o", out, "--ray", two_nodes.address)
+    assert code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"vsexcolor render: a task was lost 4 times, the last time: .+; the finished parts are kept "
+                        rf"in {re.escape(str(out))}\.parts: run the same command with --resume to continue", line), line
+    kept = sorted(p.name for p in (tmp_path / "out.mkv.parts").glob("frames-*.mp4"))
+    assert "frames-00000000-00000007.mp4" in kept and "frames-00000016-00000023.mp4" not in kept, kept
+
+
+def test_ctrl_c_on_the_farm_keeps_the_finished_parts_and_resume_gives_the_same_bytes(film, two_nodes, serial,
+                                                                                      tmp_path, monkeypatch, capsys):
+    from vsexcolor import farm
+
+    take = farm._Driver._take
+
+    def interrupt_after_the_first_part(self, task, item):
+        frames = take(self, task, item)
+        if isinstance(item, farm.Part):
+            raise KeyboardInterrupt
+        return frames
+
+    monkeypatch.setattr(farm._Driver, "_take", interrupt_after_the_first_part)
+    out = tmp_path / "out.mkv"
+    command = colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray", two_nodes.address)
+    assert cli(*command) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2] == (f"vsexcolor colorize: stopped; the finished parts are kept in {out}.parts: run the same "
+                       "command with --resume to continue"), err
+    assert len(list((tmp_path / "out.mkv.parts").glob("frames-*.mp4"))) >= 1
+    monkeypatch.undo()
+    assert cli(*command, "--resume") == 0
+    assert out.read_bytes() == serial["ffv1"]

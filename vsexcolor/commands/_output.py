@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..environment import environment
 from ..pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
                         render_here)
 from ..video import CODECS, VideoError, check_output
@@ -140,6 +141,8 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
     began = time.monotonic()
     try:
         work.open(settings, resume=resume, overwrite=overwrite, note=note)
+        # What this machine renders with (every farm node must agree), recorded: a resume checks it.
+        work.settle("environment", environment(render.codec, render.recipe.paths()))
         todo = gaps(render.first, render.last, work.parts())
         nodes: dict[str, int] = {}
         lost = 0
