@@ -46,7 +46,7 @@ def add_output_options(parser: argparse.ArgumentParser, default_output: str, chu
                            "the result is the same file, byte for byte")
     farm.add_argument("--workers", type=int, metavar="N",
                       help="workers of the Ray started here (default: one per CPU core, or per GPU with "
-                           "--device cuda)")
+                           "--device cuda; fewer where the free memory would not hold them), sharing the cores")
 
 
 def crf(codec: str, value: int | None) -> int | None:
