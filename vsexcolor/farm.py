@@ -383,7 +383,12 @@ class _Driver:
                 for ref in ready:
                     if ref in checks:
                         del checks[ref]
-                        node, unreadable, theirs = ray.get(ref)
+                        try:
+                            node, unreadable, theirs = ray.get(ref)
+                        except ray.exceptions.RayTaskError as e:
+                            raise RenderError(_cause(e)) from None
+                        except ray.exceptions.RayError:  # the node went: it takes no task either
+                            continue
                         if unreadable:
                             raise RenderError(_cannot_read(node, unreadable[0]))
                         if problem := _disagreement(node, self.environment, theirs):
