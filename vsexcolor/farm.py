@@ -1,25 +1,38 @@
 """A render's parts as Ray tasks: scenes rendered on many machines, joined here.
 
-The driver (this process) has the parts planned (:func:`plan_on_ray`: pieces of the film
-read in parallel tasks, no network run), groups runs of consecutive parts into tasks of
-about equal frame counts,
-more tasks than workers and the longest first, so that no machine waits on one long
-straggler at the end, and hands them to Ray. A task builds the clip where it runs (each
-worker process reads the weights once: :mod:`.weights` keeps them), encodes its parts and
-sends their bytes back through Ray's object store; only the driver writes, each task's
-parts as soon as they arrive. Ray runs a task again when its node is lost; a part is
-written only whole, so the result does not change. Every machine must read the input,
-script, references and weights at the same path (the shared storage of a render farm).
+The driver (this process) has the parts planned (:class:`Planning`: pieces of the film
+read in parallel tasks, no network run) and hands runs of consecutive parts to Ray as
+tasks as soon as they are known (:class:`Schedule`: rendering starts while the rest of the
+film is planned; once it all is, tasks of decreasing length, the longest first). A task
+builds the clip where it runs (each worker process reads the weights once: :mod:`.weights`
+keeps them) and is a generator: it gives each part as soon as it is encoded, as objects of
+its own, so the driver never holds more than a piece of a part (``CHUNK`` bytes) at once:
+
+* where the work folder is on storage the worker sees too (it reads back the probe the
+  driver left there, :meth:`~vsexcolor.workfolder.WorkFolder.share`), the worker writes the
+  part there itself, durably, and sends only its name and size, which the driver records;
+* elsewhere it sends the part's bytes in pieces, which the driver writes.
+
+A task lost with its machine (or its worker process, or its objects) costs the part it was
+encoding: the driver hands the parts it has not received to a new task (``RETRIES`` times
+at most), and a part is taken only whole, so the result does not change. Every machine
+must read the input, script, references and weights at the same path (the shared storage
+of a render farm).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import secrets
 import socket
+import sys
 import tempfile
 import time
+import warnings
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -28,153 +41,526 @@ from . import cluster
 from .cluster import Access
 from .pipeline import (Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts,
                        parts_of, plan_parts)
-from .workfolder import WorkFolder
+from .environment import differences, environment
+from .workfolder import Incoming, WorkError, WorkFolder, part_path, sees_probe, write_durably
 
-#: Tasks per worker: enough that the last ones are short and the machines finish together.
-TASKS_PER_WORKER = 4
 #: Frames a planning task reads at least: its first frame's scene start is looked for
 #: again by each, so pieces much shorter than a scene would repeat that work.
-PLAN_PIECE = 500
+PLAN_PIECE = 100
+#: Bytes of a part sent in one object (the most the driver holds of a part at once).
+CHUNK = 32 << 20
+#: Objects a task may have given that the driver has not taken yet (Ray's backpressure):
+#: the most a worker's object store holds of its task's output.
+AHEAD = 4
+#: Times the rest of a task is handed out again after its machine, worker or objects were lost.
+RETRIES = 3
 
 
 @dataclass
-class Done:
-    """What a task sends back; ``waited``: seconds from its submission to its start (Ray's
-    scheduling, a worker process's start; by the clocks of two machines), ``built``: seconds
-    to build the clip (the weights' loading among them), ``rendered``: seconds to render and
-    encode its parts."""
+class Started:
+    """A task's first object: where it runs and what the filter resolved there; ``waited``:
+    seconds from its submission to its start (Ray's scheduling, a worker process's start;
+    by the clocks of two machines), ``built``: seconds to build the clip (the weights'
+    loading among them)."""
 
     node: str
-    parts: list[tuple[int, int, bytes, bool]]  # first, last, encoded part, restarts its shot
     fingerprints: list[dict]
+    waited: float
+    built: float
+    environment: dict[str, str] = field(default_factory=dict)  # see vsexcolor.environment
+
+
+@dataclass
+class Chunk:
+    """Bytes of the part being sent (not its last)."""
+
+    data: bytes
+
+
+@dataclass
+class Part:
+    """A part done: frames ``first``..``last``, ``size`` bytes; ``data``: its last bytes, or
+    None where the worker wrote it into the shared work folder."""
+
+    first: int
+    last: int
+    restart: bool  # it restarts a shot at a keyframe inside it
+    size: int
+    data: bytes | None = None
+
+
+@dataclass
+class Finished:
+    """A task's last object: seconds it spent rendering and encoding its parts."""
+
+    rendered: float
+
+
+@dataclass
+class Task:
+    """A task as the driver saw it: the parts asked for (``group``), the attempt (1, then
+    2.. for the rest of a lost one), what it said of itself, the parts received, and
+    ``lost``: why it ended before its last part ('' if it did not)."""
+
+    group: list[tuple[int, int]]
+    attempt: int = 1
+    node: str = ""
     waited: float = 0.0
     built: float = 0.0
     rendered: float = 0.0
+    received: list[tuple[int, int]] = field(default_factory=list)
+    lost: str = ""
+
+    def rest(self) -> list[tuple[int, int]]:
+        return [p for p in self.group if p not in self.received]
 
 
 @dataclass
 class FarmReport:
-    """Frames made per node, and every task as it came back (without its parts)."""
+    """Frames made per node, every task as it ended (retries and lost ones included), and
+    the seconds the driver spent taking the parts' objects and storing them (``storing``)."""
 
     nodes: dict[str, int]
-    tasks: list[Done]
+    tasks: list[Task]
+    storing: float = 0.0
+    parts: int = 0
+
+    def retried(self) -> list[Task]:
+        return [t for t in self.tasks if t.lost]
 
 
-def balance(parts: list[tuple[int, int]], tasks: int) -> list[list[tuple[int, int]]]:
-    """Runs of consecutive ``parts`` as about ``tasks`` tasks of similar frame counts, the
-    longest first. A part is never split: it is a scene, which starts from nothing."""
-    total = frames_in(parts)
-    target = max(1, -(-total // max(1, tasks)))
+def balance(parts: list[tuple[int, int]], slots: int) -> list[list[tuple[int, int]]]:
+    """Runs of consecutive ``parts`` as tasks of decreasing length, the longest first: each
+    takes about 1/(GUIDE x ``slots``) of the frames not yet given to one (at least a part),
+    so that the first tasks are long and the last ones short, and the workers finish within
+    a short task of each other. A part is never split: it is a scene, which starts from
+    nothing; a scene longer than its share is a task of its own, and goes out first."""
+    left = frames_in(parts)
     groups: list[list[tuple[int, int]]] = [[]]
     for a, b in parts:
-        if groups[-1] and (a != groups[-1][-1][1] + 1 or frames_in(groups[-1]) + (b - a + 1) > target):
+        if groups[-1] and (a != groups[-1][-1][1] + 1 or frames_in(groups[-1]) + b - a + 1 > _share(left, slots)):
+            left -= frames_in(groups[-1])
             groups.append([])
         groups[-1].append((a, b))
     return sorted((g for g in groups if g), key=frames_in, reverse=True)
 
 
+#: A task takes 1/(GUIDE x slots) of the frames left (guided self-scheduling).
+GUIDE = 2
+
+
+def _share(left: int, slots: int) -> int:
+    return max(1, left // (GUIDE * max(1, slots)))
+
+
+class Planning:
+    """The parts of the runs of frames ``todo`` as planning pieces come back.
+
+    The runs are cut into pieces of ``size`` frames (:attr:`pieces`: first, last, the first
+    and last frames of the run), each planned by a task of its own (where parts start in it,
+    :func:`~vsexcolor.pipeline.part_firsts`), in any order; :meth:`done` gives the parts made
+    known by a piece: those whose first and last frames are both known, which a part is once
+    the pieces from its first frame to the one after its last are in (a part ends where the
+    next starts). A slow piece (one inside a long scene looks back to its start) holds up
+    only the parts around it."""
+
+    def __init__(self, todo: list[tuple[int, int]], size: int) -> None:
+        self.pieces = [(a, min(a + size - 1, b), first, b) for first, b in todo for a in range(first, b + 1, size)]
+        self._firsts: dict[int, list[int]] = {}  # the pieces done: where parts start in them
+        self._given: set[int] = set()  # the first frames of the parts given
+
+    def done(self, piece: int, firsts: list[int]) -> list[tuple[int, int]]:
+        self._firsts[piece] = firsts
+        lo = hi = piece  # the pieces done around it, in its run
+        while lo - 1 in self._firsts and self.pieces[lo - 1][2] == self.pieces[piece][2]:
+            lo -= 1
+        while hi + 1 in self._firsts and self.pieces[hi + 1][2] == self.pieces[piece][2]:
+            hi += 1
+        starts = [n for i in range(lo, hi + 1) for n in self._firsts[i]]
+        ends = [n - 1 for n in starts[1:]]
+        if self.pieces[hi][1] == self.pieces[hi][3]:  # the block ends its run: so does its last part
+            ends.append(self.pieces[hi][1])
+        known = [(a, b) for a, b in zip(starts, ends) if a not in self._given]
+        self._given.update(a for a, _ in known)
+        return known
+
+    @property
+    def finished(self) -> bool:
+        return len(self._firsts) == len(self.pieces)
+
+
+class Schedule:
+    """Which parts a free worker gets next: the farm's rule, without Ray (the scale model
+    in benchmarks/scale.py plays it too).
+
+    Parts are handed out as they become known (:meth:`known`), so that rendering starts
+    while the rest of the film is still being planned: a free worker gets the consecutive
+    known parts at the head of the film, up to its share (:func:`balance`'s). Once every part
+    is known (:meth:`planned`), the rest are cut by :func:`balance`, the longest first. The
+    parts of a lost task that were not received go out again before anything else
+    (:meth:`again`)."""
+
+    def __init__(self, frames: int, slots: int) -> None:
+        self.left, self.slots = frames, slots
+        self.ready: list[tuple[int, int]] = []  # known, not handed out, in film order
+        self.queue: deque[list[tuple[int, int]]] = deque()
+
+    def known(self, parts: list[tuple[int, int]]) -> None:
+        self.ready = sorted(self.ready + parts)
+
+    def planned(self) -> None:
+        self.queue.extend(balance(self.ready, self.slots))
+        self.ready = []
+
+    def again(self, parts: list[tuple[int, int]]) -> None:
+        self.queue.appendleft(parts)
+        self.left += frames_in(parts)
+
+    def next(self) -> list[tuple[int, int]] | None:
+        if self.queue:
+            group = self.queue.popleft()
+        elif self.ready:
+            share, group = _share(self.left, self.slots), [self.ready[0]]
+            while (len(group) < len(self.ready) and self.ready[len(group)][0] == group[-1][1] + 1
+                   and frames_in([*group, self.ready[len(group)]]) <= share):
+                group.append(self.ready[len(group)])
+            del self.ready[:len(group)]
+        else:
+            return None
+        self.left -= frames_in(group)
+        return group
+
+
+def piece_size(frames: int, planners: int) -> int:
+    """Frames a planning piece reads: about a quarter of each planner's share, so that the
+    first parts are known early, but at least PLAN_PIECE."""
+    return max(PLAN_PIECE, -(-frames // (4 * max(1, planners))))
+
+
 def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: Access | str | None,
                   workers: int | None, progress: bool, name: str) -> FarmReport:
-    """Render the runs of frames ``todo`` on Ray into ``work``."""
+    """Render the runs of frames ``todo`` on Ray into ``work``: planned in parallel tasks
+    where its parts are scenes (pieces of the film read, no network run), the parts handed
+    out as they become known, once every node has shown it reads the render's files and
+    renders with what this machine does (:mod:`.environment`).
+
+    Whatever stops it (a task's error, a task lost too often, Ray's own failure, Ctrl-C)
+    ends in one line saying that the finished parts are kept for ``--resume``."""
     ray = _ray()
+    hint = f"the finished parts are kept in {work.folder}: run the same command with --resume to continue"
     planned = build(render, planning=True)
     gpu = any(f.device == "cuda" for f in planned.fingerprints)
-    with _connected(ray, address, workers, gpu) as slots:
-        parts = plan_on_ray(ray, render, planned, todo, progress) if planned.by_scene else \
-            plan_parts(render, planned, todo)
-        groups = balance(parts, TASKS_PER_WORKER * slots)
-        counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
-        task = ray.remote(_render_task).options(
-            num_gpus=1 if gpu else 0, num_cpus=1, max_retries=3, retry_exceptions=False)
-        pending = {task.remote(render, group, counter, time.time()): group for group in groups}
-        report = FarmReport({}, [])
-        total = sum(frames_in(g) for g in groups)
-        bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
-                   disable=not progress, dynamic_ncols=True)
-        written = 0
-        with bar, _cancelled_on_error(ray, pending):
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                for ref in ready:
-                    group = pending.pop(ref)
-                    try:
-                        done: Done = ray.get(ref)
-                    except ray.exceptions.RayTaskError as e:
-                        raise RenderError(_cause(e)) from None
-                    work.settle("colorize", done.fingerprints, where=f" (of {done.node})")
-                    for first, last, data, restart in done.parts:
-                        work.add(first, last, data, restart)
-                    written += frames_in(group)
-                    report.nodes[done.node] = report.nodes.get(done.node, 0) + frames_in(group)
-                    done.parts = []
-                    report.tasks.append(done)
-                bar.n = render.frames - total + max(written, _count(ray, counter, written))
-                bar.refresh()
-    return report
-
-
-def plan_on_ray(ray, render: Render, planned: Built, todo: list[tuple[int, int]], progress: bool
-                ) -> list[tuple[int, int]]:
-    """The parts of the runs of frames ``todo`` where they are scenes, each run read in
-    pieces of at least PLAN_PIECE frames by parallel tasks (:func:`~vsexcolor.pipeline.part_firsts`)."""
-    task = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
-    total = frames_in(todo)
-    size = max(PLAN_PIECE, -(-total // max(1, 4 * int(ray.cluster_resources().get("CPU", 1)))))
-    pending = {task.remote(render, a, min(a + size - 1, b), first): min(a + size, b + 1) - a
-               for first, b in todo for a in range(first, b + 1, size)}
-    firsts: list[int] = []
-    with tqdm(total=total, desc="planning", unit="frame", leave=False, disable=not progress,
-              dynamic_ncols=True) as bar:
-        with _cancelled_on_error(ray, pending):
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                try:
-                    firsts += ray.get(ready[0])
-                except ray.exceptions.RayTaskError as e:
-                    raise RenderError(_cause(e)) from None
-                bar.update(pending.pop(ready[0]))
-    return parts_of(todo, sorted(firsts))
-
-
-@contextlib.contextmanager
-def _cancelled_on_error(ray, pending: dict) -> Iterator[None]:
-    """Tasks still ``pending`` are cancelled when the driver stops early (a task failed,
-    Ctrl-C), so a cluster does not go on with work nobody will collect."""
+    access = address if isinstance(address, Access) else cluster.check(address)
+    if access.address is None:  # a Ray started here
+        workers, threads = local_workers(workers, gpu, [f.backend for f in planned.fingerprints])
+        render = dataclasses.replace(render, threads=threads)
+    ours = environment(render.codec, render.recipe.paths())
     try:
-        yield
-    except BaseException:
-        for ref in list(pending):
-            ray.cancel(ref, force=True)
+        with _connected(ray, access, workers, gpu) as slots:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            # Planning takes the CPUs that rendering leaves (a task takes a GPU and a CPU).
+            planners = max(1, cpus - slots) if gpu else cpus
+            # Scenes are found by planning tasks; chunks are counted here.
+            planning = Planning(todo if planned.by_scene else [], piece_size(frames_in(todo), planners))
+            counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
+            task = ray.remote(_render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
+                                                    _generator_backpressure_num_objects=AHEAD)
+            plan = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
+            total = frames_in(todo)
+            bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
+                       disable=not progress, dynamic_ncols=True)
+            shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
+            driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), slots, ours)
+            with bar:
+                if not planned.by_scene:
+                    driver.schedule.known(plan_parts(render, planned, todo))
+                return driver.run(planning, lambda piece: plan.remote(shipped, key, *piece[:3]), planners,
+                                  _checks(ray, shipped, gpu),
+                                  lambda received: _show(bar, render.frames - total + max(received, _count(
+                                      ray, counter, received))))
+    except KeyboardInterrupt:
+        print(f"vsexcolor {name}: stopped; {hint}", file=sys.stderr)
         raise
+    except RenderError as e:
+        raise RenderError(f"{e}; {hint}") from None
+    except ray.exceptions.RayError as e:  # Ray itself failed (a planning task lost too often, the cluster gone)
+        raise RenderError(f"Ray failed: {_cause(e)}; {hint}") from None
 
 
-def _plan_task(render: Render, a: int, b: int, run_first: int) -> list[int]:
-    """One planning task: where parts start in frames ``a``..``b``."""
-    _, built = _built_on_node(render, planning=True)
-    return part_firsts(render, built, a, b, run_first)
+#: Memory a worker process may take at its peak, by the backend it runs (README: devc 2.3 to
+#: 3.6 GB at the default size, propagate 0.9 to 1.9 GB), and for a script without colorize.
+WORKER_MEMORY = {"devc": 4 << 30, "propagate": 2 << 30, None: 1 << 30}
+
+
+def local_workers(workers: int | None, gpu: bool, backends: list[str]) -> tuple[int | None, int]:
+    """For a Ray started here: the workers (as asked, else one per core or GPU), no more than
+    this machine's free memory holds (a note says so where that lowers them), and torch's
+    threads in each, this machine's cores shared among them."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    asked = workers or (torch.cuda.device_count() if gpu else cores)
+    each = max(WORKER_MEMORY.get(b, WORKER_MEMORY["devc"]) for b in backends) if backends else WORKER_MEMORY[None]
+    free = _free_memory()
+    asked = max(1, asked)
+    fit = max(1, free // each) if free else asked
+    if asked > fit:
+        warnings.warn(f"vsexcolor: {fit} worker{'s' if fit > 1 else ''} rather than {asked}: a worker process "
+                      f"takes up to {each >> 30} GiB with {'/'.join(sorted({b for b in backends})) or 'this script'} "
+                      f"and this machine has {free / 2**30:.1f} GiB free", stacklevel=2)
+        asked = fit
+    return asked, max(1, cores // asked)
+
+
+def _free_memory() -> int:
+    """Bytes of memory this machine has free for new processes (Linux's MemAvailable); 0
+    where it cannot tell."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _checks(ray, render, gpu: bool) -> dict:
+    """A check task on each node that takes tasks (:func:`_check_task`): its ref, by node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    check = ray.remote(_check_task)
+    return {check.options(num_cpus=0, max_retries=3, retry_exceptions=False, scheduling_strategy=(
+        NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(render): node["NodeID"]
+        for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("GPU" if gpu else "CPU", 0) > 0}
+
+
+def _show(bar: tqdm, n: int) -> None:
+    bar.n = n
+    bar.refresh()
+
+
+def _shared_folder(work: WorkFolder) -> tuple[str, str] | None:
+    """The work folder and its probe's token, for workers that see it to write their parts
+    there (None: every part comes through the driver)."""
+    return work.share()
+
+
+class _Driver:
+    """Has the film planned (``planners`` pieces at once) and hands the parts out as they
+    become known (:class:`Schedule`, to ``slots`` workers, with as many tasks again waiting
+    in Ray's queue), takes the tasks' objects as they come and stores the parts, and hands out
+    again what a lost task had not sent."""
+
+    def __init__(self, ray, render: Render, work: WorkFolder, task, counter, shared: tuple[str, str] | None,
+                 slots: int, environment: dict[str, str]) -> None:
+        self.ray, self.render, self.work, self.task, self.counter, self.shared = ray, render, work, task, counter, shared
+        self.environment = environment
+        self.limit = 2 * max(1, slots)
+        self.schedule = Schedule(0, max(1, slots))
+        self.attempts: dict[tuple, int] = {}  # parts of lost tasks handed out again: the attempt
+        self.report = FarmReport({}, [])
+        self.running: dict[object, Task] = {}
+        self.incoming: dict[int, Incoming] = {}
+
+    def run(self, planning: Planning, plan, planners: int, checks: dict, progress) -> FarmReport:
+        """Plan (``plan(piece)`` submits a piece's task) and render, once every node's check
+        (``checks``: refs) has come back good."""
+        ray, schedule = self.ray, self.schedule
+        schedule.left = sum(b - a + 1 for a, b, _, _ in planning.pieces) + frames_in(schedule.ready)
+        pieces = deque(enumerate(planning.pieces))
+        planned: dict[object, int] = {}  # planning tasks running: their piece
+        if not pieces:
+            schedule.planned()
+        received, shown = 0, 0.0
+        try:
+            while pieces or planned or schedule.queue or schedule.ready or self.running:
+                while pieces and len(planned) < planners:
+                    index, piece = pieces.popleft()
+                    planned[plan(piece)] = index
+                while not checks and len(self.running) < self.limit and (group := schedule.next()) is not None:
+                    self._start(Task(group, self.attempts.pop(tuple(group), 1)))
+                ready, _ = ray.wait([*checks, *planned, *self.running], num_returns=1, timeout=0.5)
+                for ref in ready:
+                    if ref in checks:
+                        del checks[ref]
+                        try:
+                            node, unreadable, theirs = ray.get(ref)
+                        except ray.exceptions.RayTaskError as e:
+                            raise RenderError(_cause(e)) from None
+                        except ray.exceptions.RayError:  # the node went: it takes no task either
+                            continue
+                        if unreadable:
+                            raise RenderError(_cannot_read(node, unreadable[0]))
+                        if problem := _disagreement(node, self.environment, theirs):
+                            raise RenderError(problem)
+                    elif ref in planned:
+                        try:
+                            firsts = ray.get(ref)
+                        except ray.exceptions.RayTaskError as e:
+                            raise RenderError(_cause(e)) from None
+                        schedule.known(planning.done(planned.pop(ref), firsts))
+                        if planning.finished:
+                            schedule.planned()
+                    else:
+                        received += self._next(ref)
+                if time.monotonic() - shown > 0.5:
+                    progress(received)
+                    shown = time.monotonic()
+        except BaseException:
+            for ref in [*checks, *planned, *self.running]:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            for incoming in self.incoming.values():
+                incoming.discard()
+            raise
+        return self.report
+
+    def _start(self, task: Task) -> None:
+        self.running[self.task.remote(self.render, task.group, self.counter, time.time(), self.shared)] = task
+
+    def _next(self, stream) -> int:
+        """Take the next object of a task's stream; the frames it completes."""
+        ray, task = self.ray, self.running[stream]
+        try:
+            ref = next(stream)
+        except StopIteration:
+            self._ended(stream, task)
+            return 0
+        began = time.perf_counter()
+        try:
+            item = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:  # raised by our code: running it again fails again
+            raise RenderError(_cause(e)) from None
+        except ray.exceptions.RayError as e:  # a machine, a worker process or an object lost
+            self._ended(stream, task, lost=_cause(e))
+            if task.attempt > RETRIES:
+                raise RenderError(f"a task was lost {task.attempt} times, the last time: {task.lost}") from None
+            if task.rest():
+                self.schedule.again(task.rest())
+                self.attempts[tuple(task.rest())] = task.attempt + 1
+            return 0
+        frames = self._take(task, item)
+        if isinstance(item, (Chunk, Part)):
+            self.report.storing += time.perf_counter() - began
+            self.report.parts += isinstance(item, Part)
+        return frames
+
+    def _take(self, task: Task, item: object) -> int:
+        """Store what a task sent; the frames it completes."""
+        where = f" (of {task.node})"
+        if isinstance(item, Started):
+            task.node, task.waited, task.built = item.node, item.waited, item.built
+            if problem := _disagreement(item.node, self.environment, item.environment):
+                raise RenderError(problem)
+            self.work.settle("colorize", item.fingerprints, where=where)
+        elif isinstance(item, Chunk):
+            self._incoming(task).write(item.data)
+        elif isinstance(item, Part):
+            if item.data is None:
+                self.work.record(item.first, item.last, item.size, item.restart, where=f" by {task.node}")
+            else:
+                incoming = self._incoming(task)
+                incoming.write(item.data)
+                del self.incoming[id(task)]
+                if incoming.size != item.size:
+                    incoming.discard()
+                    raise RenderError(f"a part of {task.node} came with {incoming.size} bytes, not {item.size}")
+                self.work.add(item.first, item.last, incoming.close(), item.restart)
+            task.received.append((item.first, item.last))
+            frames = item.last - item.first + 1
+            self.report.nodes[task.node] = self.report.nodes.get(task.node, 0) + frames
+            return frames
+        elif isinstance(item, Finished):
+            task.rendered = item.rendered
+        return 0
+
+    def _incoming(self, task: Task) -> Incoming:
+        if id(task) not in self.incoming:
+            self.incoming[id(task)] = self.work.incoming()
+        return self.incoming[id(task)]
+
+    def _ended(self, stream, task: Task, lost: str = "") -> None:
+        del self.running[stream]
+        if lost:  # whatever of it may still run
+            with contextlib.suppress(Exception):
+                self.ray.cancel(stream, force=True)
+        if (incoming := self.incoming.pop(id(task), None)) is not None:
+            incoming.discard()
+        task.lost = lost
+        if not lost and task.rest():
+            raise RenderError(f"a task of {task.node} ended without frames {task.rest()[0][0]}.."
+                              f"{task.rest()[-1][1]}")
+        self.report.tasks.append(task)
+
+
+def _plan_task(render: Render, key: str, a: int, b: int, run_first: int) -> list[int]:
+    """One planning task: where parts start in frames ``a``..``b``. The planning clip is
+    built once per worker process and render (``key``), and kept for its next pieces."""
+    if key not in _planning_clips:
+        _planning_clips.clear()
+        _planning_clips[key] = _built_on_node(render, planning=True)[1]
+    return part_firsts(render, _planning_clips[key], a, b, run_first)
+
+
+_planning_clips: dict[str, Built] = {}
+
+
+def _node() -> str:
+    """The machine a task runs on, as messages and the summary name it."""
+    import ray
+
+    return f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _unreadable(render: Render) -> list[Path]:
+    return [path for path in render.recipe.paths() if not os.access(path, os.R_OK)]
+
+
+def _cannot_read(node: str, path: Path) -> str:
+    return (f"node {node} cannot read {path}: every machine must read the input, script, references and weights at "
+            "the same path")
+
+
+def _check_task(render: Render) -> tuple[str, list[Path], dict[str, str]]:
+    """A node's check before anything is rendered: its name, the paths it cannot read, and
+    its environment (where it can read them all)."""
+    node, unreadable = _node(), _unreadable(render)
+    return node, unreadable, {} if unreadable else environment(render.codec, render.recipe.paths())
+
+
+def _disagreement(node: str, ours: dict[str, str], theirs: dict[str, str]) -> str | None:
+    """One line naming the first thing ``node`` renders with differently from this machine."""
+    for item, mine, other in differences(ours, theirs):
+        if item.startswith("file "):
+            return (f"node {node} reads {item[5:]} as {other or 'nothing'}, this machine as {mine or 'nothing'}: "
+                    "every machine must read the same files at the same paths")
+        return (f"node {node} has {item} {other or 'missing'}, this machine {mine or 'missing'}: every machine must "
+                "run the same versions")
+    return None
 
 
 def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:
     """The render's clip built on the node a task runs on, and the node's name; what fails
     there (a path it cannot read, a script that fails) names the node."""
-    import ray
-
-    node = f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
-    for path in render.recipe.paths():
-        if not os.access(path, os.R_OK):
-            raise RenderError(f"node {node} cannot read {path}: every machine must read the input, script, "
-                              "references and weights at the same path")
+    node = _node()
+    for path in _unreadable(render)[:1]:
+        raise RenderError(_cannot_read(node, path))
     try:
         return node, build(render, planning)
     except RenderError as e:
         raise RenderError(f"node {node}: {e}") from None
 
 
-def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float) -> Done:
-    """One task: the parts ``group`` (consecutive) rendered where Ray runs it."""
+def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float,
+                 shared: tuple[str, str] | None) -> Iterator[Started | Chunk | Part | Finished]:
+    """One task: the parts ``group`` (consecutive) rendered where Ray runs it, each given
+    as soon as it is encoded (see the module's docstring)."""
     started = time.time()
     node, built = _built_on_node(render)
     ready = time.time()
+    yield Started(node, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
+                  environment=environment(render.codec, render.recipe.paths()))
     firsts = {a for a, _ in group}
     frames = [0]
 
@@ -183,12 +569,22 @@ def _render_task(render: Render, group: list[tuple[int, int]], counter, submitte
         if frames[0] % 8 == 0:
             counter.add.remote(8)
 
-    out: list[tuple[int, int, bytes, bool]] = []
+    folder = Path(shared[0]) if shared and sees_probe(*shared) else None
     with tempfile.TemporaryDirectory(prefix="vsexcolor-") as scratch:
-        encode(render, built, group[0][0], group[-1][1], lambda n, frame: n in firsts, Path(scratch),
-               lambda first, last, path, restart: out.append((first, last, path.read_bytes(), restart)), tick)
-    return Done(node, out, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
-                rendered=time.time() - ready)
+        for first, last, path, restart in encode(render, built, group[0][0], group[-1][1],
+                                                 lambda n, frame: n in firsts, folder or Path(scratch), tick):
+            size = path.stat().st_size
+            if folder is not None:
+                write_durably(part_path(folder, first, last), path)
+                yield Part(first, last, restart, size)
+                continue
+            with path.open("rb") as f:
+                data = f.read(CHUNK)
+                while len(data) == CHUNK and (more := f.read(CHUNK)):
+                    yield Chunk(data)
+                    data = more
+            yield Part(first, last, restart, size, data)
+    yield Finished(time.time() - ready)
 
 
 class _Counter:

@@ -17,8 +17,9 @@ renders them anywhere, and the joined file has the bytes of the serial render.
 from __future__ import annotations
 
 import re
+import secrets
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -165,29 +166,30 @@ def parts_of(todo: list[tuple[int, int]], firsts: list[int]) -> list[tuple[int, 
 
 
 def encode(render: Render, built: Built, a: int, b: int, is_first: Callable[[int, vs.VideoFrame], bool],
-           scratch: Path, done: Callable[[int, int, Path, bool], None], tick: Callable[[], None]) -> None:
-    """Encode frames ``a``..``b`` of ``built``, one file per part (``is_first``), each
-    handed to ``done(first, last, path, restart)`` once whole (``path`` lies in ``scratch``
-    and may be moved; ``restart``: the part restarts a shot at a keyframe inside it, see
+           scratch: Path, tick: Callable[[], None]) -> Iterator[tuple[int, int, Path, bool]]:
+    """Encode frames ``a``..``b`` of ``built``, one file per part (``is_first``), giving each
+    part as ``(first, last, path, restart)`` once whole (``path``, a file of a name of its
+    own in ``scratch``, is the caller's to move or delete before it asks for the next;
+    ``restart``: the part restarts a shot at a keyframe inside it, see
     :func:`restarts_shot`). ``tick()`` after every frame."""
     codec = CODECS[render.codec]
     encoder: Encoder | None = None
     part_first, restart = a, False
-    incomplete = scratch / "incomplete.mp4"
+    incomplete = scratch / f".incomplete-{secrets.token_hex(8)}.mp4"
     try:
         for n, frame in enumerate(built.clip[a:b + 1].frames(prefetch=PREFETCH, close=True), a):
             if is_first(n, frame):
                 if encoder is not None:
                     encoder.close()
                     encoder = None
-                    done(part_first, n - 1, incomplete, restart)
+                    yield part_first, n - 1, incomplete, restart
                 part_first, restart = n, restarts_shot(n, frame)
                 encoder = Encoder(incomplete, codec, render.crf, built.pix_fmt, render.info, render.first, frame)
             encoder.write(frame, n)
             tick()
         encoder.close()
         encoder = None
-        done(part_first, b, incomplete, restart)
+        yield part_first, b, incomplete, restart
     finally:
         if encoder is not None:  # a part cut short: its half-written file goes
             encoder.close(flush=False)
@@ -240,7 +242,10 @@ def render_here(render: Render, built: Built, work: WorkFolder, todo: list[tuple
             for a, b in todo:
                 at[0] = a
                 starts = starts_part(render, built)
-                encode(render, built, a, b, lambda n, frame: starts(n, frame) or n == a, work.folder, work.add, tick)
+                for first, last, path, restart in encode(render, built, a, b,
+                                                         lambda n, frame: starts(n, frame) or n == a, work.folder,
+                                                         tick):
+                    work.add(first, last, path, restart)
     except KeyboardInterrupt:
         print(f"vsexcolor {name}: stopped at frame {at[0]}; {hint}", file=sys.stderr)
         raise

@@ -7,6 +7,8 @@ raylet) stands in for two machines; these tests run in a loopback-only network n
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -75,8 +77,52 @@ def serial(film, tmp_path_factory, devc_weights) -> dict[str, bytes]:
     return outputs
 
 
+def stored(monkeypatch) -> dict[str, list[int]]:
+    """The first frames of the parts the driver stored: ``sent``, whose bytes came through it,
+    and ``recorded``, which the workers wrote into the shared work folder themselves."""
+    seen: dict[str, list[int]] = {"sent": [], "recorded": []}
+    add, record = workfolder.WorkFolder.add, workfolder.WorkFolder.record
+
+    def sent(self, first, *args, **kwargs):
+        seen["sent"].append(first)
+        return add(self, first, *args, **kwargs)
+
+    def recorded(self, first, *args, **kwargs):
+        seen["recorded"].append(first)
+        return record(self, first, *args, **kwargs)
+
+    monkeypatch.setattr(workfolder.WorkFolder, "add", sent)
+    monkeypatch.setattr(workfolder.WorkFolder, "record", recorded)
+    return seen
+
+
+def through_the_driver(monkeypatch) -> None:
+    """Workers see no shared work folder (as where the output is on the driver's own disk)."""
+    from vsexcolor import farm
+
+    monkeypatch.setattr(farm, "_shared_folder", lambda work: None)
+
+
+def report_of(monkeypatch) -> list:
+    """The farm's report of each --ray render, once it has ended."""
+    from vsexcolor import farm
+
+    reports, render_on_ray = [], farm.render_on_ray
+
+    def reporting(*args, **kwargs):
+        reports.append(render_on_ray(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(farm, "render_on_ray", reporting)
+    return reports
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["workers write the parts", "parts through the driver"])
 def test_a_render_on_two_nodes_is_the_serial_render_byte_for_byte(film, two_nodes, serial, devc_weights, tmp_path,
-                                                                    capsys):
+                                                                    capsys, monkeypatch, shared):
+    seen = stored(monkeypatch)
+    if not shared:
+        through_the_driver(monkeypatch)
     for name, extra in (("ffv1", ["--backend", "propagate", "--codec", "ffv1"]),
                         ("h264", ["--backend", "propagate"]),
                         ("devc", devc_range(devc_weights))):
@@ -86,34 +132,72 @@ def test_a_render_on_two_nodes_is_the_serial_render_byte_for_byte(film, two_node
         summary = capsys.readouterr().err.splitlines()[-1]
         # Both nodes took tasks, and the summary says how much each made.
         assert len(re.findall(r"node \w+: \d+ frames", summary)) == 2, summary
+    # Every part was stored one way: written by the workers where they see the work folder.
+    assert seen["recorded" if shared else "sent"] and not seen["sent" if shared else "recorded"], seen
 
 
-def test_a_node_lost_mid_render_changes_nothing(film, serial, tmp_path, monkeypatch):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+def lose(cluster: Cluster, node) -> None:
+    """Lose ``node`` as a machine is lost: its worker processes and its raylet killed at once."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    todo = [info.process.pid for info in node.all_processes["raylet"]]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            todo.append(pid)
+    cluster.remove_node(node, allow_graceful=False)
+
+
+def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, tmp_path, monkeypatch, capsys):
+    from vsexcolor import farm
+
+    # One node to work on at first (the head takes no task), replaced when it is lost.
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     doomed = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    add = workfolder.WorkFolder.add
-    lost = []
+    # One task of the five scenes; the parts come through the driver, so that what the lost
+    # node had sent and the driver had not taken yet would be lost with it.
+    monkeypatch.setattr(farm, "PLAN_PIECE", 1000)  # planned in one piece, so that balance() cuts the tasks
+    monkeypatch.setattr(farm, "balance", lambda parts, tasks: [parts])
+    through_the_driver(monkeypatch)
+    monkeypatch.setattr(farm, "AHEAD", 1)  # a task waits for the driver after each object it gives
+    reports = report_of(monkeypatch)
+    take, lost = farm._Driver._take, []
 
-    def lose_a_node_after_the_first_part(self, first, last, data, restart=False):
-        add(self, first, last, data, restart)
-        if not lost:
-            lost.append(first)
-            cluster.remove_node(doomed, allow_graceful=False)
+    def lose_the_node_once_its_task_has_sent_a_part(self, task, item):
+        frames = take(self, task, item)
+        if isinstance(item, farm.Part) and not lost:
+            assert doomed.node_id[:8] in task.node
+            lost.append((item.first, item.last))
+            lose(cluster, doomed)
+            cluster.add_node(num_cpus=1)
+        return frames
 
-    monkeypatch.setattr(workfolder.WorkFolder, "add", lose_a_node_after_the_first_part)
+    monkeypatch.setattr(farm._Driver, "_take", lose_the_node_once_its_task_has_sent_a_part)
     try:
         out = tmp_path / "out.mkv"
         assert cli(*colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray",
                                   cluster.address)) == 0
     finally:
         cluster.shutdown()
-    # The node went with the first scene written and four more to come (two in flight).
-    assert lost
+    [report] = reports
+    [gone] = report.retried()
+    # The task was running on the lost node: it had sent a part (or two) and had more to go ...
+    assert doomed.node_id[:8] in gone.node and gone.received[0] == lost[0] and len(gone.rest()) >= 3, gone
+    # ... which went to a task of their own on the new node, once; the parts received were kept.
+    [again] = [t for t in report.tasks if t.attempt == 2]
+    assert again.group == gone.rest() and again.node != gone.node and not again.lost, again
+    received = [p for t in report.tasks for p in t.received]
+    assert len(received) == len(set(received)) == 5  # no part stored twice
     assert out.read_bytes() == serial["ffv1"]
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "; 1 task was lost midway and the parts not received handed out again")
 
 
-def test_a_driver_killed_mid_render_resumes_to_the_same_bytes(film, two_nodes, serial, tmp_path):
+def test_a_driver_killed_mid_render_resumes_from_its_finished_parts(film, two_nodes, serial, tmp_path, monkeypatch):
     out = tmp_path / "out.mkv"
     command = [str(a) for a in colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray",
                                              two_nodes.address)]
@@ -130,7 +214,29 @@ def test_a_driver_killed_mid_render_resumes_to_the_same_bytes(film, two_nodes, s
         driver.kill()
     assert not out.exists()
     # Resumed here, without Ray: local and cluster runs resume each other's work.
+    kept: dict[int, tuple[int, int]] = {}  # first frame: (inode, mtime) of the parts the resume found
+    resume = workfolder.WorkFolder._resume
+
+    def finding(self, note):
+        found = resume(self, note)
+        kept.update({first: (path.stat().st_ino, path.stat().st_mtime_ns) for first, (_, path) in found.items()})
+        return found
+
+    monkeypatch.setattr(workfolder.WorkFolder, "_resume", finding)
+    seen = stored(monkeypatch)
+    add = workfolder.WorkFolder.add
+    untouched = []
+
+    def checking(self, first, *args, **kwargs):  # the parts found are still as they were
+        untouched.extend((p.stat().st_ino, p.stat().st_mtime_ns) == kept[a] for a, (_, p) in self.parts().items()
+                         if a in kept)
+        return add(self, first, *args, **kwargs)
+
+    monkeypatch.setattr(workfolder.WorkFolder, "add", checking)
     assert cli(*command[:-2], "--resume") == 0
+    assert kept, "the killed run left no finished part"
+    assert seen["sent"] and not set(seen["sent"]) & set(kept)  # the parts it left were used, not made again
+    assert all(untouched)
     assert out.read_bytes() == serial["ffv1"]
 
 
@@ -155,28 +261,113 @@ def test_an_unreachable_cluster_is_one_line_within_30_seconds(film, tmp_path, ca
     assert time.monotonic() - began < 30
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("vsexcolor colorize: cannot reach a Ray cluster at 127.0.0.1:9 ("), err
-    assert err[-1].endswith("start one with `ray start --head`, or check the address")
+    assert err[-1].endswith(f"start one with `ray start --head`, or check the address; the finished parts are kept "
+                            f"in {tmp_path / 'out.mkv'}.parts: run the same command with --resume to continue")
 
 
-def test_a_path_a_worker_cannot_read_is_named_with_its_node(film, two_nodes, tmp_path, monkeypatch, capsys):
-    # The reference is gone by the time the tasks run, as on a node without the shared storage.
+def nothing_planned_or_rendered(monkeypatch) -> list:
+    """What the driver was told of the film's parts and received of them (to stay empty)."""
+    from vsexcolor import farm
+
+    seen, done, take = [], farm.Planning.done, farm._Driver._take
+    monkeypatch.setattr(farm.Planning, "done", lambda self, *args: seen.append(args) or done(self, *args))
+    monkeypatch.setattr(farm._Driver, "_take", lambda self, task, item: seen.append(item) or take(self, task, item))
+    return seen
+
+
+def test_a_path_a_node_cannot_read_stops_the_render_before_anything_is_planned(film, two_nodes, tmp_path,
+                                                                              monkeypatch, capsys):
+    # The reference is gone once this machine has read it, as for a node without the shared storage.
     reference = tmp_path / "still.png"
     reference.write_bytes(film.with_name("still.png").read_bytes())
     from vsexcolor import farm
 
-    plan = farm.plan_on_ray
+    checks = farm._checks
 
-    def plan_then_lose_the_reference(*args, **kwargs):
-        parts = plan(*args, **kwargs)
+    def lose_the_reference_then_check(*args):
         reference.unlink()
-        return parts
+        return checks(*args)
 
-    monkeypatch.setattr(farm, "plan_on_ray", plan_then_lose_the_reference)
+    monkeypatch.setattr(farm, "_checks", lose_the_reference_then_check)
+    seen = nothing_planned_or_rendered(monkeypatch)
     code = cli("colorize", film, "--ref", reference, "-o", tmp_path / "out.mkv", *TINY, "--backend", "propagate",
                "--ray", two_nodes.address)
     assert code == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("vsexcolor colorize: node ") and f"cannot read {reference}: every machine must read" in line
+    assert not seen
+
+
+def test_a_node_with_other_versions_stops_the_render_naming_node_item_and_both(film, two_nodes, tmp_path,
+                                                                                monkeypatch, capsys):
+    from vsexcolor import farm
+
+    environment = farm.environment  # this machine's, as if its OpenCV were another
+    monkeypatch.setattr(farm, "environment", lambda *args: {**environment(*args), "OpenCV": "0.0"})
+    seen = nothing_planned_or_rendered(monkeypatch)
+    code = cli(*colorize_args(film, tmp_path / "out.mkv", "--backend", "propagate", "--ray", two_nodes.address))
+    assert code == 2
+    import cv2
+
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"vsexcolor colorize: node .+ node \w+ has OpenCV {re.escape(cv2.__version__)}, this machine "
+                        r"0\.0: every machine must run the same versions; the finished parts are kept in .+: run the "
+                        r"same command with --resume to continue", line), line
+    assert not [item for item in seen if isinstance(item, farm.Part)]
+
+
+def test_a_worker_that_keeps_crashing_ends_the_render_in_one_line_keeping_the_parts(film, two_nodes, tmp_path,
+                                                                                    capsys):
+    # A script whose frame 20 kills the worker process that renders it (not this one).
+    chain = tmp_path / "crash.vpy"
+    chain.write_text(f"""
+import os
+import ray
+import vapoursynth as vs
+from vsexcolor.video import open_clip, probe
+clip = open_clip(probe({str(film)!r}, progress=False))
+
+
+def crash(n, f):
+    if n == 20 and ray.is_initialized():
+        os._exit(1)
+    return f
+
+clip.std.ModifyFrame(clip, crash).set_output()
+""")
+    out = tmp_path / "out.mkv"
+    code = cli("render", chain, "--chunk", "8", "--codec", "ffv1", "-o", out, "--ray", two_nodes.address)
+    assert code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"vsexcolor render: a task was lost 4 times, the last time: .+; the finished parts are kept "
+                        rf"in {re.escape(str(out))}\.parts: run the same command with --resume to continue", line), line
+    kept = sorted(p.name for p in (tmp_path / "out.mkv.parts").glob("frames-*.mp4"))
+    assert "frames-00000000-00000007.mp4" in kept and "frames-00000016-00000023.mp4" not in kept, kept
+
+
+def test_ctrl_c_on_the_farm_keeps_the_finished_parts_and_resume_gives_the_same_bytes(film, two_nodes, serial,
+                                                                                      tmp_path, monkeypatch, capsys):
+    from vsexcolor import farm
+
+    take = farm._Driver._take
+
+    def interrupt_after_the_first_part(self, task, item):
+        frames = take(self, task, item)
+        if isinstance(item, farm.Part):
+            raise KeyboardInterrupt
+        return frames
+
+    monkeypatch.setattr(farm._Driver, "_take", interrupt_after_the_first_part)
+    out = tmp_path / "out.mkv"
+    command = colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray", two_nodes.address)
+    assert cli(*command) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2] == (f"vsexcolor colorize: stopped; the finished parts are kept in {out}.parts: run the same "
+                       "command with --resume to continue"), err
+    assert len(list((tmp_path / "out.mkv.parts").glob("frames-*.mp4"))) >= 1
+    monkeypatch.undo()
+    assert cli(*command, "--resume") == 0
+    assert out.read_bytes() == serial["ffv1"]
 
 
 def test_automatic_keyframes_are_made_by_the_nodes_and_give_the_serial_bytes(film, two_nodes, tmp_path, capsys):
@@ -196,3 +387,4 @@ def test_automatic_keyframes_are_made_by_the_nodes_and_give_the_serial_bytes(fil
     assert (tmp_path / "farm.mkv").read_bytes() == (tmp_path / "serial.mkv").read_bytes()
     assert made == []  # the keyframes were made where their shots were rendered
     assert re.search(r"in 5 shots", capsys.readouterr().err.splitlines()[-1])
+

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..environment import environment
 from ..pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
                         render_here)
 from ..video import CODECS, VideoError, check_output
@@ -45,7 +46,7 @@ def add_output_options(parser: argparse.ArgumentParser, default_output: str, chu
                            "the result is the same file, byte for byte")
     farm.add_argument("--workers", type=int, metavar="N",
                       help="workers of the Ray started here (default: one per CPU core, or per GPU with "
-                           "--device cuda)")
+                           "--device cuda; fewer where the free memory would not hold them), sharing the cores")
     farm.add_argument("--insecure-cluster", action="store_true",
                       help="use a cluster at ADDRESS that requires no token (refused otherwise, unless ADDRESS is "
                            "loopback): anyone who reaches its ports can run any code on its machines")
@@ -96,6 +97,7 @@ class Summary:
     by_scene: bool
     nodes: dict[str, int]
     restarts: int = 0  # parts that restart a shot at a keyframe inside it
+    lost: int = 0  # farm tasks lost (machine, worker process or objects), whose other parts went out again
 
     def line(self) -> str:
         r, info = self.render, self.render.info
@@ -103,6 +105,9 @@ class Summary:
         audio = f", {len(info.audio)} audio stream(s) copied" if info.audio else ""
         crf = "" if r.crf is None else f" crf {r.crf}"
         farm = "" if not self.nodes else " on " + ", ".join(f"{node}: {n} frames" for node, n in self.nodes.items())
+        if self.lost:
+            farm += (f"; {self.lost} task{' was' if self.lost == 1 else 's were'} lost midway and the parts "
+                     "not received handed out again")
         if not self.by_scene:
             pieces = f"{self.parts} part(s)"
         else:
@@ -153,13 +158,17 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         resumed = resume and work.folder.exists()
         work.open(settings, resume=resume, overwrite=overwrite, note=note)
         made = not resumed
+        # What this machine renders with (every farm node must agree), recorded: a resume checks it.
+        work.settle("environment", environment(render.codec, render.recipe.paths()))
         todo = gaps(render.first, render.last, work.parts())
         nodes: dict[str, int] = {}
+        lost = 0
         if todo and farm:
             from ..farm import render_on_ray
 
-            nodes = render_on_ray(render, work, todo, address=access, workers=workers, progress=progress,
-                                  name=name).nodes
+            report = render_on_ray(render, work, todo, address=access, workers=workers, progress=progress,
+                                   name=name)
+            nodes, lost = report.nodes, len(report.retried())
         elif todo:
             work.settle("colorize", fingerprint_dicts(built))
             render_here(render, built, work, todo, progress, name)
@@ -174,7 +183,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
     backend = ", ".join(sorted({f["backend"] for f in work.settled.get("colorize") or []})) or "none"
     return Summary(output=output, render=render, rendered=frames_in(todo),
                    seconds=time.monotonic() - began, backend=backend, parts=parts, pix_fmt=built.pix_fmt,
-                   by_scene=built.by_scene, nodes=nodes, restarts=restarts)
+                   by_scene=built.by_scene, nodes=nodes, restarts=restarts, lost=lost)
 
 
 def _clock(seconds: float) -> str:

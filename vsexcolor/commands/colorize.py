@@ -9,6 +9,7 @@ is done and joined with the audio.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import sys
 from collections.abc import Mapping
@@ -215,12 +216,15 @@ def render(job: Job) -> Summary:
     _notes(info)
     if job.refs_dir:
         _check_shots(job, info, keyframe_model)
-    # Workers colour keyframes with this very file, whatever their own model folders hold.
-    options = {"backend": job.backend, "weights": job.weights,
-               "keyframe_model": str(keyframe_model) if keyframe_model else "none", "keyframe_pick": job.keyframe_pick, "propagate": job.propagate, "preset": job.preset,
+    # Workers colour keyframes with this very file, whatever their own model folders hold;
+    # every path is absolute, as the recipe is built on machines in other working folders.
+    options = {"backend": job.backend, "weights": job.weights.absolute() if job.weights else None,
+               "keyframe_model": str(keyframe_model.absolute()) if keyframe_model else "none",
+               "keyframe_pick": job.keyframe_pick, "propagate": job.propagate, "preset": job.preset,
                "saturation": job.saturation, "smooth": job.smooth, "pixels": job.pixels,
                "scene_threshold": job.scene_threshold, "device": job.device}
-    recipe = ColorizeRecipe(info, tuple(sorted(job.refs.items())), tuple(options.items()),
+    recipe = ColorizeRecipe(dataclasses.replace(info, path=info.path.absolute()),
+                            tuple(sorted((k, p.absolute()) for k, p in job.refs.items())), tuple(options.items()),
                             job.refs_dir.resolve() if job.refs_dir else None)
     return run_render("colorize", Render(recipe, info, job.codec, quality, job.start, last), job.output,
                       _settings(job, info, keyframe_model), resume=job.resume, overwrite=job.overwrite, ray=job.ray,

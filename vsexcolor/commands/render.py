@@ -7,7 +7,9 @@ parts, ``--resume`` and ``--ray`` of ``vsexcolor colorize``, and the audio of ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import os
 import runpy
 import sys
 from dataclasses import dataclass
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import vapoursynth as vs
 
-from ..pipeline import Render, RenderError
+from ..environment import file_fingerprint, held_open
+from ..filter import recording
+from ..pipeline import Render, RenderError, one_line
 from ..video import VideoError, check_input, clip_info
 from ._errors import CommandError
 from ._output import add_output_options, check_output_path, check_range, crf, run as run_render
@@ -24,12 +28,22 @@ from ._output import add_output_options, check_output_path, check_range, crf, ru
 @dataclass(frozen=True)
 class ScriptRecipe:
     """A ``.vpy`` script's output 0, built by running the script as vspipe does: ``args`` are
-    its globals (as ``vspipe -a KEY=VALUE`` sets them), ``__name__`` is ``__vapoursynth__``."""
+    its globals (as ``vspipe -a KEY=VALUE`` sets them), ``__name__`` is ``__vapoursynth__``,
+    in the working folder ``cwd`` (that of the command, on every machine: relative paths in
+    the script and its arguments mean the same everywhere). ``reads``: the files it was seen
+    to read (:func:`files_read`)."""
 
     script: Path
     args: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+    reads: tuple[Path, ...] = ()
 
     def build(self) -> vs.VideoNode:
+        if self.cwd and os.getcwd() != self.cwd:
+            try:
+                os.chdir(self.cwd)
+            except OSError as e:
+                raise RenderError(f"cannot work in {self.cwd} ({e.strerror}), where the script was started") from None
         vs.clear_outputs()
         try:
             runpy.run_path(str(self.script), init_globals=dict(self.args), run_name="__vapoursynth__")
@@ -46,7 +60,17 @@ class ScriptRecipe:
         return output.clip
 
     def paths(self) -> list[Path]:
-        return [self.script]
+        return [self.script, *self.reads]
+
+
+def files_read(recipe: ScriptRecipe, held: set[Path]) -> tuple[Path, ...]:
+    """The files a script reads, as far as can be seen from here: its arguments that name
+    files or folders, and the files its clip holds open once built (``held``: those opened
+    while it was built; its sources keep theirs open), but not the script itself, nor files
+    of Python's, nor of the system's."""
+    args = [Path(value).absolute() for _, value in recipe.args if value and Path(value).exists()]
+    ours = (Path(sys.prefix), Path(sys.base_prefix), Path("/dev"), Path("/proc"), Path("/sys"))
+    return tuple(sorted({*args, *(p for p in held if p != recipe.script and not any(p.is_relative_to(o) for o in ours))}))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,8 +106,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_input(script)
         check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []))
-        recipe = ScriptRecipe(script.resolve(), tuple(sorted(args.arg)))
-        clip = recipe.build()
+        recipe = ScriptRecipe(script.resolve(), tuple(sorted(args.arg)), cwd=os.getcwd())
+        before = held_open()
+        with recording(planning=True):  # colorize's planning clip: a frame costs no network
+            clip = recipe.build()
+        try:
+            clip.get_frame(0)  # sources open their files when first asked for a frame
+        except vs.Error as e:
+            raise RenderError(f"{script} fails at its first frame: {one_line(e)}") from None
+        recipe = dataclasses.replace(recipe, reads=files_read(recipe, {p for _, p in held_open() - before}))
         info = clip_info(clip, recipe.script, args.audio.resolve() if args.audio else None)
     except (VideoError, RenderError) as e:
         raise CommandError(str(e)) from None
@@ -98,11 +129,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _settings(recipe: ScriptRecipe, audio: Path | None) -> dict:
-    """What shapes the output besides the encoder and the range: a resume must match it.
-    (What the script reads, its source among them, is its own business.)"""
+    """What shapes the output besides the encoder and the range: a resume must match it,
+    the files the script reads among it (:func:`files_read`)."""
+    files = [f for path in recipe.reads for f in (sorted(p for p in path.rglob("*") if p.is_file())
+                                                    if path.is_dir() else [path])]
     return {
         "script": {"path": str(recipe.script), "sha256": hashlib.sha256(recipe.script.read_bytes()).hexdigest()},
         "args": dict(recipe.args),
+        "reads": {str(path): file_fingerprint(path) for path in files},
         "audio": None if audio is None else {"path": str(audio.resolve()), "size": audio.stat().st_size,
                                              "mtime_ns": audio.stat().st_mtime_ns},
     }
