@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the sample clips and the file writer
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scale import isolated  # noqa: E402
+from scale import in_loopback_namespace  # noqa: E402
 
 #: The driver, with the work folder kept from the workers (the parts come through it).
 THROUGH_THE_DRIVER = ("import sys; from vsexcolor import farm; farm._shared_folder = lambda work: None; "
@@ -50,10 +50,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", choices=("driver", "workers"), default=["driver", "workers"],
                         help="parts through the driver, written by the workers, or both (default)")
     args = parser.parse_args()
-    if not isolated():
-        user = [] if os.geteuid() == 0 else ["-r"]
-        os.execvp("unshare", ["unshare", *user, "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-                              sys.executable, *sys.argv])
+    in_loopback_namespace()
     from ray.cluster_utils import Cluster
 
     from clips import decode_rgb, sample_clip_path

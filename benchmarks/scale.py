@@ -40,6 +40,15 @@ def isolated() -> bool:
     return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
+def in_loopback_namespace() -> None:
+    """Run this script again in a network namespace of its own holding only loopback (Ray
+    binds the machine's outside address even when told 127.0.0.1), unless it is in one."""
+    if not isolated():
+        user = [] if os.geteuid() == 0 else ["-r"]  # a user namespace gives an ordinary user the rights
+        os.execvp("unshare", ["unshare", *user, "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                              sys.executable, *sys.argv])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="640x360", help="WxH of the film (default 640x360)")
@@ -58,10 +67,7 @@ def main() -> None:
     if args.simulate:
         simulate(json.loads(args.simulate.read_text()), args.gpu_fps, args.cores_per_gpu)
         return
-    if not isolated():
-        user = [] if os.geteuid() == 0 else ["-r"]
-        os.execvp("unshare", ["unshare", *user, "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-                              sys.executable, *sys.argv])
+    in_loopback_namespace()
 
     import ray
     from ray.cluster_utils import Cluster

@@ -185,8 +185,6 @@ def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monk
 
 
 def test_a_run_that_renders_nothing_leaves_nothing(tmp_path, monkeypatch, capsys):
-    import numpy as np
-
     from clips import decode_rgb, sample_clip_path
     from media import write_image, write_video
     from vsexcolor import commands, farm

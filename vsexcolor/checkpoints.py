@@ -2,14 +2,14 @@
 user sees, and reading a state dict that must load strictly, naming what does not fit."""
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 from torch import nn
+
+from .folders import user_folder
 
 #: Environment variable naming the model folder.
 ENV_VAR = "VSEXCOLOR_MODEL_DIR"
@@ -30,15 +30,7 @@ def default_model_dir() -> Path:
     The data folder is ``%LOCALAPPDATA%`` on Windows, elsewhere ``$XDG_DATA_HOME`` or
     ``~/.local/share``. The folder need not exist.
     """
-    if configured := os.environ.get(ENV_VAR):
-        return Path(configured).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME")
-        # The XDG base directory spec says to ignore relative values.
-        base = xdg if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return Path(base) / "vsexcolor"
+    return user_folder(ENV_VAR, "XDG_DATA_HOME", ".local/share", "vsexcolor")
 
 
 def torch_load(source: BinaryIO | Path, where: str) -> object:

@@ -39,10 +39,9 @@ from tqdm import tqdm
 
 from . import cluster
 from .cluster import Access
-from .pipeline import (Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts,
-                       parts_of, plan_parts)
 from .environment import differences, environment
-from .workfolder import Incoming, WorkError, WorkFolder, part_path, sees_probe, write_durably
+from .pipeline import Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts, plan_parts
+from .workfolder import Incoming, WorkFolder, part_path, sees_probe, write_durably
 
 #: Frames a planning task reads at least: its first frame's scene start is looked for
 #: again by each, so pieces much shorter than a scene would repeat that work.

@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import vapoursynth as vs
 from tqdm import tqdm
+
+from .folders import user_folder
 
 core = vs.core
 
@@ -60,15 +61,7 @@ def index_dir() -> Path:
     The cache folder is ``%LOCALAPPDATA%`` on Windows, elsewhere ``$XDG_CACHE_HOME`` or
     ``~/.cache``. Index files are small (about 9 bytes a frame) and made again when missing.
     """
-    if configured := os.environ.get(ENV_VAR):
-        return Path(configured).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        # The XDG base directory spec says to ignore relative values.
-        base = xdg if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return Path(base) / "vsexcolor" / "index"
+    return user_folder(ENV_VAR, "XDG_CACHE_HOME", ".cache", "vsexcolor", "index")
 
 
 def index_file(path: Path, folder: Path | None = None) -> Path:
