@@ -118,20 +118,16 @@ def _keyframe_model(choice: str | os.PathLike[str] | None, needed: bool) -> Path
     (None: the preferred one in the model folder; ``"none"``: no model). Where none is found,
     an error if it is ``needed`` (no reference at all) or was named, else None: such shots
     then take the reference before them."""
-    from .keyframe_weights import KeyframeModelError, find_keyframe_model
+    from .keyframe_weights import KeyframeModelError, NothingToColourFrom, keyframe_model_for
 
-    if choice == "none":
-        if needed:
-            raise vs.Error("colorize: keyframe_model='none' leaves nothing to colour from: pass a reference "
-                           "(ref=) or a keyframe model")
-        return None
     try:
-        return find_keyframe_model(choice)
+        return keyframe_model_for(choice, needed)
+    except NothingToColourFrom:
+        raise vs.Error("colorize: keyframe_model='none' leaves nothing to colour from: pass a reference "
+                       "(ref=) or a keyframe model") from None
     except KeyframeModelError as e:
-        if needed or choice is not None:
-            what = "no colour reference was given and " if needed else ""
-            raise vs.Error(f"colorize: {what}{e}") from None
-        return None
+        what = "no colour reference was given and " if needed else ""
+        raise vs.Error(f"colorize: {what}{e}") from None
 
 
 def _is_keyframe_source(clip: vs.VideoNode, ref: object) -> bool:

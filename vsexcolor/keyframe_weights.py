@@ -76,6 +76,34 @@ class KeyframeReport:
         return self.error is None
 
 
+class NothingToColourFrom(ValueError):
+    """No keyframe model is wanted (``"none"``), and no reference was given either."""
+
+
+def keyframe_model_for(choice: str | os.PathLike[str] | None, needed: bool) -> Path | None:
+    """The keyframe model shots without a reference are coloured with: ``choice`` as for
+    :func:`find_keyframe_model`, or ``"none"`` for no model. None where there is none and
+    none was named: such shots then take the reference before them.
+
+    Args:
+        needed: no reference was given, so every shot needs an automatic keyframe.
+
+    Raises:
+        NothingToColourFrom: ``"none"`` where a model is ``needed``.
+        KeyframeModelError: none found where one is ``needed`` or was named.
+    """
+    if choice == "none":
+        if needed:
+            raise NothingToColourFrom("no keyframe model and no reference")
+        return None
+    try:
+        return find_keyframe_model(choice)
+    except KeyframeModelError:
+        if needed or choice is not None:
+            raise
+        return None
+
+
 def find_keyframe_model(choice: str | os.PathLike[str] | None = None) -> Path:
     """The DDColor checkpoint file to colour keyframes with.
 

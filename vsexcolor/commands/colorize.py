@@ -234,22 +234,16 @@ def render(job: Job) -> Summary:
 def _keyframe_model(job: Job) -> Path | None:
     """The keyframe model shots without a reference are coloured with, None if there is
     none; an error where there is none and no reference either (before anything is read)."""
-    from ..keyframe_weights import KeyframeModelError, find_keyframe_model
+    from ..keyframe_weights import KeyframeModelError, NothingToColourFrom, keyframe_model_for
 
     needed = not job.refs and not job.refs_dir and not job.propagate
-    if job.keyframe_model == "none":
-        if needed:
-            raise CommandError("--keyframe-model none leaves nothing to colour from: give a reference (--ref, "
-                               "--ref-at or --refs) or --propagate")
-        return None
     try:
-        return find_keyframe_model(job.keyframe_model)
+        return keyframe_model_for(job.keyframe_model, needed)
+    except NothingToColourFrom:
+        raise CommandError("--keyframe-model none leaves nothing to colour from: give a reference (--ref, "
+                           "--ref-at or --refs) or --propagate") from None
     except KeyframeModelError as e:
-        if needed:
-            raise CommandError(f"no colour reference given and {e}") from None
-        if job.keyframe_model is not None:
-            raise CommandError(f"--keyframe-model: {e}") from None
-        return None
+        raise CommandError(f"no colour reference given and {e}" if needed else f"--keyframe-model: {e}") from None
 
 
 def _note(text: str) -> None:
