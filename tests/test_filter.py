@@ -286,6 +286,65 @@ def test_scenes_false_never_restarts(run, bikes, bunny):
     assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(6)] == [0] * 6
 
 
+# --- a scene clip: cuts found on a cheaper clip showing the same pictures ------------------------
+
+def test_cuts_are_found_on_the_scene_clip_where_one_is_given(run, bikes, bunny):
+    joined = yuv_clip(bikes[:6]) + yuv_clip(bunny[:6])
+    elsewhere = yuv_clip(bikes[:9]) + yuv_clip(bunny[:3])
+    out = run(joined, bikes[0], batch=2, scene_clip=elsewhere)
+    assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(12)] == [0] * 9 + [9] * 3
+
+
+def test_a_scene_clip_of_the_same_pictures_gives_the_same_bytes_in_any_order_without_reading_in_a_callback(
+        run, bikes, bunny, monkeypatch):
+    reads = []
+    original = vsexcolor.requests.Source._read
+    monkeypatch.setattr(vsexcolor.requests.Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
+    joined = yuv_clip(bikes[:5]) + yuv_clip(bunny[:5])
+    expected = render(run(joined, bikes[0], batch=3), range(10))
+    same_pictures = core.std.SetFrameProps(joined, Source="decoded")  # another node
+    for order in (range(10), [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]):
+        out = run(joined, bikes[0], batch=3, scene_clip=same_pictures)
+        assert render(out, order) == {n: expected[n] for n in order}
+    assert reads == []
+
+
+@pytest.mark.parametrize("references", ["folder", "clip of keyframes"])
+def test_planning_reads_the_scene_clip_and_no_more_than_the_clip_s_first_frame(run, bikes, bunny, references,
+                                                                               tmp_path):
+    from media import write_image
+    from vsexcolor.filter import PROP_KEYFRAME, PROP_SHOT_START, recording
+
+    source = yuv_clip(bikes[:6]) + yuv_clip(bunny[:6])
+    asked = []
+
+    def costly(n: int, f: vs.VideoFrame) -> vs.VideoFrame:  # stands for a denoiser
+        asked.append(n)
+        return f
+
+    denoised = core.std.ModifyFrame(source, source, costly)
+    if references == "folder":  # matched against the scene clip: frame 8 in colour is a keyframe
+        ref = tmp_path / "refs"
+        ref.mkdir()
+        write_image(ref / "000008.png", bunny[2])
+    else:  # the sharpest of each shot's opening frames is picked in the scene clip
+        ref = yuv_clip(np.concatenate([bikes[:6], bunny[:6]]))
+    with recording(planning=True):
+        planned = run(denoised, ref, scene_clip=source)
+    assert asked == [0]  # its colour props
+    asked.clear()
+    keys = (PROP_SCENE_START, PROP_SHOT_START, PROP_REFERENCE, PROP_KEYFRAME)
+    order = [11, 4, 7, 0, 9, 2, 6, 10, 1, 8, 3, 5]
+    plan = {n: [planned.get_frame(n).props[k] for k in keys] for n in order}
+    assert asked == []
+    rendered = run(denoised, ref, scene_clip=source)
+    assert [plan[n] for n in range(12)] == [[rendered.get_frame(n).props[k] for k in keys] for n in range(12)]
+    if references == "folder":
+        assert plan[8][3] == 8  # matched as its frame in colour
+    else:
+        assert all(plan[n][1] <= plan[n][3] < plan[n][1] + 6 for n in range(12))  # its own shot's pick
+
+
 def test_keyframe_references_restart_at_their_frames(run, bikes):
     clip = yuv_clip(bikes[:8])
     out = run(clip, {0: bikes[0], 5: bikes[7]}, batch=2)
@@ -420,6 +479,7 @@ def test_references_in_every_accepted_form(run, bikes, tmp_path):
     ({"checkpoints": 0}, "checkpoints must be"),
     ({"device": "tpu"}, "device must be"),
     ({"out_format": vs.YUV420P8}, "out_format must be None unless the clip is GRAY"),
+    ({"scene_clip": "source.mkv"}, "scene_clip must be a VideoNode, got 'str'"),
 ])
 def test_bad_parameters_are_named(run, bikes, kwargs, match):
     with pytest.raises(vs.Error, match=match):
@@ -438,6 +498,9 @@ def test_bad_clips_are_rejected(run, bikes):
         run(gray, bikes[0], out_format=vs.RGB24)
     with pytest.raises(vs.Error, match="clip must be YUV or RGB with colour first frames"):
         run(gray, None, propagate=True)
+    with pytest.raises(vs.Error, match=r"scene_clip must be of the clip's size and length \(64x48, 1 frames\), "
+                                       r"got '64x48, 2 frames'"):
+        run(yuv_clip(bikes[:1]), bikes[0], scene_clip=yuv_clip(bikes[:2]))
 
 
 @pytest.mark.parametrize("ref,match", [

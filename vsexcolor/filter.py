@@ -30,7 +30,7 @@ from .postprocess import Finish, finish_rgb, for_backend
 from .recurrence import EngineConfig, Recurrence, Reference
 from .ref_inputs import RefInput, references
 from .reference import initial_state, reference_lab
-from .requests import SEEK_STEP, Loaded, RecurrenceRequests, Source, Window
+from .requests import SEEK_STEP, RecurrenceRequests, Seen, Source, Window
 from .resolution import DEFAULT_PIXELS, Geometry
 from .scenes import (AUTOMATIC, DEFAULT_THRESHOLD, Scenes, Segment, is_cut, pick_sharpest, reference_shot_start,
                      sharpness)
@@ -136,6 +136,10 @@ def _is_keyframe_source(clip: vs.VideoNode, ref: object) -> bool:
     return isinstance(ref, vs.VideoNode) and clip.num_frames > 1 and ref.num_frames == clip.num_frames
 
 
+def _size_and_length(clip: vs.VideoNode) -> str:
+    return f"{clip.width}x{clip.height}, {clip.num_frames} frames"
+
+
 def _make_backend(name: BackendName, weights: object, device: torch.device, fp16: bool):
     from .weights import WeightsError, load_nets
 
@@ -168,14 +172,15 @@ def _planned(clip: vs.VideoNode, requests: RecurrenceRequests, out_fmt: vs.Video
     source = requests.source
 
     def mark(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        source.offer(n, f[2:], catch_up=False)
+        source.offer(n, f[2:], catch_up=False, planning=True)
         out = f[0].copy()
         for key, value in requests.props(requests.engine.scenes.segment(n)).items():
             out.props[key] = value
         return out
 
     blank = core.std.BlankClip(clip, format=out_fmt.id, keep=True)
-    marked = core.std.ModifyFrame(blank, [blank, requests.probe, source.clip, *source.window(catch_up=False)], mark)
+    marked = core.std.ModifyFrame(blank, [blank, requests.probe, *source.window(catch_up=False, planning=True)],
+                                  mark)
     return core.std.SetFrameProps(marked, **props)
 
 
@@ -253,6 +258,7 @@ def colorize(
     pixels: int | None = None,
     scenes: bool = True,
     scene_threshold: float = DEFAULT_THRESHOLD,
+    scene_clip: vs.VideoNode | None = None,
     device: str = "auto",
     fp16: bool | None = None,
     out_format: int | vs.PresetVideoFormat | None = None,
@@ -310,6 +316,12 @@ def colorize(
         scenes: restart the recurrence at scene cuts: upstream ``_SceneChangePrev`` props
             where present, else a detector on frames n-1 and n.
         scene_threshold: detector threshold, 0..1 (lower finds more cuts).
+        scene_clip: the clip to find cuts and pick keyframes in, and to match a folder's
+            references against, instead of ``clip``: one of its size and length showing the
+            same pictures but cheaper to make, such as the source before denoising. Planning
+            a render (``vsexcolor render --ray``) then reads only this clip, so filters
+            between it and ``clip`` run once, for the frames rendered. Its
+            ``_SceneChangePrev`` props are the ones honoured. None: ``clip``.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
         fp16: half precision for the networks; default True on CUDA, False on CPU.
         out_format: output format for GRAY input: a YUV format of the same depth (default
@@ -336,6 +348,11 @@ def colorize(
         raise fail("preset", "'default' or 'official'", preset)
     if keyframe_pick not in ("sharpest", "first"):
         raise fail("keyframe_pick", "'sharpest' or 'first'", keyframe_pick)
+    if scene_clip is not None:
+        check_clip(scene_clip, "scene_clip")
+        if _size_and_length(scene_clip) != _size_and_length(clip):
+            raise fail("scene_clip", f"of the clip's size and length ({_size_and_length(clip)})",
+                       _size_and_length(scene_clip))
     finish, default_pixels = PRESETS[preset]
     if saturation is not None:
         if not 0.0 <= saturation <= 4.0:
@@ -370,7 +387,9 @@ def colorize(
         ref = None
     from_clip = propagate and ref is None and keyframe_clip is None
     luma = Luma(clip, props)
-    refs = references(clip, ref, propagate, luma) if ref is not None or from_clip else []
+    scene_luma = None if scene_clip is None else Luma(scene_clip, colour_props(scene_clip,
+                                                                               scene_clip.get_frame(0).props))
+    refs = references(clip, ref, propagate, scene_luma or luma) if ref is not None or from_clip else []
     model_path = None if from_clip or keyframe_clip is not None else _keyframe_model(keyframe_model, not refs)
     automatic = keyframe_clip is not None or model_path is not None
 
@@ -382,12 +401,13 @@ def colorize(
                           checkpoints=checkpoints)
     span = 1 if keyframe_pick == "first" else min(MAX_PICK_SPAN, max(1, round(clip.fps)) if clip.fps else 24)
     window = Window(ahead=max(config.lookahead, span - 1 if automatic else 0), back=SEEK_STEP + batch)
-    source = Source(luma, geometry, window, colour_clip=to_rgbs(clip, props) if from_clip else None)
+    source = Source(luma, geometry, window, colour_clip=to_rgbs(clip, props) if from_clip else None,
+                    scene_luma=scene_luma)
 
-    def cut(before: Loaded, frame: Loaded) -> bool:
+    def cut(before: Seen, frame: Seen) -> bool:
         return is_cut(before.detect, frame.detect, frame.upstream_cut, scene_threshold)
 
-    cut_at = (lambda n: cut(source.load(n - 1), source.load(n))) if scenes else None
+    cut_at = (lambda n: cut(source.seen(n - 1), source.seen(n))) if scenes else None
     covers, shot_of = _reference_shots(refs, cut_at)
     keyframe_rgb = _keyframe_maker(keyframe_clip, props, model_path, source, dev)
 
@@ -427,7 +447,7 @@ def colorize(
                 PROP_REFERENCE: segment.reference, PROP_KEYFRAME: -1 if keyframe is None else keyframe}
 
     def pick(start: int) -> int:
-        return pick_sharpest(scene_map, start, span, lambda k: sharpness(source.load(k).detect))
+        return pick_sharpest(scene_map, start, span, lambda k: sharpness(source.seen(k).detect))
 
     scene_map = Scenes(clip.num_frames, covers if refs else ([] if automatic else [0]), cut_at,
                        per_scene_reference=from_clip, keyframes=[r.start for r in refs if r.keyframe],

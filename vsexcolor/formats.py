@@ -26,19 +26,19 @@ def fail(param: str, expected: str, got: object) -> vs.Error:
     return vs.Error(f"colorize: {param} must be {expected}, got {got!r}")
 
 
-def check_clip(clip: vs.VideoNode) -> None:
-    """Raise unless ``clip`` is one ``colorize`` takes."""
+def check_clip(clip: vs.VideoNode, param: str = "clip") -> None:
+    """Raise unless ``clip`` is one ``colorize`` takes (as its argument ``param``)."""
     if not isinstance(clip, vs.VideoNode):
-        raise fail("clip", "a VideoNode", type(clip).__name__)
+        raise fail(param, "a VideoNode", type(clip).__name__)
     if clip.format is None or clip.width == 0 or clip.height == 0:
-        raise fail("clip", "of constant format and size (add a resize to fix them)", "a variable clip")
+        raise fail(param, "of constant format and size (add a resize to fix them)", "a variable clip")
     fmt = clip.format
     if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
-        raise fail("clip", "8..16-bit integer or 16/32-bit float", fmt.name)
+        raise fail(param, "8..16-bit integer or 16/32-bit float", fmt.name)
     if fmt.sample_type == vs.FLOAT and fmt.bits_per_sample not in (16, 32):
-        raise fail("clip", "8..16-bit integer or 16/32-bit float", fmt.name)
+        raise fail(param, "8..16-bit integer or 16/32-bit float", fmt.name)
     if clip.num_frames < 1:
-        raise fail("clip", "at least one frame long", clip.num_frames)
+        raise fail(param, "at least one frame long", clip.num_frames)
 
 
 def output_format(clip: vs.VideoNode, out_format: object) -> vs.VideoFormat:

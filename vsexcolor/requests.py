@@ -110,18 +110,23 @@ class Window:
         return self.back
 
 
-class Loaded(NamedTuple):
-    """A frame as the engine and the cut detector need it."""
+class Seen(NamedTuple):
+    """A frame as the cut detector and the keyframe pick see it."""
 
-    internal: torch.Tensor  # [1, 1, padded_h, padded_w] L at the networks' size
     detect: torch.Tensor  # [1, 1, h, w] L at the detector's size
     upstream_cut: int | None  # its _SceneChangePrev prop, if any
 
 
 class Source:
     """Frames of the luma clip (:class:`~vsexcolor.luma.Luma`) as the engine needs them: L at
-    full, internal and detection size and the upstream cut prop, each converted once; and,
-    propagating from the clip's own colour, the colour frames that start scenes.
+    full and internal size, each converted once; the frames of the *scene clip* as the cut
+    detector sees them (:class:`Seen`); and, propagating from the clip's own colour, the
+    colour frames that start scenes.
+
+    The scene clip is the luma clip unless ``scene_luma`` names another (``colorize``'s
+    ``scene_clip``): then cuts and picks are found on its frames alone, and a planning clip
+    (:meth:`window` with ``planning``) reads nothing of the luma clip, so that costly filters
+    between the two run only when frames are rendered.
 
     An output frame's request brings, as VapourSynth dependencies, the frames the engine
     reads for it (see :meth:`window`); they are handed over with :meth:`offer`. A frame the
@@ -130,56 +135,64 @@ class Source:
     """
 
     def __init__(self, luma: Luma, geometry: Geometry, window: Window,
-                 colour_clip: vs.VideoNode | None = None) -> None:
+                 colour_clip: vs.VideoNode | None = None, scene_luma: Luma | None = None) -> None:
         self.luma, self.clip, self.geometry, self.sizes = luma, luma.clip, geometry, window
         self.colour_clip = colour_clip
+        self.scene_luma = scene_luma or luma
+        self._separate = scene_luma is not None
         self._detect = detection_geometry(geometry.width, geometry.height)
-        self._cache: LRU[int, Loaded] = LRU(window.converted)
+        self._internal: LRU[int, torch.Tensor] = LRU(window.converted)
+        self._seen: LRU[int, Seen] = LRU(window.converted)
         self._full: LRU[int, torch.Tensor] = LRU(window.full_size)
         self._offered: LRU[int, vs.VideoFrame] = LRU(window.converted)
-        self._colour: LRU[int, vs.VideoFrame] = LRU(window.colour)
-        self._shifts: dict[tuple[bool, int], vs.VideoNode] = {}
+        self._stores = {"luma": self._offered, "colour": LRU(window.colour),
+                        "scene": LRU(window.converted) if self._separate else self._offered}
+        self._clips = {"luma": self.clip, "colour": colour_clip, "scene": self.scene_luma.clip}
+        self._shifts: dict[tuple[str, int], vs.VideoNode] = {}
         # The engine reads under its own lock; output frames hand over frames and ask for
         # their L outside it.
         self._lock = threading.Lock()
 
-    def window(self, catch_up: bool) -> list[vs.VideoNode]:
+    def window(self, catch_up: bool, planning: bool = False) -> list[vs.VideoNode]:
         """Clips whose frame n are what output frame n brings along: the luma clip's frames
-        n - 1 (for the cut detector) and n + 1 ... n + ahead (for the batches ahead), and
-        the colour clip's frame n (a scene may start there); with ``catch_up``, also both
-        clips' frames n - 2 ... n - back (the frames stepped after a seek, and the rest of
-        their first batch)."""
-        luma, colour = self._offsets(catch_up)
-        return [self.shifted(k) for k in luma[1:]] + \
-            ([self.shifted(k, colour=True) for k in colour] if self.colour_clip is not None else [])
+        n, n - 1 (for the cut detector) and n + 1 ... n + ahead (for the batches ahead), the
+        scene clip's same frames where it is another clip, and the colour clip's frame n (a
+        scene may start there); with ``catch_up``, also the frames n - 2 ... n - back (the
+        frames stepped after a seek, and the rest of their first batch). ``planning``: only
+        the frames the cut detector and the keyframe pick read."""
+        return [self.shifted(k, name) for name, k in self._feeds(catch_up, planning)]
 
-    def _offsets(self, catch_up: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Frame offsets of the luma and the colour frames an output frame brings along."""
+    def _feeds(self, catch_up: bool, planning: bool) -> list[tuple[str, int]]:
+        """The clip and offset of each frame an output frame brings along, in order."""
         around = (0, -1, *range(1, self.sizes.ahead + 1))
-        if not catch_up:
-            return around, (0,)
-        back = tuple(range(-2, -self.sizes.back - 1, -1))
-        return (*around, *back), (0, -1, *back)
+        back = tuple(range(-2, -self.sizes.back - 1, -1)) if catch_up else ()
+        luma = (*around, *back)
+        if planning:
+            return [("scene", k) for k in luma]
+        colour = (0, -1, *back) if catch_up else (0,)
+        return [("luma", k) for k in luma] + ([("scene", k) for k in luma] if self._separate else []) + \
+            ([("colour", k) for k in colour] if self.colour_clip is not None else [])
 
-    def shifted(self, offset: int, colour: bool = False) -> vs.VideoNode:
-        """The luma (or colour) clip shifted by ``offset`` frames (:func:`~vsexcolor.formats.shifted`)."""
-        key = (colour, offset)
+    def shifted(self, offset: int, name: str = "luma") -> vs.VideoNode:
+        """The luma, scene or colour clip (``name``) shifted by ``offset`` frames
+        (:func:`~vsexcolor.formats.shifted`)."""
+        key = (name, offset)
         if key not in self._shifts:
-            self._shifts[key] = shifted(self.colour_clip if colour else self.clip, offset)
+            self._shifts[key] = shifted(self._clips[name], offset)
         return self._shifts[key]
 
-    def offer(self, n: int, frames: list[vs.VideoFrame], catch_up: bool) -> None:
-        """Hand over what output frame n brought: its luma-clip frame, then the frames of
-        :meth:`window` in that order."""
-        luma, colour = self._offsets(catch_up)
+    def offer(self, n: int, frames: list[vs.VideoFrame], catch_up: bool, planning: bool = False) -> None:
+        """Hand over what output frame n brought: the frames of :meth:`window`, in order."""
         with self._lock:
-            for k, frame in zip(luma, frames):
+            for (name, k), frame in zip(self._feeds(catch_up, planning), frames):
                 if 0 <= n + k < self.clip.num_frames:
-                    self._offered.put(n + k, frame)
-            if self.colour_clip is not None:
-                for k, frame in zip(colour, frames[len(luma):]):
-                    if 0 <= n + k < self.clip.num_frames:
-                        self._colour.put(n + k, frame)
+                    self._stores[name].put(n + k, frame)
+
+    def _frame(self, n: int, name: str = "luma") -> vs.VideoFrame:
+        """Frame n of the luma, scene or colour clip: as offered, else read."""
+        with self._lock:
+            frame = self._stores[name].get(n)
+        return frame if frame is not None else self._read(self._clips[name], n)
 
     def _read(self, clip: vs.VideoNode, n: int) -> vs.VideoFrame:
         """A frame no output frame brought along: read synchronously."""
@@ -187,9 +200,7 @@ class Source:
 
     def colour(self, n: int) -> vs.VideoFrame:
         """Frame n of the colour clip."""
-        with self._lock:
-            frame = self._colour.get(n)
-        return frame if frame is not None else self._read(self.colour_clip, n)
+        return self._frame(n, "colour")
 
     def full_L(self, n: int, frame: vs.VideoFrame) -> torch.Tensor:
         """[1, 1, H, W] L of frame ``n``, whose luma-clip frame is ``frame``."""
@@ -201,37 +212,41 @@ class Source:
                 self._full.put(n, L)
         return L
 
-    def convert(self, frame: vs.VideoFrame, full_L: torch.Tensor | None = None) -> Loaded:
-        """A luma-clip frame (whose full-size L is ``full_L`` if known) as :class:`Loaded`."""
-        full = self.luma.L(frame) if full_L is None else full_L
-        internal = self.geometry.to_internal(full)
-        g, d = self.geometry, self._detect
-        # The same interpolation: the detector's L is the networks' without the padding
-        # wherever the two sizes agree (at the default ``pixels``).
-        detect = internal[..., :g.h, :g.w] if (g.w, g.h) == (d.w, d.h) else d.to_internal(full)
-        cut = frame.props.get("_SceneChangePrev")
-        return Loaded(internal, detect, None if cut is None else int(cut))
-
-    def load(self, n: int) -> Loaded:
-        """Frame n as :class:`Loaded`: from what was offered, else read."""
-        hit = self._cache.get(n)
-        if hit is None:
-            frame = self._frame(n)
-            hit = self.convert(frame, self.full_L(n, frame))
-            self._cache.put(n, hit)
-        return hit
-
     def frame_L(self, n: int) -> torch.Tensor:
         """[1, 1, H, W] L of frame n at full size: from what was offered, else read."""
         return self.full_L(n, self._frame(n))
 
-    def _frame(self, n: int) -> vs.VideoFrame:
-        with self._lock:
-            frame = self._offered.get(n)
-        return frame if frame is not None else self._read(self.clip, n)
-
     def internal_L(self, n: int) -> torch.Tensor:
-        return self.load(n).internal
+        """[1, 1, padded_h, padded_w] L of frame n at the networks' size."""
+        hit = self._internal.get(n)
+        if hit is None:
+            hit = self.geometry.to_internal(self.frame_L(n))
+            self._internal.put(n, hit)
+        return hit
+
+    def seen(self, n: int) -> Seen:
+        """Frame n of the scene clip as the detector sees it: from what was offered, else read."""
+        hit = self._seen.get(n)
+        if hit is None:
+            if self._separate:
+                hit = self.see(self._frame(n, "scene"))
+            else:
+                hit = self._seen_as(self._frame(n), self.frame_L(n), self.internal_L(n))
+            self._seen.put(n, hit)
+        return hit
+
+    def see(self, frame: vs.VideoFrame) -> Seen:
+        """A frame of the scene clip as the detector sees it."""
+        return self._seen_as(frame, self.scene_luma.L(frame))
+
+    def _seen_as(self, frame: vs.VideoFrame, full: torch.Tensor, internal: torch.Tensor | None = None) -> Seen:
+        g, d = self.geometry, self._detect
+        # The same interpolation: the detector's L is the networks' without the padding
+        # wherever the two sizes agree (at the default ``pixels``).
+        shared = internal is not None and (g.w, g.h) == (d.w, d.h)
+        detect = internal[..., :g.h, :g.w] if shared else d.to_internal(full)
+        cut = frame.props.get("_SceneChangePrev")
+        return Seen(detect, None if cut is None else int(cut))
 
 
 class RecurrenceRequests:
@@ -245,12 +260,12 @@ class RecurrenceRequests:
         internal: a YUV444PS clip of the internal size and the clip's length.
         backend_name: written into the ``VsexcolorBackend`` prop.
         is_cut: ``is_cut(before, frame)``: does a scene start at ``frame``, given the
-            frame before it (both :class:`Loaded`)? The engine's own test, on frames at hand.
+            frame before it (both :class:`Seen`)? The engine's own test, on frames at hand.
         props: ``props(segment)`` -> the frame props of an output of that segment.
     """
 
     def __init__(self, engine: Recurrence, source: Source, internal: vs.VideoNode,
-                 is_cut: Callable[[Loaded, Loaded], bool], props: Callable[[object], dict]) -> None:
+                 is_cut: Callable[[Seen, Seen], bool], props: Callable[[object], dict]) -> None:
         self.engine, self.source, self._is_cut, self.props = engine, source, is_cut, props
         weakref.finalize(self, engine.close)
         sizes = source.sizes
@@ -264,7 +279,7 @@ class RecurrenceRequests:
         # output's frames must stay offered until the engine has read them.
         self._recurring = threading.Lock()
         self._in_order, self._catching_up = (
-            core.std.ModifyFrame(internal, [internal, source.clip, *source.window(catch_up)],
+            core.std.ModifyFrame(internal, [internal, *source.window(catch_up)],
                                  functools.partial(weakly(self._recur), catch_up=catch_up))
             for catch_up in (False, True))
         self.clip = core.std.FrameEval(internal, weakly(self._plan))
@@ -272,7 +287,7 @@ class RecurrenceRequests:
         self._internal = internal
         #: Frame n: none to speak of, but once it is made, frame n's scene start is known.
         self.probe = core.std.FrameEval(internal, weakly(self._probe),
-                                        prop_src=[source.shifted(-k) for k in range(SEEK_STEP + 1)])
+                                        prop_src=[source.shifted(-k, "scene") for k in range(SEEK_STEP + 1)])
         self._probe_further = shifted(self.probe, -SEEK_STEP)
         self._after_probe = core.std.FrameEval(internal, weakly(self._plan_probed), prop_src=self.probe)
 
@@ -308,10 +323,10 @@ class RecurrenceRequests:
         """Test frames n - SEEK_STEP + 1 .. n for a cut (``f[k]`` is frame n - k); where
         none is, go on with the probe SEEK_STEP frames earlier."""
         @functools.cache
-        def loaded(k: int) -> Loaded:
-            return self.source.convert(f[n - k])
+        def seen(k: int) -> Seen:
+            return self.source.see(f[n - k])
 
-        found = self.engine.scenes.locate(n, n - SEEK_STEP, lambda k: self._is_cut(loaded(k - 1), loaded(k)))
+        found = self.engine.scenes.locate(n, n - SEEK_STEP, lambda k: self._is_cut(seen(k - 1), seen(k)))
         return self._internal if found else self._probe_further
 
     def _after(self, internal: vs.VideoNode, distance: int) -> vs.VideoNode:

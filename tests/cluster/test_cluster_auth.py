@@ -300,3 +300,42 @@ def test_the_readme_recipe_works_on_one_machine_that_holds_a_token_already(film,
             assert not [line for line in errors(capfd) if "InvalidAuthToken" in line or "Traceback" in line]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_readme_recipe_works_on_two_machines_from_nothing(film, serial, driver, tmp_path_factory, tmp_path,
+                                                              capfd):
+    # A new user's two machines, HEAD being OUTSIDE: the token made on the head and copied
+    # (as scp would) to the other machine and to the one rendering, every line as typed.
+    if not OUTSIDE:
+        pytest.skip("needs an address that is not loopback on loopback: run through tests/test_farm.py")
+    generate, export, head_line, other_line, render = readme_recipe()
+    head, other = machine(tmp_path_factory, "recipe-head"), machine(tmp_path_factory, "recipe-other")
+    subprocess.run(generate, shell=True, env=environment(head), check=True, timeout=60)
+    for home in (other, driver):
+        (home / ".ray").mkdir()
+        shutil.copy2(head / ".ray" / "auth_token", home / ".ray" / "auth_token")
+    name, value = export.removeprefix("export ").split("=")
+
+    def typed(line: str) -> list[str]:
+        return shlex.split(line.replace("HEAD", OUTSIDE))[2:]
+
+    address, log, folder = f"{OUTSIDE}:6379", tmp_path / "ray.log", temp_dir()
+    started: list[subprocess.Popen] = []
+    try:
+        # The head takes no tasks: every frame is made by the machine that joined it.
+        with ray_started(started, [*typed(head_line), "--node-ip-address", OUTSIDE, "--temp-dir", folder,
+                                   "--include-dashboard", "false", "--num-cpus", "0", *QUIET],
+                         environment(head, **{name: value}), log):
+            wait_for_nodes(address, 1, head, log)
+            with ray_started(started, [*typed(other_line), "--node-ip-address", OUTSIDE, "--num-cpus", "1", *QUIET],
+                             environment(other, **{name: value}), log):
+                wait_for_nodes(address, 2, head, log)
+                out = tmp_path / "out.mkv"
+                assert typed(render)[-2:] == ["--ray", address]
+                capfd.readouterr()
+                assert colorize(film, out, *typed(render)[-2:]) == 0, errors(capfd)
+                assert out.read_bytes() == serial
+                summary = errors(capfd)[-1]
+                assert re.search(rf" on \S+ {re.escape(OUTSIDE)} node \w+: 32 frames$", summary), summary
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

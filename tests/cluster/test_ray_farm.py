@@ -242,12 +242,15 @@ def test_a_driver_killed_mid_render_resumes_from_its_finished_parts(film, two_no
 
 def test_a_script_renders_on_the_farm_as_it_does_here(film, two_nodes, tmp_path):
     script = tmp_path / "restore.vpy"
+    # Planned from its scene clip, the frames before the (stand-in) denoiser.
     script.write_text(f"""
 import vapoursynth as vs
 import vsexcolor
 from vsexcolor.video import open_clip, probe
 clip = open_clip(probe({str(film)!r}, progress=False))
-vsexcolor.colorize(clip, {str(film.with_name("still.png"))!r}, backend="propagate", pixels={W * H}).set_output()
+denoised = vs.core.std.BoxBlur(clip, hradius=1, vradius=1)
+vsexcolor.colorize(denoised, {str(film.with_name("still.png"))!r}, backend="propagate", pixels={W * H},
+                   scene_clip=clip).set_output()
 """)
     here, farm = tmp_path / "here.mkv", tmp_path / "farm.mkv"
     assert cli("render", script, "-o", here, "--audio", film) == 0
