@@ -279,6 +279,29 @@ def test_resume_after_a_crash_continues_at_the_unfinished_scene(run, media, devc
     assert audio_payloads(out) == audio_payloads(devc_full)
 
 
+def test_a_resume_notices_a_changed_reference_in_a_folder_but_not_a_new_contact_sheet(run, media, rgb, tmp_path,
+                                                                                        monkeypatch):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    write_image(refs / "000000.png", rgb[0])
+    write_image(refs / "contact-sheet.png", rgb[1])
+    out = tmp_path / "out.mkv"
+    command = ["colorize", media / "film.mp4", "--refs", refs, "-o", out, "--backend", "propagate", "--codec", "ffv1",
+               *TINY]
+    crash_encoder_at(monkeypatch, 4)
+    assert run(*command)[0] == 2
+    monkeypatch.undo()
+    write_image(refs / "contact-sheet.png", rgb[2])  # `vsexcolor shots` run again
+    write_image(refs / "000000.png", rgb[3])
+    code, err = run(*command, "--resume")
+    assert code == 2 and "was started with other settings (references 000000.png was '" in err, err
+    assert "contact-sheet" not in err
+    write_image(refs / "000000.png", rgb[0])
+    code, err = run(*command, "--resume")
+    assert code == 0, err
+    assert "colorized 3 frames" in messages(err)[-1]
+
+
 def test_ctrl_c_keeps_finished_scenes_and_resume_matches_an_uninterrupted_run(run, rgb, tmp_path):
     # A long second scene, so that Ctrl-C lands while it is being colorized (propagate runs
     # it at about 45 frames/s at this size: a window of over two seconds).

@@ -101,13 +101,25 @@ def _keyed(clip: vs.VideoNode, start: int, rgb: np.ndarray, keyframe: bool, name
     return Keyed(start, rgb, keyframe, name)
 
 
+def beside_references(path: Path) -> bool:
+    """Whether a file in a folder of references is none of them: one that ``vsexcolor shots``
+    writes beside them, or a hidden one."""
+    return path.name in SHOTS_FILES or path.name.startswith(".")
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files of a folder of references that colorize reads (or refuses): all but those
+    beside the references."""
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and not beside_references(p)]
+
+
 def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, report: bool) -> list[Keyed]:
     """Every image named by a frame number in ``folder``; see :func:`lightness_match`. What
     is wrong with the folder is reported all at once, each file with what to do about it."""
     found: dict[int, Path] = {}
     problems = []
     for path in sorted(folder.iterdir()):
-        if path.name in SHOTS_FILES or path.name.startswith("."):
+        if beside_references(path):
             continue
         match = FRAME_NAME.fullmatch(path.stem)
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or match is None:

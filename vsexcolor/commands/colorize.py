@@ -23,7 +23,7 @@ from .. import shots
 from ..filter import PRESETS, colorize
 from ..formats import colour_props
 from ..luma import Luma
-from ..ref_inputs import references
+from ..ref_inputs import folder_files, references
 from ..pipeline import Render, RenderError
 from ..reference import ReferenceError, read_image
 from ..resolution import DEFAULT_PIXELS
@@ -102,7 +102,8 @@ class ColorizeRecipe:
         options = dict(self.options)
         files = [Path(p) for p in (options.get("weights"), options.get("keyframe_model"))
                  if p is not None and Path(p).exists()]
-        return [self.info.path, *(path for _, path in self.refs), *([self.refs_dir] if self.refs_dir else []), *files]
+        return [self.info.path, *(path for _, path in self.refs), *(folder_files(self.refs_dir) if self.refs_dir else []),
+                *files]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -296,15 +297,23 @@ def _check_shots(job: Job, info: VideoInfo, keyframe_model: Path | None) -> None
               f"frame {best} ({at(best)}): is it misnumbered?")
 
 
+def _reference_hashes(job: Job) -> dict[str, str]:
+    """SHA-256 of each reference file, by frame (``--ref``, ``--ref-at``) or by name (the
+    references of ``--refs``: the contact sheet and the like beside them change nothing)."""
+    if job.refs_dir:
+        files = {p.name: p for p in folder_files(job.refs_dir)}
+    else:
+        files = {str(k): p for k, p in sorted(job.refs.items())}
+    return {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in files.items()}
+
+
 def _settings(job: Job, info: VideoInfo, keyframe_model: Path | None) -> dict:
     """What shapes the output besides the encoder and the range: a resume must match it."""
     stat = job.input.stat()
     return {
         "input": {"path": str(job.input.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                   "frames": info.num_frames},
-        "references": {str(k): hashlib.sha256(p.read_bytes()).hexdigest() for k, p in sorted(job.refs.items())}
-        if not job.refs_dir else {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                                  for p in sorted(job.refs_dir.iterdir()) if p.is_file()},
+        "references": _reference_hashes(job),
         "propagate": job.propagate,
         "backend": job.backend,
         "weights": None if job.weights is None else str(job.weights.resolve()),
