@@ -505,6 +505,10 @@ RUN_ELSEWHERE = {
     "frames coloured (here the exported frames are still gray)",
     "vsexcolor shots vsexcolor-demo/gray.mkv -o shots-colour --colorize": "tests/test_shots.py, with a "
     "deterministic DDColor-T (the released models need the internet)",
+    "vsexcolor shots examples/restore.vpy -a source=reel1.mkv -o reel1-shots": "tests/test_shots.py, on a small film, "
+    "its frames coloured and taken back by restore.vpy",
+    "vsexcolor render examples/restore.vpy -a source=reel1.mkv -a ref=reel1-shots -o reel1-restored.mkv":
+    "tests/test_shots.py builds restore.vpy with the shots taken back; tests/test_render.py renders it",
     "ray get-auth-token --generate > /dev/null && chmod 600 ~/.ray/auth_token": "tests/cluster/test_cluster_auth.py, "
     "where a token exists already",
     "export RAY_AUTH_MODE=token": "tests/cluster/test_cluster_auth.py, for the `ray start` commands",

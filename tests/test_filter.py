@@ -309,29 +309,36 @@ def test_a_scene_clip_of_the_same_pictures_gives_the_same_bytes_in_any_order_wit
     assert reads == []
 
 
-@pytest.mark.parametrize("references", ["folder", "clip of keyframes"])
-def test_planning_reads_the_scene_clip_and_no_more_than_the_clip_s_first_frame(run, bikes, bunny, references,
-                                                                               tmp_path):
+@pytest.mark.parametrize("references", ["folder", "folder of denoised frames", "clip of keyframes"])
+def test_planning_reads_the_scene_clip_and_of_the_clip_only_what_the_scene_clip_cannot_tell(run, bikes, bunny,
+                                                                                            references, tmp_path):
     from media import write_image
     from vsexcolor.filter import PROP_KEYFRAME, PROP_SHOT_START, recording
+    from vsexcolor.formats import colour_props, frame_rgb, to_rgbs
 
     source = yuv_clip(bikes[:6]) + yuv_clip(bunny[:6])
     asked = []
 
-    def costly(n: int, f: vs.VideoFrame) -> vs.VideoFrame:  # stands for a denoiser
+    def costly(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         asked.append(n)
         return f
 
-    denoised = core.std.ModifyFrame(source, source, costly)
-    if references == "folder":  # matched against the scene clip: frame 8 in colour is a keyframe
-        ref = tmp_path / "refs"
+    blurred = core.std.BoxBlur(source, hradius=2, vradius=2)  # a denoiser's output, which differs
+    denoised = core.std.ModifyFrame(blurred, blurred, costly)
+    ref = tmp_path / "refs"
+    if references == "folder":  # frame 8 in colour, matched against the scene clip
         ref.mkdir()
         write_image(ref / "000008.png", bunny[2])
+    elif references == "folder of denoised frames":  # matched against the clip: too unlike the scene clip's
+        ref.mkdir()
+        rgb = frame_rgb(to_rgbs(blurred, colour_props(blurred, blurred.get_frame(0).props)).get_frame(8))
+        write_image(ref / "000008.png", np.round(rgb * 255).astype(np.uint8))
     else:  # the sharpest of each shot's opening frames is picked in the scene clip
         ref = yuv_clip(np.concatenate([bikes[:6], bunny[:6]]))
     with recording(planning=True):
         planned = run(denoised, ref, scene_clip=source)
-    assert asked == [0]  # its colour props
+    # Its first frame for its colour props, and the frame a reference did not match in the scene clip.
+    assert asked == ([0, 8] if references == "folder of denoised frames" else [0])
     asked.clear()
     keys = (PROP_SCENE_START, PROP_SHOT_START, PROP_REFERENCE, PROP_KEYFRAME)
     order = [11, 4, 7, 0, 9, 2, 6, 10, 1, 8, 3, 5]
@@ -339,10 +346,10 @@ def test_planning_reads_the_scene_clip_and_no_more_than_the_clip_s_first_frame(r
     assert asked == []
     rendered = run(denoised, ref, scene_clip=source)
     assert [plan[n] for n in range(12)] == [[rendered.get_frame(n).props[k] for k in keys] for n in range(12)]
-    if references == "folder":
-        assert plan[8][3] == 8  # matched as its frame in colour
-    else:
+    if references == "clip of keyframes":
         assert all(plan[n][1] <= plan[n][3] < plan[n][1] + 6 for n in range(12))  # its own shot's pick
+    else:
+        assert plan[8][3] == 8  # taken as its frame in colour
 
 
 def test_keyframe_references_restart_at_their_frames(run, bikes):
@@ -397,8 +404,7 @@ def test_a_keyframe_must_be_its_frame_in_colour_but_an_exemplar_may_be_any_size(
     assert run(clip, small).get_frame(1).props[PROP_BACKEND] == "devc"
 
 
-def test_a_folder_of_references_named_by_frame_sorts_keyframes_from_exemplars(run, bikes, bunny, tmp_path,
-                                                                            capfd):
+def test_a_folder_of_references_named_by_frame_sorts_keyframes_from_exemplars(run, bikes, bunny, tmp_path):
     import cv2
 
     clip = yuv_clip(bikes[:6])
@@ -412,9 +418,9 @@ def test_a_folder_of_references_named_by_frame_sorts_keyframes_from_exemplars(ru
     save("ref_3.png", bunny[0])  # another picture: an exemplar from frame 3 on
     save("000004.png", np.repeat(bikes[4].mean(-1, keepdims=True).astype(np.uint8), 3, -1))  # not coloured yet
     (refs / "shots.json").write_text("{}")  # what `vsexcolor shots` wrote beside them
-    capfd.readouterr()
-    out = run(clip, refs, batch=2)
-    report = capfd.readouterr().err
+    with pytest.warns(UserWarning, match="vsexcolor: references in") as said:
+        out = run(clip, refs, batch=2)
+    report = "\n".join(str(w.message) for w in said)
     assert f"references in {refs} (each serves its whole shot):" in report
     assert re.search(r"000000\.png: frame 0, keyframe \(lightness \d+\.\d dB against frame 0\)", report)
     assert re.search(r"ref_3\.png: frame 3, exemplar \(lightness \d+\.\d dB against frame 3\)", report)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import vapoursynth as vs
 
 import ddcnets
 import vsexcolor
@@ -28,6 +29,8 @@ from vsexcolor.scenes import DEFAULT_THRESHOLD
 from vsexcolor.video import open_clip, probe
 
 pytestmark = pytest.mark.slow
+
+core = vs.core
 
 W, H = 96, 64
 
@@ -132,6 +135,100 @@ def test_a_frame_exported_with_the_default_pick_and_coloured_serves_its_whole_sh
     code, err = cli(capsys, "colorize", film, "--refs", out, "-o", tmp_path / "out.mkv", "--backend", "propagate",
                     "--size", str(W * H))
     assert code == 0 and "have no reference of their own" not in err, err
+
+
+#: A restorer's chain: the telecine's black borders cropped, the frames denoised (a blur
+#: stands in), colorized from the references in REFS, which need not exist yet.
+SCRIPT = """
+from pathlib import Path
+import vapoursynth as vs
+import vsexcolor
+from vsexcolor.video import open_clip, probe
+clip = open_clip(probe({film!r}, progress=False))
+cropped = vs.core.std.Crop(clip, left=8, right=8)
+denoised = vs.core.std.BoxBlur(cropped, hradius=1, vradius=1)
+vsexcolor.colorize(denoised, Path(refs), backend="propagate", pixels={pixels}, scene_clip=cropped).set_output()
+"""
+
+
+def test_the_shots_of_a_script_are_those_of_the_clip_its_colorize_call_colours(film, colour_frames, tmp_path,
+                                                                                capsys):
+    from vsexcolor.commands.render import ScriptRecipe
+
+    script = tmp_path / "restore.vpy"
+    script.write_text(SCRIPT.format(film=str(film), pixels=(W - 16) * H))
+    out = tmp_path / "shots"
+    code, err = cli(capsys, "shots", script, "-a", f"refs={out}", "-o", out)
+    assert code == 0, err
+    report = json.loads((out / "shots.json").read_text())
+    assert [(s["first"], s["last"]) for s in report["shots"]] == [(0, 13), (14, 22), (23, 34)]
+    assert report["input"] == str(script) and report["arguments"] == {"refs": str(out)}
+    picks = [s["frame"] for s in report["shots"]]
+    clip = open_clip(probe(film, progress=False))
+    denoised = shots.gray(core.std.BoxBlur(core.std.Crop(clip, left=8, right=8), hradius=1, vradius=1))
+    for pick in picks:  # the frames colorize colours, cropped and denoised
+        gray = cv2.imread(str(out / f"{pick:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(gray, np.asarray(denoised.get_frame(pick)[0]))
+        ycc = cv2.cvtColor(np.ascontiguousarray(colour_frames[pick][:, 8:-8]), cv2.COLOR_RGB2YCrCb)
+        ycc[..., 0] = gray  # coloured as an editor's "color" blend does
+        cv2.imwrite(str(out / f"{pick:06d}.png"), cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR))
+    # The script's render takes them back, each the keyframe of its shot.
+    colorized = ScriptRecipe(script, (("refs", str(out)),)).build()
+    frames = list(colorized.frames())
+    assert [f.props[PROP_KEYFRAME] for f in frames] == [picks[0]] * 14 + [picks[1]] * 9 + [picks[2]] * 12
+
+
+def test_restore_vpy_s_shots_are_exported_and_taken_back_as_the_readme_shows(film, colour_frames, tmp_path, capsys):
+    from vsexcolor.commands.render import ScriptRecipe
+
+    restore = Path(__file__).resolve().parents[1] / "examples" / "restore.vpy"
+    out = tmp_path / "reel1-shots"
+    code, err = cli(capsys, "shots", restore, "-a", f"source={film}", "-o", out)
+    assert code == 0, err
+    picks = [s["frame"] for s in json.loads((out / "shots.json").read_text())["shots"]]
+    assert len(picks) == 3
+    for pick in picks:  # deinterlaced and denoised: coloured as an editor's "color" blend does
+        gray = cv2.imread(str(out / f"{pick:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert gray.dtype == np.uint16  # the denoised clip is 16-bit
+        ycc = cv2.cvtColor(colour_frames[pick].astype(np.float32) / 255, cv2.COLOR_RGB2YCrCb)
+        ycc[..., 0] = gray / 65535
+        rgb = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB).clip(0, 1)
+        cv2.imwrite(str(out / f"{pick:06d}.png"), cv2.cvtColor(np.round(rgb * 65535).astype(np.uint16),
+                                                                   cv2.COLOR_RGB2BGR))
+    recipe = ScriptRecipe(restore, (("backend", "propagate"), ("ref", str(out)), ("source", str(film))))
+    frames = list(recipe.build().frames())
+    assert [f.props[PROP_KEYFRAME] for f in frames] == [picks[0]] * 14 + [picks[1]] * 9 + [picks[2]] * 12
+
+
+@pytest.mark.parametrize("body, args, message", [
+    ("c = open_clip(probe(FILM, progress=False))\nvsexcolor.colorize(c, 'a.png')\nvsexcolor.colorize(c, 'b.png')"
+     "\nc.set_output()", [], "{script} calls vsexcolor.colorize 2 times, and shots finds the shots of one clip: "
+     "export them from a script that calls it once"),
+    ("vsexcolor.colorize(open_clip(probe(FILM, progress=False)), 'a.png', scene_threshold=0.2).set_output()",
+     ["--scene-threshold", "0.3"], "--scene-threshold 0.3 differs from the 0.2 of {script}'s colorize call: leave "
+     "it out, so that the shots are its"),
+    ("raise ValueError('no source given')", [], "{script} failed: ValueError: no source given"),
+])
+def test_a_script_whose_shots_cannot_be_found_is_one_line(film, tmp_path, capsys, body, args, message):
+    script = tmp_path / "film.vpy"
+    script.write_text("import vsexcolor\nfrom vsexcolor.video import open_clip, probe\n"
+                      + body.replace("FILM", repr(str(film))))
+    code, err = cli(capsys, "shots", script, "-o", tmp_path / "shots", *args)
+    assert code == 2
+    assert err.strip().splitlines() == [f"vsexcolor shots: {message.format(script=script)}"]
+    assert not (tmp_path / "shots").exists()
+
+
+def test_a_script_without_colorize_has_the_shots_of_its_output_and_a_file_takes_no_a(film, tmp_path, capsys):
+    script = tmp_path / "gray.vpy"
+    script.write_text(f"from vsexcolor.video import open_clip, probe\nopen_clip(probe({str(film)!r}, "
+                      "progress=False))[14:].set_output()")
+    code, err = cli(capsys, "shots", script, "-o", tmp_path / "shots")
+    assert code == 0, err
+    report = json.loads((tmp_path / "shots" / "shots.json").read_text())
+    assert [(s["first"], s["last"]) for s in report["shots"]] == [(0, 8), (9, 20)]
+    code, err = cli(capsys, "shots", film, "-a", "refs=x", "-o", tmp_path / "more")
+    assert code == 2 and err.strip() == f"vsexcolor shots: -a sets a variable of a .vpy script, and {film} is not one"
 
 
 @pytest.mark.parametrize("how", ["sharpest", "first"])

@@ -78,8 +78,19 @@ class Fingerprint:
     keyframe_sha256: str | None = None
 
 
+@dataclass(frozen=True)
+class Call:
+    """A ``colorize`` call as :func:`calls` records it: the clip it colours, and how it finds
+    that clip's shots."""
+
+    clip: vs.VideoNode
+    scene_clip: vs.VideoNode | None
+    scene_threshold: float
+
+
 _recorded: ContextVar[list[Fingerprint] | None] = ContextVar("vsexcolor_recorded", default=None)
 _planning: ContextVar[bool] = ContextVar("vsexcolor_planning", default=False)
+_calls: ContextVar[list[Call] | None] = ContextVar("vsexcolor_calls", default=None)
 
 
 @contextlib.contextmanager
@@ -98,6 +109,20 @@ def recording(planning: bool = False) -> Iterator[list[Fingerprint]]:
     finally:
         _planning.reset(tokens[1])
         _recorded.reset(tokens[0])
+
+
+@contextlib.contextmanager
+def calls() -> Iterator[list[Call]]:
+    """Collect every ``colorize`` call made inside (in this thread), as a :class:`Call`, what
+    ``vsexcolor shots`` needs of a script's. Each returns at once a blank clip of its output's
+    format and length, having read nothing else (no reference, no weights): a script's shots
+    are found before its references exist."""
+    found: list[Call] = []
+    token = _calls.set(found)
+    try:
+        yield found
+    finally:
+        _calls.reset(token)
 
 
 def _fingerprint(backend: str, weights: object, device: torch.device, fp16: bool,
@@ -316,12 +341,13 @@ def colorize(
         scenes: restart the recurrence at scene cuts: upstream ``_SceneChangePrev`` props
             where present, else a detector on frames n-1 and n.
         scene_threshold: detector threshold, 0..1 (lower finds more cuts).
-        scene_clip: the clip to find cuts and pick keyframes in, and to match a folder's
-            references against, instead of ``clip``: one of its size and length showing the
-            same pictures but cheaper to make, such as the source before denoising. Planning
-            a render (``vsexcolor render --ray``) then reads only this clip, so filters
-            between it and ``clip`` run once, for the frames rendered. Its
-            ``_SceneChangePrev`` props are the ones honoured. None: ``clip``.
+        scene_clip: the clip to find cuts and pick keyframes in, instead of ``clip``: one of
+            its size and length showing the same pictures but cheaper to make, such as the
+            source before denoising. Planning a render (``vsexcolor render --ray``) then
+            reads only this clip, so filters between it and ``clip`` run once, for the
+            frames rendered. Its ``_SceneChangePrev`` props are the ones honoured, and a
+            folder's references are matched against its frames first (against ``clip``'s
+            only where a match falls short). None: ``clip``.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
         fp16: half precision for the networks; default True on CUDA, False on CPU.
         out_format: output format for GRAY input: a YUV format of the same depth (default
@@ -342,6 +368,9 @@ def colorize(
         (the frame whose colour version the reference is, -1 for an exemplar).
     """
     check_clip(clip)
+    if (called := _calls.get()) is not None:
+        called.append(Call(clip, scene_clip, scene_threshold))
+        return core.std.BlankClip(clip, format=output_format(clip, out_format).id, keep=True)
     if backend not in ("auto", "devc", "propagate"):
         raise fail("backend", "'auto', 'devc' or 'propagate'", backend)
     if preset not in PRESETS:
@@ -389,7 +418,9 @@ def colorize(
     luma = Luma(clip, props)
     scene_luma = None if scene_clip is None else Luma(scene_clip, colour_props(scene_clip,
                                                                                scene_clip.get_frame(0).props))
-    refs = references(clip, ref, propagate, scene_luma or luma) if ref is not None or from_clip else []
+    # A folder's keyframes are matched against the scene clip first, which planning reads anyway.
+    lumas = [luma] if scene_luma is None else [scene_luma, luma]
+    refs = references(clip, ref, propagate, lumas) if ref is not None or from_clip else []
     model_path = None if from_clip or keyframe_clip is not None else _keyframe_model(keyframe_model, not refs)
     automatic = keyframe_clip is not None or model_path is not None
 

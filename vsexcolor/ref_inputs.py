@@ -3,10 +3,11 @@ frame on, each either an *exemplar* (a picture whose colours are matched onto th
 or a *keyframe* (its frame itself in colour, so also the first state of its shot)."""
 from __future__ import annotations
 
+import math
 import os
 import re
-import sys
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -67,12 +68,14 @@ def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
 
 
 def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None, propagate: bool,
-               luma: Luma, report: bool = True) -> list[Keyed]:
+               lumas: Sequence[Luma], report: bool = True) -> list[Keyed]:
     """The references, sorted by first frame; none when propagating from the clip's own colour.
 
     With ``propagate`` every reference is a keyframe; a folder's references are keyframes
-    where they match their frame's lightness (``luma`` reads it), else exemplars, and with
-    ``report`` which is which, and how well each matched, is printed on stderr.
+    where they match their frame's lightness in one of ``lumas`` (clips of the same
+    pictures, the cheapest first: the next is read only where a match falls short), else
+    exemplars, and with ``report`` which is which, and how well each matched, is said in a
+    warning.
     """
     if ref is None:
         if not propagate:
@@ -82,7 +85,7 @@ def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None
             raise fail("clip", "YUV or RGB with colour first frames when propagate=True and ref=None", "GRAY")
         return []
     if isinstance(ref, (str, os.PathLike)) and Path(ref).is_dir():
-        return _folder(clip, Path(ref), propagate, luma, report)
+        return _folder(clip, Path(ref), propagate, lumas, report)
     if not isinstance(ref, Mapping):
         return [_keyed(clip, 0, reference_rgb(ref, "ref"), propagate, "ref")]
     if not ref:
@@ -113,7 +116,7 @@ def folder_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.iterdir()) if p.is_file() and not beside_references(p)]
 
 
-def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, report: bool) -> list[Keyed]:
+def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[Luma], report: bool) -> list[Keyed]:
     """Every image named by a frame number in ``folder``; see :func:`lightness_match`. What
     is wrong with the folder is reported all at once, each file with what to do about it."""
     found: dict[int, Path] = {}
@@ -148,7 +151,7 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, repor
         if torch.quantile(lab[1:].norm(dim=0).flatten()[::7], 0.99) < GRAY_CHROMA:
             uncoloured.append(name)
             continue
-        db = lightness_match(luma, frame, rgb, lab) if rgb.shape[:2] == (clip.height, clip.width) else None
+        db = _best_match(lumas, frame, rgb, lab) if rgb.shape[:2] == (clip.height, clip.width) else None
         keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
         refs.append(_keyed(clip, frame, rgb, keyframe, name))
         how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
@@ -157,10 +160,22 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, luma: Luma, repor
         lines.append(f"  not coloured, left out: {', '.join(uncoloured)}")
     if not refs:
         raise fail("ref", "a folder holding at least one coloured image named by its frame", str(folder))
-    if report:
-        print(f"vsexcolor: references in {folder} (each serves its whole shot):\n" + "\n".join(lines),
-              file=sys.stderr)
+    if report:  # a warning, which a command shows once however often it builds the filter
+        warnings.warn(f"vsexcolor: references in {folder} (each serves its whole shot):\n" + "\n".join(lines),
+                      stacklevel=4)
     return refs
+
+
+def _best_match(lumas: Sequence[Luma], frame: int, rgb: np.ndarray, lab: torch.Tensor) -> float:
+    """The best :func:`lightness_match` of a picture against its frame in ``lumas``, in
+    order, as far as the first that reaches :data:`KEYFRAME_DB` (a denoised clip's frame is
+    made only where the source's falls short, as heavy grain can make it)."""
+    best = -math.inf
+    for luma in lumas:
+        best = max(best, lightness_match(luma, frame, rgb, lab))
+        if best >= KEYFRAME_DB:
+            break
+    return best
 
 
 def lightness_match(luma: Luma, frame: int, rgb: np.ndarray, lab: torch.Tensor) -> float:

@@ -47,14 +47,15 @@ class Shot:
 
 
 def find(clip: vs.VideoNode, scene_threshold: float, tick: Callable[[], None] = lambda: None,
-         pick: Pick = "sharpest") -> list[Shot]:
+         pick: Pick = "sharpest", scene_clip: vs.VideoNode | None = None) -> list[Shot]:
     """The shots of ``clip``, read front to back (``tick()`` after each frame), each with its
     frame to colour: for ``"sharpest"`` and ``"first"`` the very frame ``colorize`` colours as
-    the shot's automatic keyframe with that ``keyframe_pick``; for ``"middle"`` its middle."""
+    the shot's automatic keyframe with that ``keyframe_pick``; for ``"middle"`` its middle.
+    ``scene_threshold`` and ``scene_clip`` as ``colorize``'s."""
     with recording(planning=True):
         # The clip as its own keyframe source gives every shot an automatic keyframe at
         # colorize's pick; planning reads nothing of it and needs no keyframe model.
-        planned = colorize(clip, clip, backend="propagate", scene_threshold=scene_threshold,
+        planned = colorize(clip, clip, backend="propagate", scene_threshold=scene_threshold, scene_clip=scene_clip,
                            keyframe_pick="first" if pick == "middle" else pick)
     starts: list[tuple[int, int]] = []  # (first frame, keyframe) of each shot
     for n, frame in enumerate(planned.frames(prefetch=8, close=True)):

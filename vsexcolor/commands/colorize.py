@@ -270,7 +270,7 @@ def _check_shots(job: Job, info: VideoInfo, keyframe_model: Path | None) -> None
         found = shots.find(clip, job.scene_threshold, bar.update, job.keyframe_pick)
     luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
     try:
-        keyed = references(clip, job.refs_dir, job.propagate, luma, report=False)
+        keyed = references(clip, job.refs_dir, job.propagate, [luma], report=False)
     except vs.Error as e:
         raise CommandError(str(e).removeprefix("colorize: ")) from None
 

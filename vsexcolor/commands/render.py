@@ -80,11 +80,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "kept in OUTPUT.parts/ while it runs (a part is a scene where the output comes from "
                     "vsexcolor.colorize): after Ctrl-C or a crash, run the same command with --resume.")
     parser.add_argument("script", type=Path, help="the .vpy script")
-    parser.add_argument("-a", "--arg", action="append", default=[], type=_arg, metavar="KEY=VALUE",
-                        help="a global variable of the script, as vspipe's -a (repeat for more)")
+    add_script_arguments(parser)
     parser.add_argument("--audio", type=Path, metavar="FILE", help="copy the audio streams of FILE (e.g. the source)")
     add_output_options(parser, "SCRIPT.mkv beside the script", chunk=True)
     parser.set_defaults(func=run)
+
+
+def add_script_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-a KEY=VALUE``, as vspipe's; :func:`script_recipe` takes what they give."""
+    parser.add_argument("-a", "--arg", action="append", default=[], type=_arg, metavar="KEY=VALUE",
+                        help="a global variable of the script, as vspipe's -a (repeat for more)")
 
 
 def _arg(text: str) -> tuple[str, str]:
@@ -94,19 +99,24 @@ def _arg(text: str) -> tuple[str, str]:
     return key, value
 
 
+def script_recipe(script: Path, pairs: list[tuple[str, str]]) -> ScriptRecipe:
+    """The recipe of ``script`` run with the ``-a`` values ``pairs``, in this working folder."""
+    names = [key for key, _ in pairs]
+    if len(set(names)) < len(names):
+        raise CommandError("two -a options set the same variable")
+    check_input(script)
+    return ScriptRecipe(script.resolve(), tuple(sorted(pairs)), cwd=os.getcwd())
+
+
 def run(args: argparse.Namespace) -> int:
     script: Path = args.script
     output = args.output or script.with_name(script.stem + ".mkv")
     quality = crf(args.codec, args.crf)
     if args.chunk < 1:
         raise CommandError(f"--chunk must be at least 1, got {args.chunk}")
-    names = [key for key, _ in args.arg]
-    if len(set(names)) < len(names):
-        raise CommandError("two -a options set the same variable")
     try:
-        check_input(script)
+        recipe = script_recipe(script, args.arg)
         check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []))
-        recipe = ScriptRecipe(script.resolve(), tuple(sorted(args.arg)), cwd=os.getcwd())
         before = held_open()
         with recording(planning=True):  # colorize's planning clip: a frame costs no network
             clip = recipe.build()

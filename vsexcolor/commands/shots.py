@@ -21,14 +21,17 @@ from tqdm import tqdm
 from .. import shots as shots_mod
 from ..checkpoints import default_model_dir
 from ..devices import parse_device
+from ..filter import calls
 from ..formats import colour_props
 from ..keyframe_weights import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
 from ..keyframes import KeyframeColorizer, load_colorizer
 from ..luma import Luma
 from ..scenes import DEFAULT_THRESHOLD
-from ..video import VideoError, open_clip, probe
+from ..pipeline import RenderError
+from ..video import VideoError, VideoInfo, clip_info, open_clip, probe
 from ..workfolder import write_durably
 from ._errors import CommandError
+from .render import add_script_arguments, script_recipe
 
 SHEET = "contact-sheet.png"
 #: The subfolder of DIR that keeps the gray frames beside the coloured ones of --colorize.
@@ -40,17 +43,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "shots", help="find the shots of a film and export a frame of each to colour",
         description="Find the shots with colorize's own cut detector and write, into DIR, one gray frame of "
                     "each (full size, lossless, named by its frame number: 000123.png), shots.json, shots.csv "
-                    "and contact-sheet.png. Colour the frames you want, then: vsexcolor colorize INPUT --refs DIR. "
+                    "and contact-sheet.png. Colour the frames you want, then: vsexcolor colorize INPUT --refs DIR "
+                    "(or, for a script, pass DIR as its colorize call's ref). "
                     "With --colorize the frames are written in colour, as colorize's automatic keyframes, "
                     "and the gray ones in DIR/gray.")
-    parser.add_argument("input", type=Path, help="the black-and-white video")
+    parser.add_argument("input", type=Path,
+                        help="the black-and-white video, or a .vpy script: the clip its vsexcolor.colorize call "
+                             "colours (its output where it calls none), so the frames are numbered and sized as "
+                             "colorize sees them")
+    add_script_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write into")
     parser.add_argument("--pick", choices=shots_mod.PICKS, default="sharpest",
                         help="which frame of a shot: its first, its middle, or (default) the sharpest of its "
                              "first second, which avoids fades and motion blur; first and sharpest are the frame "
                              "colorize colours as the shot's automatic keyframe with that --keyframe-pick")
-    parser.add_argument("--scene-threshold", type=float, default=DEFAULT_THRESHOLD, metavar="T",
-                        help=f"as colorize's: 0..1, lower finds more cuts (default {DEFAULT_THRESHOLD})")
+    parser.add_argument("--scene-threshold", type=float, default=None, metavar="T",
+                        help=f"as colorize's: 0..1, lower finds more cuts (default: a script's colorize call's, "
+                             f"else {DEFAULT_THRESHOLD})")
     parser.add_argument("--colorize", action="store_true",
                         help="write the frames coloured by the keyframe model (DDColor), as colorize colours "
                              "shots without a reference, the gray ones in DIR/gray: check or retouch them")
@@ -65,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     folder: Path = args.output
-    if not 0.0 <= args.scene_threshold <= 1.0:
+    if args.scene_threshold is not None and not 0.0 <= args.scene_threshold <= 1.0:
         raise CommandError(f"--scene-threshold must be in 0..1, got {args.scene_threshold}")
     if not args.colorize and (args.keyframe_model is not None or args.device is not None):
         raise CommandError("--keyframe-model and --device are for colouring the frames: add --colorize")
@@ -75,13 +84,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{str(folder)!r} is not a folder")
     # Before the film is read: without a model nothing is worth finding.
     model, colorizer = _colorizer(args.keyframe_model, args.device or "auto") if args.colorize else (None, None)
-    try:
-        info = probe(args.input)
-    except VideoError as e:
-        raise CommandError(str(e)) from None
-    clip = open_clip(info)
+    clip, info, threshold, scene_clip = _film(args)
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False) as bar:
-        picked = shots_mod.find(clip, args.scene_threshold, bar.update, args.pick)
+        picked = shots_mod.find(clip, threshold, bar.update, args.pick, scene_clip)
     names = [f"{shot.pick:06d}.png" for shot in picked]
     ours = [*names, *([f"{GRAY}/{n}" for n in names] if colorizer else []), "shots.json", "shots.csv", SHEET]
     if clashes := [n for n in ours if (folder / n).exists()] if folder.exists() else []:
@@ -97,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
     rows = [{"shot": s.number, "first": s.first, "last": s.last, "frame": s.pick, "start": start_of(s.first),
              "duration_s": round(float(_end(info, s.last) - info.seconds(s.first)), 3)} for s in picked]
     write_durably(folder / "shots.json", json.dumps(
-        {"input": str(args.input.resolve()), "frames": info.num_frames, "fps": float(info.fps),
-         "scene_threshold": args.scene_threshold, "pick": args.pick, "shots": rows}, indent=2).encode())
+        {"input": str(args.input.resolve()), **({"arguments": dict(args.arg)} if args.arg else {}),
+         "frames": info.num_frames, "fps": float(info.fps), "scene_threshold": threshold, "pick": args.pick,
+         "shots": rows}, indent=2).encode())
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -113,6 +119,34 @@ def run(args: argparse.Namespace) -> int:
     print(f"vsexcolor shots: {count}, {mean / float(info.fps):.1f} s ({mean:.0f} frames) long on average; wrote "
           f"{frames}, shots.json, shots.csv and {SHEET} to {folder}", file=sys.stderr)
     return 0
+
+
+def _film(args: argparse.Namespace) -> tuple[vs.VideoNode, VideoInfo, float, vs.VideoNode | None]:
+    """The clip whose shots to find, its timing, the cut threshold and the scene clip: a
+    file's frames, or the clip a script's colorize call colours, found as that call finds
+    them (a script that calls none: its output)."""
+    threshold = DEFAULT_THRESHOLD if args.scene_threshold is None else args.scene_threshold
+    try:
+        if args.input.suffix.lower() != ".vpy":
+            if args.arg:
+                raise CommandError(f"-a sets a variable of a .vpy script, and {args.input} is not one")
+            info = probe(args.input)
+            return open_clip(info), info, threshold, None
+        recipe = script_recipe(args.input, args.arg)
+        with calls() as made:
+            output = recipe.build()
+        if len(made) > 1:
+            raise CommandError(f"{args.input} calls vsexcolor.colorize {len(made)} times, and shots finds the shots "
+                               "of one clip: export them from a script that calls it once")
+        if not made:
+            return output, clip_info(output, recipe.script), threshold, None
+        call = made[0]
+        if args.scene_threshold is not None and args.scene_threshold != call.scene_threshold:
+            raise CommandError(f"--scene-threshold {args.scene_threshold:g} differs from the {call.scene_threshold:g} "
+                               f"of {args.input}'s colorize call: leave it out, so that the shots are its")
+        return call.clip, clip_info(call.clip, recipe.script), call.scene_threshold, call.scene_clip
+    except (VideoError, RenderError) as e:
+        raise CommandError(str(e)) from None
 
 
 def _colorizer(choice: str | None, device_name: str) -> tuple[Path, KeyframeColorizer]:
