@@ -30,7 +30,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -110,6 +110,11 @@ class Window:
         return self.back
 
 
+#: The clips a :class:`Source` reads: the luma clip (the networks' L), the scene clip (the
+#: cut detector's; the luma clip itself unless colorize was given another) and the colour clip.
+ClipName = Literal["luma", "scene", "colour"]
+
+
 class Seen(NamedTuple):
     """A frame as the cut detector and the keyframe pick see it."""
 
@@ -148,7 +153,7 @@ class Source:
         self._stores = {"luma": self._offered, "colour": LRU(window.colour),
                         "scene": LRU(window.converted) if self._separate else self._offered}
         self._clips = {"luma": self.clip, "colour": colour_clip, "scene": self.scene_luma.clip}
-        self._shifts: dict[tuple[str, int], vs.VideoNode] = {}
+        self._shifts: dict[tuple[ClipName, int], vs.VideoNode] = {}
         # The engine reads under its own lock; output frames hand over frames and ask for
         # their L outside it.
         self._lock = threading.Lock()
@@ -162,18 +167,18 @@ class Source:
         the frames the cut detector and the keyframe pick read."""
         return [self.shifted(k, name) for name, k in self._feeds(catch_up, planning)]
 
-    def _feeds(self, catch_up: bool, planning: bool) -> list[tuple[str, int]]:
+    def _feeds(self, catch_up: bool, planning: bool) -> list[tuple[ClipName, int]]:
         """The clip and offset of each frame an output frame brings along, in order."""
         around = (0, -1, *range(1, self.sizes.ahead + 1))
         back = tuple(range(-2, -self.sizes.back - 1, -1)) if catch_up else ()
-        luma = (*around, *back)
+        frames = (*around, *back)
         if planning:
-            return [("scene", k) for k in luma]
+            return [("scene", k) for k in frames]
         colour = (0, -1, *back) if catch_up else (0,)
-        return [("luma", k) for k in luma] + ([("scene", k) for k in luma] if self._separate else []) + \
+        return [("luma", k) for k in frames] + ([("scene", k) for k in frames] if self._separate else []) + \
             ([("colour", k) for k in colour] if self.colour_clip is not None else [])
 
-    def shifted(self, offset: int, name: str = "luma") -> vs.VideoNode:
+    def shifted(self, offset: int, name: ClipName = "luma") -> vs.VideoNode:
         """The luma, scene or colour clip (``name``) shifted by ``offset`` frames
         (:func:`~vsexcolor.formats.shifted`)."""
         key = (name, offset)
@@ -188,7 +193,7 @@ class Source:
                 if 0 <= n + k < self.clip.num_frames:
                     self._stores[name].put(n + k, frame)
 
-    def _frame(self, n: int, name: str = "luma") -> vs.VideoFrame:
+    def _frame(self, n: int, name: ClipName = "luma") -> vs.VideoFrame:
         """Frame n of the luma, scene or colour clip: as offered, else read."""
         with self._lock:
             frame = self._stores[name].get(n)
