@@ -165,6 +165,34 @@ def test_a_resume_names_each_file_the_script_reads_that_changed(film, tmp_path, 
     assert code == 0, err
 
 
+def test_a_resume_takes_a_shots_folder_s_references_alone(film, tmp_path, capsys, monkeypatch):
+    import cv2
+
+    refs = tmp_path / "shots"  # as `vsexcolor shots` writes it, then coloured
+    (refs / "gray").mkdir(parents=True)
+    still = cv2.imread(str(film.with_name("still.png")))
+    for name in ("000000.png", "contact-sheet.png", "gray/000000.png"):
+        cv2.imwrite(str(refs / name), still)
+    (refs / "shots.json").write_text("{}")
+    chain = script(tmp_path, "from pathlib import Path\n"
+                             "c = open_clip(probe(source, progress=False))\n"
+                             "vsexcolor.colorize(c, Path(refs), backend='propagate', pixels=64 * 48).set_output()\n")
+    out = tmp_path / "out.mkv"
+    command = ["render", chain, "-a", f"source={film}", "-a", f"refs={refs}", "--codec", "ffv1", "-o", out]
+    crash_encoder_at(monkeypatch, 8)
+    assert cli(capsys, *command)[0] == 2
+    monkeypatch.undo()
+    for name in ("contact-sheet.png", "gray/000000.png", "shots.json"):  # `vsexcolor shots` run again
+        (refs / name).write_bytes((refs / name).read_bytes() + b" ")
+    kept = (refs / "000000.png").read_bytes()
+    cv2.imwrite(str(refs / "000000.png"), still[::-1])
+    code, err = cli(capsys, *command, "--resume")
+    assert code == 2 and f"(reads {refs / '000000.png'} was '{len(kept)} bytes, sha256 " in err.splitlines()[-1], err
+    (refs / "000000.png").write_bytes(kept)
+    code, err = cli(capsys, *command, "--resume")
+    assert code == 0, err
+
+
 def test_a_resume_with_other_library_versions_is_refused_naming_them(film, tmp_path, capsys, monkeypatch):
     from vsexcolor import environment
 

@@ -32,9 +32,22 @@ def environment(codec: str, files: Iterable[Path]) -> dict[str, str]:
     found = dict(_versions())
     found["encoder"] = encoder_version(codec)
     for path in files:
-        for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        for file in files_in(path):
             found[f"file {file}"] = file_fingerprint(file)
     return found
+
+
+def files_in(path: Path) -> list[Path]:
+    """The files whose bytes a render reading ``path`` depends on: the file, or every file in
+    the folder and below; in a folder ``vsexcolor shots`` wrote (it holds ``shots.json``),
+    the references alone, not the contact sheet and gray frames written beside them."""
+    from .ref_inputs import beside_references
+
+    if not path.is_dir():
+        return [path]
+    exported = (path / "shots.json").is_file()
+    return sorted(p for p in path.rglob("*")
+                  if p.is_file() and not (exported and beside_references(path / p.relative_to(path).parts[0])))
 
 
 def differences(mine: dict[str, str], theirs: dict[str, str]) -> list[tuple[str, str | None, str | None]]:

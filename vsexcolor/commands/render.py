@@ -17,7 +17,7 @@ from pathlib import Path
 
 import vapoursynth as vs
 
-from ..environment import file_fingerprint, held_open
+from ..environment import file_fingerprint, files_in, held_open
 from ..filter import recording
 from ..pipeline import Render, RenderError, one_line
 from ..video import VideoError, check_input, clip_info
@@ -141,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
 def _settings(recipe: ScriptRecipe, audio: Path | None) -> dict:
     """What shapes the output besides the encoder and the range: a resume must match it,
     the files the script reads among it (:func:`files_read`)."""
-    files = [f for path in recipe.reads for f in (sorted(p for p in path.rglob("*") if p.is_file())
-                                                    if path.is_dir() else [path])]
+    files = [f for path in recipe.reads for f in files_in(path)]
     return {
         "script": {"path": str(recipe.script), "sha256": hashlib.sha256(recipe.script.read_bytes()).hexdigest()},
         "args": dict(recipe.args),
