@@ -33,7 +33,7 @@ def one_model(encoder: str, device: str, fp16: bool, repeat: int) -> dict:
     """Time keyframes of one model in this process."""
     import torch
 
-    from vsexcolor.keyframes import KeyframeColorizer
+    from vsexcolor.filter.keyframes import KeyframeColorizer
     from vsexcolor.models import DDColor
 
     dev = torch.device(device)
@@ -63,9 +63,9 @@ def whole_render(repeat: int) -> dict:
     import vsexcolor
     from clips import decode_rgb, sample_clip_path, yuv_clip
     from vsexcolor.filter import PROP_KEYFRAME
-    from vsexcolor.formats import colour_props
-    from vsexcolor.keyframes import KeyframeColorizer
-    from vsexcolor.luma import Luma
+    from vsexcolor.filter.formats import colour_props
+    from vsexcolor.filter.keyframes import KeyframeColorizer
+    from vsexcolor.filter.luma import Luma
     from vsexcolor.models import DDColor
 
     core = vs.core

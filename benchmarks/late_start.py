@@ -96,7 +96,7 @@ def main() -> None:
 
 def file_mode(args: argparse.Namespace) -> None:
     from vsexcolor.commands.colorize import Job, render
-    from vsexcolor.video import probe
+    from vsexcolor.render.video import probe
 
     with tempfile.TemporaryDirectory(prefix="vsexcolor-late-start-") as scratch:
         folder = Path(scratch)

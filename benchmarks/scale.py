@@ -75,10 +75,10 @@ def main() -> None:
     from clips import decode_rgb, sample_clip_path
     from media import write_image, write_video
     from vsexcolor.commands.colorize import ColorizeRecipe
-    from vsexcolor.farm import render_on_ray
-    from vsexcolor.pipeline import Render, build, finish, gaps, plan_parts, render_here
-    from vsexcolor.video import probe
-    from vsexcolor.workfolder import WorkFolder
+    from vsexcolor.render.farm import render_on_ray
+    from vsexcolor.render.pipeline import Render, build, finish, gaps, plan_parts, render_here
+    from vsexcolor.render.video import probe
+    from vsexcolor.render.workfolder import WorkFolder
 
     width, height = map(int, args.size.split("x"))
     names = ["bikes", "carphone_pristine", "bigbuckbunny"]
@@ -173,15 +173,15 @@ def main() -> None:
 
 
 def _first_task() -> None:
-    import vsexcolor.pipeline  # noqa: F401  (what a task imports first)
+    import vsexcolor.render.pipeline  # noqa: F401  (what a task imports first)
 
 
 def simulate(measured: dict, fps: float, cores: int = 8, workers=(8, 64, 512), hours: float = 2.0,
              rate: float = 24.0, seed: int = 1) -> None:
     """Model a farm of W GPUs on a running cluster from measured overheads: a film of
     ``hours`` at ``rate`` frames/s whose shots last 3 to 6 s on average (log-normal, as
-    cinema's are), planned and handed out by the farm's own rules (:class:`~vsexcolor.farm.Planning`,
-    :class:`~vsexcolor.farm.Schedule`), step by step in time:
+    cinema's are), planned and handed out by the farm's own rules (:class:`~vsexcolor.render.farm.Planning`,
+    :class:`~vsexcolor.render.farm.Schedule`), step by step in time:
 
     * the driver joins the cluster; the worker processes start (each once) and then plan
       pieces of the film on the ``cores`` - 1 CPUs beside each GPU, a piece costing its
@@ -195,7 +195,7 @@ def simulate(measured: dict, fps: float, cores: int = 8, workers=(8, 64, 512), h
     import bisect
     import heapq
 
-    from vsexcolor.farm import Planning, Schedule, piece_size
+    from vsexcolor.render.farm import Planning, Schedule, piece_size
 
     runs = [r for k, r in measured["runs"].items() if k != "serial" and r["tasks"]]
     join, start = measured.get("join_s", measured["ray_start_s"]), measured["worker_start_s"]

@@ -47,12 +47,12 @@ import vsexcolor  # noqa: E402
 from clips import decode_rgb, sample_clip_path, yuv_clip  # noqa: E402
 from vsexcolor.backends.devc import OFFICIAL_TEMPERATURE, DevcBackend, centre  # noqa: E402
 from vsexcolor.color import L_CENTER, gray_to_l, l_to_vgg_rgb, lab_to_rgb  # noqa: E402
-from vsexcolor.correspondence import normalize_positions  # noqa: E402
+from vsexcolor.backends.correspondence import normalize_positions  # noqa: E402
 from vsexcolor.filter import PRESETS  # noqa: E402
 from vsexcolor.models import ColorVidNet, VGG19Features, WarpNet  # noqa: E402
-from vsexcolor.postprocess import Finish  # noqa: E402
-from vsexcolor.reference import reference_lab  # noqa: E402
-from vsexcolor.resolution import DEFAULT_PIXELS, Geometry  # noqa: E402
+from vsexcolor.filter.postprocess import Finish  # noqa: E402
+from vsexcolor.filter.reference import reference_lab  # noqa: E402
+from vsexcolor.filter.resolution import DEFAULT_PIXELS, Geometry  # noqa: E402
 
 core = vs.core
 

@@ -69,7 +69,7 @@ def crash_encoder_at(monkeypatch, frame: int) -> None:
     """Make writing frame ``frame`` of the output fail, as a crash in the middle of a run would."""
     import vapoursynth as vs
 
-    from vsexcolor import video
+    from vsexcolor.render import video
 
     write = video.Encoder.write
 

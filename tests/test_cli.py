@@ -25,8 +25,9 @@ import vapoursynth as vs
 import vsexcolor
 from clips import decode_rgb, sample_clip_path
 from media import crash_encoder_at, write_image, write_video
-from vsexcolor import commands, video
-from vsexcolor.video import open_clip, probe
+from vsexcolor import commands
+from vsexcolor.render import video
+from vsexcolor import open_clip, probe
 
 W, H = 64, 48
 PIXELS = 48 * 64  # tiny internal resolution keeps the nets fast on CPU
@@ -154,7 +155,7 @@ def test_the_backend_note_comes_once_from_the_command_run(run, media, tmp_path, 
     # The filter warns each time it is built; a command builds it to check, to plan and to render.
     monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tmp_path / "no-weights"))
     chain = tmp_path / "chain.vpy"
-    chain.write_text(f"import vsexcolor\nfrom vsexcolor.video import open_clip, probe\n"
+    chain.write_text(f"import vsexcolor\nfrom vsexcolor import open_clip, probe\n"
                      f"vsexcolor.colorize(open_clip(probe({str(media / 'film.mp4')!r}, progress=False)), "
                      f"{str(media / 'still.png')!r}, pixels={PIXELS}).set_output()\n")
     for command in (["colorize", media / "film.mp4", "--ref", media / "still.png", "-o", tmp_path / "out.mkv", *TINY],
@@ -402,7 +403,7 @@ def test_bad_input_gives_one_line_and_writes_nothing(run, media, tmp_path, case)
 
 
 def test_an_input_changed_after_it_was_read_is_named_and_the_finished_scenes_kept(run, rgb, tmp_path, monkeypatch):
-    from vsexcolor.workfolder import count_frames
+    from vsexcolor.render.workfolder import count_frames
 
     # Scenes 0-29, 30-59, 60-89: the filter reads up to a second ahead of the frame it makes.
     frames = np.concatenate([decode_rgb(sample_clip_path(name), 30, (W, H))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vsexcolor.farm import Planning, Schedule, balance
-from vsexcolor.pipeline import parts_of
+from vsexcolor.render.farm import Planning, Schedule, balance
+from vsexcolor.render.pipeline import parts_of
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Not a loopback address, on loopback in the cluster tests' namespace (tests/cluster/ reads it).
@@ -67,7 +67,7 @@ def test_workers_get_the_known_parts_at_the_head_of_the_film_then_the_longest_ta
 
 
 def test_parts_resumed_with_holes_leave_gaps_to_render():
-    from vsexcolor.pipeline import gaps
+    from vsexcolor.render.pipeline import gaps
 
     done = {10: (19, Path("a")), 30: (39, Path("b"))}
     assert gaps(0, 49, done) == [(0, 9), (20, 29), (40, 49)]
@@ -100,10 +100,10 @@ def test_planning_in_pieces_finds_the_scenes_a_serial_render_cuts_at(tmp_path, m
 
     from clips import decode_rgb, sample_clip_path
     from media import write_image, write_video
-    from vsexcolor import workfolder
+    from vsexcolor.render import workfolder
     from vsexcolor.commands.colorize import ColorizeRecipe
-    from vsexcolor.pipeline import Render, build, part_firsts, parts_of, render_here
-    from vsexcolor.video import probe
+    from vsexcolor.render.pipeline import Render, build, part_firsts, parts_of, render_here
+    from vsexcolor.render.video import probe
 
     shots = [("bikes", 7), ("carphone_pristine", 9), ("bigbuckbunny", 5), ("bikes", 4)]
     film = write_video(tmp_path / "film.mp4", np.concatenate(
@@ -148,8 +148,8 @@ ELSEWHERE = "10.1.2.3:6379"  # not loopback
 ])
 def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_insecure_is_asked_for(
         address, answer, insecure, outcome, tmp_path, monkeypatch):
-    from vsexcolor import cluster
-    from vsexcolor.pipeline import RenderError
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
@@ -175,8 +175,8 @@ def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_in
 
 
 def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monkeypatch):
-    from vsexcolor import cluster
-    from vsexcolor.pipeline import RenderError
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert cluster.check("") == cluster.check(None) == cluster.Access(None, token=True)
@@ -187,8 +187,9 @@ def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monk
 def test_a_run_that_renders_nothing_leaves_nothing(tmp_path, monkeypatch, capsys):
     from clips import decode_rgb, sample_clip_path
     from media import write_image, write_video
-    from vsexcolor import commands, farm
-    from vsexcolor.pipeline import RenderError
+    from vsexcolor import commands
+    from vsexcolor.render import farm
+    from vsexcolor.render.pipeline import RenderError
 
     film = write_video(tmp_path / "film.mp4", decode_rgb(sample_clip_path("bikes"), 3, (64, 48)))
     still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
@@ -225,7 +226,7 @@ def test_a_run_that_renders_nothing_leaves_nothing(tmp_path, monkeypatch, capsys
 
 
 def test_a_node_that_renders_with_anything_else_is_named_with_the_item_and_both_values():
-    from vsexcolor.farm import _disagreement
+    from vsexcolor.render.farm import _disagreement
 
     ours = {"torch": "2.4.1", "file /films/reel1.mkv": "10 bytes, sha256 aa"}
     assert _disagreement("n1", ours, dict(ours)) is None
@@ -240,7 +241,7 @@ def test_a_node_that_renders_with_anything_else_is_named_with_the_item_and_both_
 
 
 def test_every_machine_reports_the_versions_and_files_it_renders_with(tmp_path):
-    from vsexcolor.environment import environment
+    from vsexcolor.render.environment import environment
 
     small, large = tmp_path / "still.png", tmp_path / "film.mkv"
     small.write_bytes(b"png")
@@ -256,7 +257,7 @@ def test_every_machine_reports_the_versions_and_files_it_renders_with(tmp_path):
 def test_workers_started_here_share_the_cores_and_fit_in_memory(monkeypatch):
     import warnings
 
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     monkeypatch.setattr(farm.os, "cpu_count", lambda: 8)
     monkeypatch.setattr(farm, "_free_memory", lambda: 100 << 30)

@@ -13,10 +13,10 @@ import torch
 import vapoursynth as vs
 
 import vsexcolor
-import vsexcolor.requests
+import vsexcolor.filter.frame_requests
 from clips import decode_rgb, from_planes, rgb_clip, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START
-from vsexcolor.requests import SEEK_STEP
+from vsexcolor.filter.frame_requests import SEEK_STEP
 
 core = vs.core
 
@@ -92,7 +92,7 @@ def test_output_format_follows_input_and_luma_is_untouched(run, bikes, fmt, expe
                                          (vs.GRAY16, vs.RANGE_FULL)], ids=["gray8", "yuv420p10-limited", "gray16"])
 def test_integer_luma_is_looked_up_as_the_l_of_its_value_converted_to_float(fmt, range_):
     from vsexcolor.color import gray_to_l
-    from vsexcolor.luma import Luma
+    from vsexcolor.filter.luma import Luma
 
     bits = core.get_video_format(fmt).bits_per_sample
     dtype = np.uint8 if bits == 8 else np.uint16
@@ -187,8 +187,8 @@ def test_no_frame_is_read_from_inside_a_frame_callback_in_order_or_after_seeks(r
     # when its frame cache was small. An output frame brings along as dependencies the
     # frames the filter reads for it, and after a seek the outputs it resumes from.
     reads = []
-    original = vsexcolor.requests.Source._read
-    monkeypatch.setattr(vsexcolor.requests.Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
+    original = vsexcolor.filter.frame_requests.Source._read
+    monkeypatch.setattr(vsexcolor.filter.frame_requests.Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
     joined = yuv_clip(bikes[:5]) + yuv_clip(bunny[:5])  # a cut inside a batch
     for ref, kwargs in ((bikes[0], {"batch": 3}), (bikes[0], {"batch": 1}), (None, {"propagate": True})):
         render(run(joined, ref, **kwargs), range(10))
@@ -298,8 +298,8 @@ def test_cuts_are_found_on_the_scene_clip_where_one_is_given(run, bikes, bunny):
 def test_a_scene_clip_of_the_same_pictures_gives_the_same_bytes_in_any_order_without_reading_in_a_callback(
         run, bikes, bunny, monkeypatch):
     reads = []
-    original = vsexcolor.requests.Source._read
-    monkeypatch.setattr(vsexcolor.requests.Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
+    original = vsexcolor.filter.frame_requests.Source._read
+    monkeypatch.setattr(vsexcolor.filter.frame_requests.Source, "_read", lambda self, clip, n: reads.append(n) or original(self, clip, n))
     joined = yuv_clip(bikes[:5]) + yuv_clip(bunny[:5])
     expected = render(run(joined, bikes[0], batch=3), range(10))
     same_pictures = core.std.SetFrameProps(joined, Source="decoded")  # another node
@@ -314,7 +314,7 @@ def test_planning_reads_the_scene_clip_and_of_the_clip_only_what_the_scene_clip_
                                                                                             references, tmp_path):
     from media import write_image
     from vsexcolor.filter import PROP_KEYFRAME, PROP_SHOT_START, recording
-    from vsexcolor.formats import colour_props, frame_rgb, to_rgbs
+    from vsexcolor.filter.formats import colour_props, frame_rgb, to_rgbs
 
     source = yuv_clip(bikes[:6]) + yuv_clip(bunny[:6])
     asked = []

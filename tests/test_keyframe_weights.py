@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from vsexcolor.commands import main
-from vsexcolor.keyframe_weights import (KEYFRAME_MODELS, KeyframeModelError, describe, download_keyframe_model,
+from vsexcolor.weights.ddcolor import (KEYFRAME_MODELS, KeyframeModelError, describe, download_keyframe_model,
                                         find_keyframe_model, fingerprint, load_keyframe_model)
 from vsexcolor.models import DDColor
-from vsexcolor.weights import WeightsError
+from vsexcolor.weights.devc import WeightsError
 
 NAMES = ["ddcolor_modelscope", "ddcolor_artistic", "ddcolor_paper", "ddcolor_paper_tiny"]
 WAYS_OUT = "Pass a reference (`--ref`/`--refs` on the command line, `ref=` in colorize) or run "

@@ -14,10 +14,10 @@ import ddcnets
 import vsexcolor
 from clips import decode_rgb, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START
-from vsexcolor.formats import colour_props
-from vsexcolor.keyframes import KeyframeColorizer
-from vsexcolor.luma import Luma
-from vsexcolor.scenes import AUTOMATIC
+from vsexcolor.filter.formats import colour_props
+from vsexcolor.filter.keyframes import KeyframeColorizer
+from vsexcolor.filter.luma import Luma
+from vsexcolor.filter.scenes import AUTOMATIC
 
 core = vs.core
 

@@ -13,7 +13,7 @@ import pytest
 import vapoursynth as vs
 
 import vsexcolor
-import vsexcolor.requests
+import vsexcolor.filter.frame_requests
 from vsexcolor.memory import release_freed_memory
 from clips import decode_rgb, sample_clip_path, yuv_clip
 
@@ -97,7 +97,7 @@ def test_the_filter_hands_freed_memory_back_every_32_outputs(monkeypatch):
 
     assert _malloc_trim() is not None, "glibc's malloc_trim is used on Linux"
     calls = []
-    monkeypatch.setattr(vsexcolor.requests, "release_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(vsexcolor.filter.frame_requests, "release_freed_memory", lambda: calls.append(1))
     frames = decode_rgb(sample_clip_path("bikes"), 8, (32, 32))
     out = vsexcolor.colorize(yuv_clip(frames) * 9, frames[0], backend="propagate", pixels=32 * 32)
     for n in range(out.num_frames):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from vsexcolor.color import lab_to_rgb_fitted
-from vsexcolor.postprocess import Finish, finish_rgb, full_resolution_ab
-from vsexcolor.resolution import Geometry
+from vsexcolor.filter.postprocess import Finish, finish_rgb, full_resolution_ab
+from vsexcolor.filter.resolution import Geometry
 
 
 def test_the_cpu_finish_converts_as_the_exact_formula_and_fits_the_same_colours():

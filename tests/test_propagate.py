@@ -15,10 +15,10 @@ import vapoursynth as vs
 from clips import decode_rgb, rgb_clip, sample_clip_path
 
 import vsexcolor
-from vsexcolor import flow as of
+from vsexcolor.backends import flow as of
 from vsexcolor.backends.base import Backend
 from vsexcolor.backends.propagate import SLOPE_LIMIT, PropagateBackend, descriptors, luma_slopes
-from vsexcolor.correspondence import match
+from vsexcolor.backends.correspondence import match
 from vsexcolor.eval.metrics import psnr
 
 

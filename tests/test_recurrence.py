@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vsexcolor.backends.base import Correspondence
-from vsexcolor.recurrence import EngineConfig, Recurrence, Reference
-from vsexcolor.scenes import Scenes, Segment
+from vsexcolor.filter.recurrence import EngineConfig, Recurrence, Reference
+from vsexcolor.filter.scenes import Scenes, Segment
 
 
 class ChaoticBackend:

@@ -15,7 +15,8 @@ import pytest
 
 from clips import decode_rgb, sample_clip_path
 from media import crash_encoder_at, write_image, write_video
-from vsexcolor import commands, video, workfolder
+from vsexcolor import commands
+from vsexcolor.render import video, workfolder
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def film(tmp_path_factory) -> Path:
 
 def script(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "chain.vpy"
-    path.write_text("import vapoursynth as vs\nimport vsexcolor\nfrom vsexcolor.video import open_clip, probe\n"
+    path.write_text("import vapoursynth as vs\nimport vsexcolor\nfrom vsexcolor import open_clip, probe\n"
                     "core = vs.core\n" + body)
     return path
 
@@ -194,7 +195,7 @@ def test_a_resume_takes_a_shots_folder_s_references_alone(film, tmp_path, capsys
 
 
 def test_a_resume_with_other_library_versions_is_refused_naming_them(film, tmp_path, capsys, monkeypatch):
-    from vsexcolor import environment
+    from vsexcolor.render import environment
 
     chain = script(tmp_path, f"open_clip(probe({str(film)!r}, progress=False)).set_output()\n")
     out = tmp_path / "out.mkv"

@@ -6,8 +6,8 @@ import torch
 
 from clips import decode_rgb, sample_clip_path
 from vsexcolor.color import rgb_to_lab
-from vsexcolor.resolution import DEFAULT_PIXELS, Geometry
-from vsexcolor.scenes import DEFAULT_THRESHOLD, Scenes, Segment, cut_score
+from vsexcolor.filter.resolution import DEFAULT_PIXELS, Geometry
+from vsexcolor.filter.scenes import DEFAULT_THRESHOLD, Scenes, Segment, cut_score
 
 
 def internal_L(frames) -> list[torch.Tensor]:

@@ -18,15 +18,16 @@ import ddcnets
 import vsexcolor
 from clips import decode_rgb, sample_clip_path, yuv_clip
 from media import write_video
-from vsexcolor import commands, shots
+from vsexcolor import commands
+from vsexcolor.filter import shots
 from vsexcolor.filter import PROP_KEYFRAME, PROP_SCENE_START, PROP_SHOT_START
-from vsexcolor.formats import colour_props
-from vsexcolor.keyframes import KeyframeColorizer
-from vsexcolor.luma import Luma
-from vsexcolor.ref_inputs import KEYFRAME_DB
-from vsexcolor.reference import image_lab
-from vsexcolor.scenes import DEFAULT_THRESHOLD
-from vsexcolor.video import open_clip, probe
+from vsexcolor.filter.formats import colour_props
+from vsexcolor.filter.keyframes import KeyframeColorizer
+from vsexcolor.filter.luma import Luma
+from vsexcolor.filter.ref_inputs import KEYFRAME_DB
+from vsexcolor.filter.reference import image_lab
+from vsexcolor.filter.scenes import DEFAULT_THRESHOLD
+from vsexcolor import open_clip, probe
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +144,7 @@ SCRIPT = """
 from pathlib import Path
 import vapoursynth as vs
 import vsexcolor
-from vsexcolor.video import open_clip, probe
+from vsexcolor import open_clip, probe
 clip = open_clip(probe({film!r}, progress=False))
 cropped = vs.core.std.Crop(clip, left=8, right=8)
 denoised = vs.core.std.BoxBlur(cropped, hradius=1, vradius=1)
@@ -211,7 +212,7 @@ def test_restore_vpy_s_shots_are_exported_and_taken_back_as_the_readme_shows(fil
 ])
 def test_a_script_whose_shots_cannot_be_found_is_one_line(film, tmp_path, capsys, body, args, message):
     script = tmp_path / "film.vpy"
-    script.write_text("import vsexcolor\nfrom vsexcolor.video import open_clip, probe\n"
+    script.write_text("import vsexcolor\nfrom vsexcolor import open_clip, probe\n"
                       + body.replace("FILM", repr(str(film))))
     code, err = cli(capsys, "shots", script, "-o", tmp_path / "shots", *args)
     assert code == 2
@@ -221,7 +222,7 @@ def test_a_script_whose_shots_cannot_be_found_is_one_line(film, tmp_path, capsys
 
 def test_a_script_without_colorize_has_the_shots_of_its_output_and_a_file_takes_no_a(film, tmp_path, capsys):
     script = tmp_path / "gray.vpy"
-    script.write_text(f"from vsexcolor.video import open_clip, probe\nopen_clip(probe({str(film)!r}, "
+    script.write_text(f"from vsexcolor import open_clip, probe\nopen_clip(probe({str(film)!r}, "
                       "progress=False))[14:].set_output()")
     code, err = cli(capsys, "shots", script, "-o", tmp_path / "shots")
     assert code == 0, err

@@ -1,4 +1,4 @@
-"""Reading video files (video.probe, video.open_clip through vsexcolor.source: BestSource).
+"""Reading video files (video.probe, video.open_clip through vsexcolor.render.source: BestSource).
 
 Frame n of a file's clip is the n-th frame of a front-to-back decode, with its timestamp,
 whatever order frames are asked in (a late start seeks), for H.264 with B-frames, MPEG-2 in
@@ -22,7 +22,7 @@ import vapoursynth as vs
 
 from clips import decode_rgb, sample_clip_path
 from media import damaged_copy, write_video
-from vsexcolor.video import open_clip, probe
+from vsexcolor import open_clip, probe
 
 W, H = 64, 48
 #: Frames per test file: BestSource decodes the first 100 from the start rather than seek,

@@ -32,7 +32,7 @@ from vsexcolor.train import losses, trainer
 from vsexcolor.train.config import from_dict
 from vsexcolor.train.data import PairDataset, StepSampler
 from vsexcolor.train.spectral import add_spectral_norm, plain_state_dict
-from vsexcolor.weights import load_nets
+from vsexcolor.weights.devc import load_nets
 
 REPO = Path(__file__).parents[1]
 SMALL = [32, 48]

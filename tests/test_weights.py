@@ -19,7 +19,7 @@ import torch
 from detnets import FILES, state_dicts
 
 from vsexcolor.commands import main
-from vsexcolor.weights import (ZIP_NAME, WeightsError, default_model_dir, describe, download,
+from vsexcolor.weights.devc import (ZIP_NAME, WeightsError, default_model_dir, describe, download,
                                find_weights, load_nets)
 
 REPO = Path(__file__).parents[1]

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vsexcolor.winograd import Winograd, available
+from vsexcolor.backends.winograd import Winograd, available
 
 pytestmark = pytest.mark.skipif(not available(), reason="this torch build has no NNPACK")
 

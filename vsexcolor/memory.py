@@ -29,7 +29,7 @@ def release_freed_memory() -> None:
     4.2 GB after 4096 frames). ``malloc_trim`` hands those pages back; the address space
     stays reserved, which costs nothing. A call goes over all the heap's free memory, too
     much work for every frame: the filter calls it every ``RELEASE_EVERY`` outputs
-    (:mod:`.requests`). Elsewhere nothing happens.
+    (:mod:`vsexcolor.filter.frame_requests`). Elsewhere nothing happens.
     """
     trim = _malloc_trim()
     if trim is not None:

@@ -22,7 +22,8 @@ from ray.cluster_utils import Cluster
 
 from clips import decode_rgb, sample_clip_path
 from media import write_image, write_video
-from vsexcolor import commands, workfolder
+from vsexcolor import commands
+from vsexcolor.render import workfolder
 
 pytestmark = pytest.mark.slow
 
@@ -98,14 +99,14 @@ def stored(monkeypatch) -> dict[str, list[int]]:
 
 def through_the_driver(monkeypatch) -> None:
     """Workers see no shared work folder (as where the output is on the driver's own disk)."""
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     monkeypatch.setattr(farm, "_shared_folder", lambda work: None)
 
 
 def report_of(monkeypatch) -> list:
     """The farm's report of each --ray render, once it has ended."""
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     reports, render_on_ray = [], farm.render_on_ray
 
@@ -152,7 +153,7 @@ def lose(cluster: Cluster, node) -> None:
 
 
 def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, tmp_path, monkeypatch, capsys):
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     # One node to work on at first (the head takes no task), replaced when it is lost.
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -246,7 +247,7 @@ def test_a_script_renders_on_the_farm_as_it_does_here(film, two_nodes, tmp_path)
     script.write_text(f"""
 import vapoursynth as vs
 import vsexcolor
-from vsexcolor.video import open_clip, probe
+from vsexcolor import open_clip, probe
 clip = open_clip(probe({str(film)!r}, progress=False))
 denoised = vs.core.std.BoxBlur(clip, hradius=1, vradius=1)
 vsexcolor.colorize(denoised, {str(film.with_name("still.png"))!r}, backend="propagate", pixels={W * H},
@@ -271,7 +272,7 @@ def test_an_unreachable_cluster_is_one_line_within_30_seconds(film, tmp_path, ca
 
 def nothing_planned_or_rendered(monkeypatch) -> list:
     """What the driver was told of the film's parts and received of them (to stay empty)."""
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     seen, done, take = [], farm.Planning.done, farm._Driver._take
     monkeypatch.setattr(farm.Planning, "done", lambda self, *args: seen.append(args) or done(self, *args))
@@ -284,7 +285,7 @@ def test_a_path_a_node_cannot_read_stops_the_render_before_anything_is_planned(f
     # The reference is gone once this machine has read it, as for a node without the shared storage.
     reference = tmp_path / "still.png"
     reference.write_bytes(film.with_name("still.png").read_bytes())
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     checks = farm._checks
 
@@ -304,7 +305,7 @@ def test_a_path_a_node_cannot_read_stops_the_render_before_anything_is_planned(f
 
 def test_a_node_with_other_versions_stops_the_render_naming_node_item_and_both(film, two_nodes, tmp_path,
                                                                                 monkeypatch, capsys):
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     environment = farm.environment  # this machine's, as if its OpenCV were another
     monkeypatch.setattr(farm, "environment", lambda *args: {**environment(*args), "OpenCV": "0.0"})
@@ -328,7 +329,7 @@ def test_a_worker_that_keeps_crashing_ends_the_render_in_one_line_keeping_the_pa
 import os
 import ray
 import vapoursynth as vs
-from vsexcolor.video import open_clip, probe
+from vsexcolor import open_clip, probe
 clip = open_clip(probe({str(film)!r}, progress=False))
 
 
@@ -351,7 +352,7 @@ clip.std.ModifyFrame(clip, crash).set_output()
 
 def test_ctrl_c_on_the_farm_keeps_the_finished_parts_and_resume_gives_the_same_bytes(film, two_nodes, serial,
                                                                                       tmp_path, monkeypatch, capsys):
-    from vsexcolor import farm
+    from vsexcolor.render import farm
 
     take = farm._Driver._take
 
@@ -381,7 +382,7 @@ def test_automatic_keyframes_are_made_by_the_nodes_and_give_the_serial_bytes(fil
     common = ["colorize", film, *TINY, "--backend", "propagate", "--codec", "ffv1", "--keyframe-model", model]
     assert cli(*common, "-o", tmp_path / "serial.mkv") == 0
     made: list[int] = []
-    from vsexcolor import keyframes
+    from vsexcolor.filter import keyframes
     colour = keyframes.KeyframeColorizer.rgb
     keyframes.KeyframeColorizer.rgb = lambda self, L: made.append(1) or colour(self, L)  # counts the driver's
     try:

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from ..color import L_CENTER, l_to_vgg_rgb, lab_to_rgb
-from ..correspondence import DEFAULT_CHUNK_BYTES, Mode, match
+from .correspondence import DEFAULT_CHUNK_BYTES, Mode, match
 from ..models import ColorVidNet, VGG19Features, WarpNet
-from ..winograd import Winograd, available
+from .winograd import Winograd, available
 from .base import Correspondence
 
 #: The authors' inference temperature; at this value softmax is an argmax.

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import flow as of
-from ..correspondence import DEFAULT_CHUNK_BYTES, match
+from . import flow as of
+from .correspondence import DEFAULT_CHUNK_BYTES, match
 from .base import Correspondence
 
 #: Directions of the oriented-gradient channels (over the full circle: a dark-to-light edge

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..environment import environment
-from ..pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
+from ..render.environment import environment
+from ..render.pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
                         render_here)
-from ..video import CODECS, VideoError, check_output
-from ..workfolder import WorkError, WorkFolder
+from ..render.video import CODECS, VideoError, check_output
+from ..render.workfolder import WorkError, WorkFolder
 from ._errors import CommandError
 
 
@@ -143,7 +143,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         built = build(render, planning=farm)
         check_output(output, CODECS[render.codec], render.crf, built.clip, built.pix_fmt, render.info)
         if farm:  # before anything is written: the cluster answers, and lets no stranger in
-            from ..cluster import check
+            from ..render.cluster import check
 
             access = check(ray, insecure=insecure_cluster,
                            warn=lambda text: print(f"vsexcolor {name}: {text}", file=sys.stderr))
@@ -164,7 +164,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         nodes: dict[str, int] = {}
         lost = 0
         if todo and farm:
-            from ..farm import render_on_ray
+            from ..render.farm import render_on_ray
 
             report = render_on_ray(render, work, todo, address=access, workers=workers, progress=progress,
                                    name=name)

@@ -1,7 +1,7 @@
 """``vsexcolor colorize``: colorize a video file, scene by scene, resumably, here or on a farm.
 
 The file is decoded and colorized with :func:`vsexcolor.colorize`; the work is cut into its
-scenes (:mod:`vsexcolor.pipeline`), each of which depends on nothing before it, so a run
+scenes (:mod:`vsexcolor.render.pipeline`), each of which depends on nothing before it, so a run
 resumed at its unfinished scenes, or spread over a Ray cluster, writes exactly what an
 uninterrupted run here would have. The output appears, by a rename, only once every scene
 is done and joined with the audio.
@@ -19,16 +19,16 @@ from pathlib import Path
 import vapoursynth as vs
 from tqdm import tqdm
 
-from .. import shots
+from ..filter import shots
 from ..filter import PRESETS, colorize
-from ..formats import colour_props
-from ..luma import Luma
-from ..ref_inputs import folder_files, references
-from ..pipeline import Render, RenderError
-from ..reference import ReferenceError, read_image
-from ..resolution import DEFAULT_PIXELS
-from ..scenes import DEFAULT_THRESHOLD
-from ..video import VideoError, VideoInfo, check_input, open_clip, probe
+from ..filter.formats import colour_props
+from ..filter.luma import Luma
+from ..filter.ref_inputs import folder_files, references
+from ..render.pipeline import Render, RenderError
+from ..filter.reference import ReferenceError, read_image
+from ..filter.resolution import DEFAULT_PIXELS
+from ..filter.scenes import DEFAULT_THRESHOLD
+from ..render.video import VideoError, VideoInfo, check_input, open_clip, probe
 from ._errors import CommandError
 from ._output import Summary, add_output_options, check_output_path, check_range, crf, run as run_render
 
@@ -75,7 +75,7 @@ class Job:
 
 @dataclass(frozen=True)
 class ColorizeRecipe:
-    """The colorized file as a clip, built alike on every machine (see :class:`~vsexcolor.pipeline.Recipe`)."""
+    """The colorized file as a clip, built alike on every machine (see :class:`~vsexcolor.render.pipeline.Recipe`)."""
 
     info: VideoInfo
     refs: tuple[tuple[int, Path], ...]
@@ -235,7 +235,7 @@ def render(job: Job) -> Summary:
 def _keyframe_model(job: Job) -> Path | None:
     """The keyframe model shots without a reference are coloured with, None if there is
     none; an error where there is none and no reference either (before anything is read)."""
-    from ..keyframe_weights import KeyframeModelError, NothingToColourFrom, keyframe_model_for
+    from ..weights.ddcolor import KeyframeModelError, NothingToColourFrom, keyframe_model_for
 
     needed = not job.refs and not job.refs_dir and not job.propagate
     try:

@@ -20,8 +20,8 @@ import vapoursynth as vs
 from matplotlib.figure import Figure
 
 from ._errors import CommandError
-from ..resolution import DEFAULT_PIXELS
-from ..video import CODECS, Encoder, VideoError, VideoInfo, concatenate, open_clip, probe
+from ..filter.resolution import DEFAULT_PIXELS
+from ..render.video import CODECS, Encoder, VideoError, VideoInfo, concatenate, open_clip, probe
 from .colorize import Job, render
 
 core = vs.core

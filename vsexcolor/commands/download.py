@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ._errors import CommandError
-from ..keyframe_weights import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, download_keyframe_model
-from ..weights import ENV_VAR, OFFICIAL_URL, ZIP_NAME, WeightsError, default_model_dir, download
+from ..weights.ddcolor import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, download_keyframe_model
+from ..weights.devc import ENV_VAR, OFFICIAL_URL, ZIP_NAME, WeightsError, default_model_dir, download
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

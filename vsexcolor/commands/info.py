@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .. import keyframe_weights
-from ..weights import describe
+from ..weights import ddcolor
+from ..weights.devc import describe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             ("weights found", str(report.found) if report.found else "no")]
     rows += [("  uses", name) for name in report.files]
     rows += [("weights valid", "yes" if report.valid else f"no: {report.error}")]
-    keyframes = keyframe_weights.describe()
+    keyframes = ddcolor.describe()
     rows += [("keyframe models in", f"{keyframes.looked_in}: {', '.join(keyframes.present) or 'none'}"),
              ("keyframe model used", _keyframe_model(keyframes)),
              ("keyframe model valid", "yes" if keyframes.valid else f"no: {keyframes.error}"),
@@ -43,12 +43,12 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.valid else 1
 
 
-def _keyframe_model(report: keyframe_weights.KeyframeReport) -> str:
+def _keyframe_model(report: ddcolor.KeyframeReport) -> str:
     if report.chosen is None:
         return "none"
     if report.encoder is None:
         return str(report.chosen)
-    return f"{report.chosen} (DDColor with {keyframe_weights.ENCODER_NAMES[report.encoder]})"
+    return f"{report.chosen} (DDColor with {ddcolor.ENCODER_NAMES[report.encoder]})"
 
 
 def _vapoursynth_version() -> str:

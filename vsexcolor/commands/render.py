@@ -17,10 +17,10 @@ from pathlib import Path
 
 import vapoursynth as vs
 
-from ..environment import file_fingerprint, files_in, held_open
+from ..render.environment import file_fingerprint, files_in, held_open
 from ..filter import recording
-from ..pipeline import Render, RenderError, one_line
-from ..video import VideoError, check_input, clip_info
+from ..render.pipeline import Render, RenderError, one_line
+from ..render.video import VideoError, check_input, clip_info
 from ._errors import CommandError
 from ._output import add_output_options, check_output_path, check_range, crf, run as run_render
 

@@ -18,18 +18,18 @@ import numpy as np
 import vapoursynth as vs
 from tqdm import tqdm
 
-from .. import shots as shots_mod
-from ..checkpoints import default_model_dir
+from ..filter import shots as shots_mod
+from ..weights.checkpoints import default_model_dir
 from ..devices import parse_device
 from ..filter import calls
-from ..formats import colour_props
-from ..keyframe_weights import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
-from ..keyframes import KeyframeColorizer, load_colorizer
-from ..luma import Luma
-from ..scenes import DEFAULT_THRESHOLD
-from ..pipeline import RenderError
-from ..video import VideoError, VideoInfo, clip_info, open_clip, probe
-from ..workfolder import write_durably
+from ..filter.formats import colour_props
+from ..weights.ddcolor import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
+from ..filter.keyframes import KeyframeColorizer, load_colorizer
+from ..filter.luma import Luma
+from ..filter.scenes import DEFAULT_THRESHOLD
+from ..render.pipeline import RenderError
+from ..render.video import VideoError, VideoInfo, clip_info, open_clip, probe
+from ..render.workfolder import write_durably
 from ._errors import CommandError
 from .render import add_script_arguments, script_recipe
 

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: `vsexcolor --help` and the other commands need not load the trainer.
     from ..train import CheckpointError, ConfigError, DataError, load_config, train
-    from ..weights import WeightsError
+    from ..weights.devc import WeightsError
 
     try:
         train(load_config(args.config), resume=args.resume)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import flow as of
+from ..backends import flow as of
 from ..backends.base import Correspondence
 
 

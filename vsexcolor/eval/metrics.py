@@ -2,7 +2,7 @@
 
 Frames are numpy RGB [H, W, 3], gamma-encoded sRGB, float in [0, 1] (the fidelity metrics
 take the output first and the ground truth second). Library implementations are used where
-they exist: scikit-image for PSNR, SSIM and CIEDE2000, OpenCV DIS (via :mod:`vsexcolor.flow`)
+they exist: scikit-image for PSNR, SSIM and CIEDE2000, OpenCV DIS (via :mod:`vsexcolor.backends.flow`)
 for the flow of the warp error.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 from skimage.color import deltaE_ciede2000
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from .. import flow as of
-from ..reference import image_lab
+from ..backends import flow as of
+from ..filter.reference import image_lab
 
 #: Frame distances of the colour distribution consistency (Liu et al., "Temporally consistent
 #: video colorization with deep feature propagation and self-regularization learning").

@@ -1,7 +1,7 @@
 """The correspondence subnet (the authors' ``WarpNet`` in ``nonlocal_net_iter_*.pth``).
 
 It embeds VGG features of an image into a 256-channel map at a quarter of the image size;
-:mod:`vsexcolor.correspondence` matches the frame's embedding against the reference's.
+:mod:`vsexcolor.backends.correspondence` matches the frame's embedding against the reference's.
 The ``nn.Sequential`` indices are part of the checkpoint keys, so they must not change.
 """
 from __future__ import annotations

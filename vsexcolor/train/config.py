@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..flow import Preset as FlowPreset
+from ..backends.flow import Preset as FlowPreset
 from ..models.discriminator import VideoDiscriminator
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]

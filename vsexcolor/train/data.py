@@ -9,7 +9,7 @@ A sample (all float32 tensors; Lab with L 0..100 and raw a, b; H x W the trainin
 * ``reference`` [3, H, W]: the colour reference: a frame of the same clip far from the pair,
   or an external image (both randomly cropped and flipped);
 * ``flow`` [2, H, W]: backward flow from frame t to frame t-1 in pixels (x, y), as
-  :mod:`vsexcolor.flow` defines it;
+  :mod:`vsexcolor.backends.flow` defines it;
 * ``valid`` [1, H, W]: 1 where that flow can be trusted (not occluded, not from outside);
 * ``same_clip`` []: 1 when the reference comes from the pair's own clip (its colours are then
   the right answer), 0 for an external reference.
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .. import flow as optical_flow
-from ..reference import IMAGE_SUFFIXES, ReferenceError, image_lab, read_image
+from ..backends import flow as optical_flow
+from ..filter.reference import IMAGE_SUFFIXES, ReferenceError, image_lab, read_image
 from .config import DataConfig
 
 VIDEO_SUFFIXES = frozenset((".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",

@@ -95,7 +95,7 @@ def smoothness(pred_ab: torch.Tensor, true_lab: torch.Tensor, alpha: float = 10.
 def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Backward-warp ``x`` [N, C, H, W] along ``flow`` [N, 2, H, W] (x, y pixels), bilinearly.
 
-    Output pixel p takes ``x`` at ``p + flow[p]`` (the convention of :mod:`vsexcolor.flow`);
+    Output pixel p takes ``x`` at ``p + flow[p]`` (the convention of :mod:`vsexcolor.backends.flow`);
     samples outside take the nearest border value.
     """
     _, _, h, w = x.shape

@@ -13,7 +13,7 @@ Files in ``out_dir``:
   is a function of (seed, n), so a resumed run repeats an uninterrupted one bit for bit.
 * ``weights/``: the official layout (``data/vgg19_conv.pth``,
   ``checkpoints/<out_dir name>/{nonlocal_net,colornet}_iter_<step>.pth``), which
-  :func:`vsexcolor.weights.load_nets` and the filter read; only the latest export is kept.
+  :func:`vsexcolor.weights.devc.load_nets` and the filter read; only the latest export is kept.
 * ``log.jsonl``: one JSON object per line (``event`` start, step, checkpoint or end), and
   TensorBoard event files under ``tensorboard/`` when the tensorboard package is installed.
 
@@ -45,10 +45,10 @@ from torch.utils.data import DataLoader
 
 from ..backends.devc import centre
 from ..color import L_CENTER, l_to_vgg_rgb, lab_to_rgb
-from ..correspondence import match
+from ..backends.correspondence import match
 from ..models import ColorVidNet, VGG19Features, WarpNet
 from ..models.discriminator import VideoDiscriminator
-from ..weights import VGG_FILE, WeightsError, load_nets
+from ..weights.devc import VGG_FILE, WeightsError, load_nets
 from . import losses
 from .config import ConfigError, LossConfig, OptimConfig, TrainConfig
 from .data import PairDataset, StepSampler, worker_init
@@ -300,7 +300,7 @@ def export_weights(folder: Path, run: str, step: int, vgg: VGG19Features, warpne
                    colornet: ColorVidNet) -> None:
     """Write the networks in the authors' layout under ``folder``, with N = ``step``; drop older exports of ``run``.
 
-    The colornet file goes first: :func:`vsexcolor.weights.load_nets` only takes an N whose
+    The colornet file goes first: :func:`vsexcolor.weights.devc.load_nets` only takes an N whose
     nonlocal_net file has a colornet file beside it, so a crash in between is harmless.
     """
     run_dir = folder / "checkpoints" / run

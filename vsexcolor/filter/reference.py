@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_lab
+from ..color import rgb_to_lab
 from .resolution import Geometry, reference_size
 
 

@@ -38,7 +38,7 @@ import vapoursynth as vs
 
 from .formats import frame_ab, shifted
 from .luma import Luma
-from .memory import release_freed_memory
+from ..memory import release_freed_memory
 from .recurrence import LRU, Recurrence
 from .resolution import Geometry
 from .scenes import detection_geometry

@@ -28,7 +28,7 @@ import av
 import vapoursynth as vs
 from tqdm import tqdm
 
-from .filter import PROP_SCENE_START, PROP_SHOT_START, Fingerprint, recording
+from ..filter import PROP_SCENE_START, PROP_SHOT_START, Fingerprint, recording
 from .video import CODECS, Encoder, VideoError, VideoInfo, concatenate, encodable
 from .workfolder import WorkFolder, write_durably
 

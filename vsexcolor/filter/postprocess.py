@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from .color import lab_to_rgb_fitted
+from ..color import lab_to_rgb_fitted
 from .resolution import Geometry
 
 

@@ -9,7 +9,7 @@ from typing import BinaryIO
 import torch
 from torch import nn
 
-from .folders import user_folder
+from ..folders import user_folder
 
 #: Environment variable naming the model folder.
 ENV_VAR = "VSEXCOLOR_MODEL_DIR"

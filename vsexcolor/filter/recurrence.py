@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 import torch
 
-from .backends.base import Backend, Correspondence
+from ..backends.base import Backend, Correspondence
 from .scenes import Scenes, Segment
 
 K = TypeVar("K")

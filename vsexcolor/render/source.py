@@ -29,7 +29,7 @@ from pathlib import Path
 import vapoursynth as vs
 from tqdm import tqdm
 
-from .folders import user_folder
+from ..folders import user_folder
 
 core = vs.core
 

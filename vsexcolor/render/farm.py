@@ -4,12 +4,12 @@ The driver (this process) has the parts planned (:class:`Planning`: pieces of th
 read in parallel tasks, no network run) and hands runs of consecutive parts to Ray as
 tasks as soon as they are known (:class:`Schedule`: rendering starts while the rest of the
 film is planned; once it all is, tasks of decreasing length, the longest first). A task
-builds the clip where it runs (each worker process reads the weights once: :mod:`.weights`
+builds the clip where it runs (each worker process reads the weights once: :mod:`~vsexcolor.weights`
 keeps them) and is a generator: it gives each part as soon as it is encoded, as objects of
 its own, so the driver never holds more than a piece of a part (``CHUNK`` bytes) at once:
 
 * where the work folder is on storage the worker sees too (it reads back the probe the
-  driver left there, :meth:`~vsexcolor.workfolder.WorkFolder.share`), the worker writes the
+  driver left there, :meth:`~vsexcolor.render.workfolder.WorkFolder.share`), the worker writes the
   part there itself, durably, and sends only its name and size, which the driver records;
 * elsewhere it sends the part's bytes in pieces, which the driver writes.
 
@@ -66,7 +66,7 @@ class Started:
     fingerprints: list[dict]
     waited: float
     built: float
-    environment: dict[str, str] = field(default_factory=dict)  # see vsexcolor.environment
+    environment: dict[str, str] = field(default_factory=dict)  # see vsexcolor.render.environment
 
 
 @dataclass
@@ -157,7 +157,7 @@ class Planning:
 
     The runs are cut into pieces of ``size`` frames (:attr:`pieces`: first, last, the first
     and last frames of the run), each planned by a task of its own (where parts start in it,
-    :func:`~vsexcolor.pipeline.part_firsts`), in any order; :meth:`done` gives the parts made
+    :func:`~vsexcolor.render.pipeline.part_firsts`), in any order; :meth:`done` gives the parts made
     known by a piece: those whose first and last frames are both known, which a part is once
     the pieces from its first frame to the one after its last are in (a part ends where the
     next starts). A slow piece (one inside a long scene looks back to its start) holds up
@@ -611,7 +611,7 @@ def _ray():
 
 
 class _connected:
-    """A Ray session for the render on ``address``: a checked :class:`~vsexcolor.cluster.Access`,
+    """A Ray session for the render on ``address``: a checked :class:`~vsexcolor.render.cluster.Access`,
     or an address (None or "": $RAY_ADDRESS, else a Ray started here), checked here; gives
     the number of task slots (GPUs or CPUs)."""
 

@@ -24,7 +24,7 @@ import torch
 
 from .checkpoints import ENV_VAR, Invalid, WeightsError, as_state_dict, default_model_dir, fill, torch_load
 from .download import download_checked
-from .models import ColorVidNet, VGG19Features, WarpNet
+from ..models import ColorVidNet, VGG19Features, WarpNet
 
 OFFICIAL_URL = ("https://github.com/zhangmozhe/Deep-Exemplar-based-Video-Colorization/"
                 "releases/download/v1.0/colorization_checkpoint.zip")

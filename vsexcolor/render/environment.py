@@ -41,7 +41,7 @@ def files_in(path: Path) -> list[Path]:
     """The files whose bytes a render reading ``path`` depends on: the file, or every file in
     the folder and below; in a folder ``vsexcolor shots`` wrote (it holds ``shots.json``),
     the references alone, not the contact sheet and gray frames written beside them."""
-    from .ref_inputs import beside_references
+    from ..filter.ref_inputs import beside_references
 
     if not path.is_dir():
         return [path]
@@ -63,7 +63,7 @@ def _versions() -> tuple[tuple[str, str], ...]:
     import torch
     import vapoursynth as vs
 
-    from . import __version__
+    from .. import __version__
 
     libav = [(f"FFmpeg {name}", ".".join(map(str, av.library_versions[name])))
              for name in ("libavcodec", "libavformat", "libavutil") if name in av.library_versions]
@@ -73,7 +73,7 @@ def _versions() -> tuple[tuple[str, str], ...]:
 
 @cache
 def encoder_version(codec: str) -> str:
-    """The encoder of ``codec`` (a key of :data:`~vsexcolor.video.CODECS`) with its version:
+    """The encoder of ``codec`` (a key of :data:`~vsexcolor.render.video.CODECS`) with its version:
     x264 and x265 name theirs in what they write; FFV1 is FFmpeg's own (libavcodec's)."""
     import av
     import numpy as np

@@ -181,8 +181,8 @@ def _best_match(lumas: Sequence[Luma], frame: int, rgb: np.ndarray, lab: torch.T
 def lightness_match(luma: Luma, frame: int, rgb: np.ndarray, lab: torch.Tensor) -> float:
     """PSNR (dB, L* 0..100 as the signal range) between frame ``frame``'s L and a colour
     picture's of the clip's size (``rgb``, and its Lab [3, H, W] from
-    :func:`~vsexcolor.reference.image_lab`), the better of two readings: the L its gray value
-    would have as a frame (:meth:`~vsexcolor.luma.Luma.L_of_colour`: an editor's "color"
+    :func:`~vsexcolor.filter.reference.image_lab`), the better of two readings: the L its gray value
+    would have as a frame (:meth:`~vsexcolor.filter.luma.Luma.L_of_colour`: an editor's "color"
     blend keeps the gray value), and its own L* (an image colorizer keeps that)."""
     L = luma.L(luma.clip.get_frame(frame))
     own = lab[None, :1]

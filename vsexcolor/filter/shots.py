@@ -16,7 +16,7 @@ import torch
 import vapoursynth as vs
 from vsutil import get_y
 
-from .filter import PROP_KEYFRAME, PROP_SHOT_START, colorize, recording
+from . import PROP_KEYFRAME, PROP_SHOT_START, colorize, recording
 from .formats import colour_props
 from .keyframes import KeyframeColorizer
 from .luma import Luma

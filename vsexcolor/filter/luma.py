@@ -8,7 +8,7 @@ import torch
 import vapoursynth as vs
 from vsutil import get_y
 
-from .color import gray_to_l, rgb_to_lab
+from ..color import gray_to_l, rgb_to_lab
 from .formats import gray_clip, plane, range_name
 from .reference import image_lab
 

@@ -2,7 +2,7 @@
 
 The authors release four models, each one file ``<name>.pth`` holding a ``torch.save`` of
 ``{"params": state_dict, ...}`` or of the bare state dict. They live in the model folder
-(:func:`~vsexcolor.checkpoints.default_model_dir`) under those names; any other file that loads
+(:func:`~vsexcolor.weights.checkpoints.default_model_dir`) under those names; any other file that loads
 into :class:`~vsexcolor.models.DDColor` can be passed by its path.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from .checkpoints import Invalid, WeightsError, as_state_dict, check_fits, default_model_dir, fill, torch_load
 from .download import download_checked
-from .models import DDColor
+from ..models import DDColor
 
 Encoder = Literal["large", "tiny"]
 

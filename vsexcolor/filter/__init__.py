@@ -4,7 +4,7 @@ Frames flow one way: VapourSynth frames -> L tensors -> the recurrence engine ->
 -> a float RGB clip at full resolution -> zimg converts it to the output format in the graph
 -> the source luma is put back bit-exactly. The steps live in their own modules: formats and
 props (:mod:`.formats`), the luma's L (:mod:`.luma`), what ``ref`` accepts
-(:mod:`.ref_inputs`), the requests that drive the recurrence (:mod:`.requests`).
+(:mod:`.ref_inputs`), the requests that drive the recurrence (:mod:`.frame_requests`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from .devices import parse_device
+from ..devices import parse_device
 from .formats import (OUTPUT_PROPS, PROP_BACKEND, PROP_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START,
                       check_clip, colour_props, fail, frame_ab, frame_rgb, in_format, output_format, to_rgbs)
 from .luma import Luma
@@ -30,7 +30,7 @@ from .postprocess import Finish, finish_rgb, for_backend
 from .recurrence import EngineConfig, Recurrence, Reference
 from .ref_inputs import RefInput, references
 from .reference import initial_state, reference_lab
-from .requests import SEEK_STEP, RecurrenceRequests, Seen, Source, Window
+from .frame_requests import SEEK_STEP, RecurrenceRequests, Seen, Source, Window
 from .resolution import DEFAULT_PIXELS, Geometry
 from .scenes import (AUTOMATIC, DEFAULT_THRESHOLD, Scenes, Segment, is_cut, pick_sharpest, reference_shot_start,
                      sharpness)
@@ -62,7 +62,7 @@ class Fingerprint:
     resumed, or finished on other machines, must match it.
 
     ``backend``: the backend that runs; ``weights_sha256``: its checkpoint's
-    (:func:`~vsexcolor.weights.fingerprint`), None for ``propagate``; ``device``: ``cpu`` or
+    (:func:`~vsexcolor.weights.devc.fingerprint`), None for ``propagate``; ``device``: ``cpu`` or
     ``cuda``; ``precision``: ``float16`` or ``float32``; ``torch``: its version;
     ``cpu_threads``: torch's threads where they change the networks' results (``devc`` on the
     CPU), else None; ``keyframe_sha256``: the keyframe model's checkpoint where shots without
@@ -127,15 +127,15 @@ def calls() -> Iterator[list[Call]]:
 
 def _fingerprint(backend: str, weights: object, device: torch.device, fp16: bool,
                  keyframe_model: Path | None) -> Fingerprint:
-    from . import keyframe_weights
-    from .weights import fingerprint
+    from ..weights import ddcolor
+    from ..weights.devc import fingerprint
 
     devc = backend == "devc"
     return Fingerprint(backend=backend, weights_sha256=fingerprint(weights) if devc else None,
                        device=device.type, precision="float16" if devc and fp16 else "float32",
                        torch=torch.__version__,
                        cpu_threads=torch.get_num_threads() if devc and device.type == "cpu" else None,
-                       keyframe_sha256=keyframe_weights.fingerprint(keyframe_model) if keyframe_model else None)
+                       keyframe_sha256=ddcolor.fingerprint(keyframe_model) if keyframe_model else None)
 
 
 def _keyframe_model(choice: str | os.PathLike[str] | None, needed: bool) -> Path | None:
@@ -143,7 +143,7 @@ def _keyframe_model(choice: str | os.PathLike[str] | None, needed: bool) -> Path
     (None: the preferred one in the model folder; ``"none"``: no model). Where none is found,
     an error if it is ``needed`` (no reference at all) or was named, else None: such shots
     then take the reference before them."""
-    from .keyframe_weights import KeyframeModelError, NothingToColourFrom, keyframe_model_for
+    from ..weights.ddcolor import KeyframeModelError, NothingToColourFrom, keyframe_model_for
 
     try:
         return keyframe_model_for(choice, needed)
@@ -166,7 +166,7 @@ def _size_and_length(clip: vs.VideoNode) -> str:
 
 
 def _make_backend(name: BackendName, weights: object, device: torch.device, fp16: bool):
-    from .weights import WeightsError, load_nets
+    from ..weights.devc import WeightsError, load_nets
 
     if name in ("auto", "devc"):
         try:
@@ -177,14 +177,14 @@ def _make_backend(name: BackendName, weights: object, device: torch.device, fp16
             warnings.warn(f"vsexcolor: using the weight-free 'propagate' backend, since DEVC has no weights: {e}",
                           stacklevel=3)
         else:
-            from .backends.devc import DevcBackend
+            from ..backends.devc import DevcBackend
 
             if device.type == "cuda":
                 # Same kernels in every process: no autotuning that may choose differently.
                 torch.backends.cudnn.benchmark = False
                 torch.backends.cudnn.deterministic = True
             return DevcBackend(*nets, device=device, dtype=torch.float16 if fp16 else torch.float32)
-    from .backends.propagate import PropagateBackend
+    from ..backends.propagate import PropagateBackend
 
     return PropagateBackend(device=device)
 
@@ -216,7 +216,7 @@ def _finished(clip: vs.VideoNode, requests: RecurrenceRequests, geometry: Geomet
 
     The recurrence and the finish are separate frame callbacks: VapourSynth runs each one on
     one thread at a time, so the recurrence of one frame and the finish of the frame before
-    run side by side. The finish callback owns ``requests`` (see :mod:`.requests`): the
+    run side by side. The finish callback owns ``requests`` (see :mod:`.frame_requests`): the
     recurrence lives as long as this clip.
     """
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:

@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from .models.warpnet import EPS
+from ..models.warpnet import EPS
 
 Mode = Literal["wta", "soft"]
 

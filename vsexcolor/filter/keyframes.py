@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import lab_to_rgb
-from .keyframe_weights import load_keyframe_model
+from ..color import lab_to_rgb
+from ..weights.ddcolor import load_keyframe_model
 
 #: The square side (pixels) DDColor was trained and is released for.
 DEFAULT_SIZE = 512
@@ -57,7 +57,7 @@ class KeyframeColorizer:
 
 
 def load_colorizer(choice: str | os.PathLike[str] | None, device: torch.device) -> KeyframeColorizer:
-    """The keyframe model ``choice`` (as for :func:`~vsexcolor.keyframe_weights.load_keyframe_model`)
+    """The keyframe model ``choice`` (as for :func:`~vsexcolor.weights.ddcolor.load_keyframe_model`)
     ready to colour frames on ``device``: what ``colorize`` and ``vsexcolor shots --colorize``
     both colour automatic keyframes with. In float32 everywhere: half precision on CUDA has
     not been measured against it yet, and one keyframe a shot costs little on a GPU.

@@ -31,7 +31,7 @@ def download_checked(url: str, final: Path, check: Callable[[Path], object], *, 
     Args:
         url: ``http(s)://`` or ``file://`` address.
         final: where the checked file goes; its folder is created if missing.
-        check: raises :class:`~vsexcolor.checkpoints.Invalid` for a file that is not usable.
+        check: raises :class:`~vsexcolor.weights.checkpoints.Invalid` for a file that is not usable.
         what: what the file should be, for messages (``"a DEVC checkpoint"``).
         command: the command that runs this download again, for messages (``"vsexcolor download"``).
         progress: show a progress bar (bytes, with the total when known) and status lines on stderr.

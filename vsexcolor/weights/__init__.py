@@ -1,0 +1,1 @@
+"""Checkpoints of both model families (DEVC, DDColor): found, checked, downloaded and loaded."""
