@@ -28,7 +28,7 @@ from vsexcolor.commands import main
 from vsexcolor.models import ColorVidNet, VGG19Features
 from vsexcolor.models.discriminator import SelfAttention, VideoDiscriminator
 from vsexcolor.train import CheckpointError, ConfigError, DataError, load_config, train
-from vsexcolor.train import losses, trainer
+from vsexcolor.train import checkpointing, losses, trainer
 from vsexcolor.train.config import from_dict
 from vsexcolor.train.data import PairDataset, StepSampler
 from vsexcolor.train.spectral import add_spectral_norm, plain_state_dict
@@ -517,7 +517,7 @@ def test_resuming_from_a_file_of_another_layout_is_refused(tmp_path: Path, video
 
 def test_resuming_with_other_model_settings_is_refused(tmp_path: Path, videos: Path):
     config = from_dict(settings(tmp_path, videos, init_weights="unused"))
-    state = {"format": trainer.FORMAT, "step": 1, "config": config.to_dict(), "model": {}, "optimizer": {},
+    state = {"format": checkpointing.FORMAT, "step": 1, "config": config.to_dict(), "model": {}, "optimizer": {},
              "scaler": {}}
     state["config"]["model"]["spectral_norm"] = True
     torch.save(state, tmp_path / trainer.CHECKPOINT)
@@ -527,7 +527,7 @@ def test_resuming_with_other_model_settings_is_refused(tmp_path: Path, videos: P
 
 def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     path = tmp_path / trainer.CHECKPOINT
-    trainer.save_atomic({"step": 1}, path)
+    checkpointing.save_atomic({"step": 1}, path)
 
     class FullDisk(io.FileIO):
         def write(self, data) -> int:
@@ -537,9 +537,9 @@ def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkey
     def full_disk_open(file, mode="r"):
         return FullDisk(file, mode.replace("b", ""))
 
-    monkeypatch.setattr(trainer, "open", full_disk_open, raising=False)
+    monkeypatch.setattr(checkpointing, "open", full_disk_open, raising=False)
     with pytest.raises(CheckpointError, match="the disk is full: cannot write .*checkpoint.pt .*intact.*--resume"):
-        trainer.save_atomic({"step": 2, "weights": torch.zeros(1 << 20)}, path)
+        checkpointing.save_atomic({"step": 2, "weights": torch.zeros(1 << 20)}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == [trainer.CHECKPOINT]
 

@@ -5,6 +5,7 @@ what a run writes and :mod:`vsexcolor.train.config` for the settings.
 """
 from .config import ConfigError, TrainConfig, load_config
 from .data import DataError
-from .trainer import CheckpointError, train
+from .checkpointing import CheckpointError
+from .trainer import train
 
 __all__ = ["CheckpointError", "ConfigError", "DataError", "TrainConfig", "load_config", "train"]
