@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the sample clips
 
 import vsexcolor  # noqa: E402
 from clips import decode_rgb, sample_clip_path, yuv_clip  # noqa: E402
-from vsexcolor import shots  # noqa: E402
+from vsexcolor.filter import shots  # noqa: E402
 from vsexcolor.filter import PROP_KEYFRAME, PROP_SCENE_START  # noqa: E402
 
 core = vs.core

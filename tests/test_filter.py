@@ -14,6 +14,7 @@ import vapoursynth as vs
 
 import vsexcolor
 import vsexcolor.filter.frame_requests
+import vsexcolor.filter.nodes
 from clips import decode_rgb, from_planes, rgb_clip, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START
 from vsexcolor.filter.frame_requests import SEEK_STEP
@@ -210,7 +211,7 @@ def test_the_finish_of_a_frame_runs_beside_the_recurrence_of_the_next(bikes, mon
     from vsexcolor.backends.propagate import PropagateBackend
 
     steps, second_step, waited = [], threading.Event(), []
-    step, finish_rgb = PropagateBackend.step, vsexcolor.filter.finish_rgb
+    step, finish_rgb = PropagateBackend.step, vsexcolor.filter.nodes.finish_rgb
 
     def counting_step(self, *args):
         steps.append(1)
@@ -224,7 +225,7 @@ def test_the_finish_of_a_frame_runs_beside_the_recurrence_of_the_next(bikes, mon
         return finish_rgb(*args)
 
     monkeypatch.setattr(PropagateBackend, "step", counting_step)
-    monkeypatch.setattr(vsexcolor.filter, "finish_rgb", waiting_finish)
+    monkeypatch.setattr(vsexcolor.filter.nodes, "finish_rgb", waiting_finish)
     threads = core.num_threads
     core.num_threads = 2
     try:
@@ -286,6 +287,20 @@ def test_scenes_false_never_restarts(run, bikes, bunny):
     assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(6)] == [0] * 6
 
 
+@pytest.mark.parametrize("reference", ["exemplar", "keyframe"])
+def test_scenes_false_makes_the_clip_one_shot_of_its_first_reference_wherever_it_is(run, bikes, bunny, reference):
+    # Where shots without a reference get automatic keyframes (here from a clip of them), a
+    # reference after frame 0 must still serve the one shot from its first frame.
+    from vsexcolor.filter import PROP_KEYFRAME
+
+    joined = yuv_clip(bikes[:3]) + yuv_clip(bunny[:3])
+    keyframe = reference == "keyframe"
+    out = run(joined, {4: bunny[1] if keyframe else bikes[0]}, scenes=False, propagate=keyframe,
+              keyframe_clip=yuv_clip(np.concatenate([bikes[:3], bunny[:3]])))
+    assert [out.get_frame(n).props[PROP_REFERENCE] for n in range(6)] == [0] * 6
+    assert [out.get_frame(n).props[PROP_KEYFRAME] for n in range(6)] == ([4] * 6 if keyframe else [-1] * 6)
+
+
 # --- a scene clip: cuts found on a cheaper clip showing the same pictures ------------------------
 
 def test_cuts_are_found_on_the_scene_clip_where_one_is_given(run, bikes, bunny):
@@ -307,6 +322,38 @@ def test_a_scene_clip_of_the_same_pictures_gives_the_same_bytes_in_any_order_wit
         out = run(joined, bikes[0], batch=3, scene_clip=same_pictures)
         assert render(out, order) == {n: expected[n] for n in order}
     assert reads == []
+
+
+def test_planning_reads_the_weights_for_their_digest_but_loads_no_network(run, devc_weights, bikes, monkeypatch):
+    import hashlib
+
+    from vsexcolor.filter import recording
+    from vsexcolor.weights import devc
+
+    clip = yuv_clip(bikes[:4])
+    monkeypatch.setattr(devc, "torch_load", lambda *args: pytest.fail("planning loaded a checkpoint file"))
+    with recording(planning=True) as found:
+        planned = run(clip, bikes[0])
+    assert [planned.get_frame(n).props[PROP_BACKEND] for n in range(4)] == ["devc"] * 4
+    files = [devc_weights / name for name in devc._checkpoint(devc_weights).files]
+    assert [(f.backend, f.weights_sha256) for f in found] == \
+        [("devc", hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest())]
+
+
+def test_weights_found_but_not_loadable_stop_a_render_in_one_line(run, devc_weights, bikes, tmp_path):
+    broken = tmp_path / "weights"
+    for name in devc_file_names(devc_weights):
+        (broken / name).parent.mkdir(parents=True, exist_ok=True)
+        (broken / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(vs.Error, match=r"^colorize: the DEVC weights cannot be loaded: .*not a PyTorch checkpoint.*"
+                                       r"\(or pass backend='propagate'\)$"):
+        run(yuv_clip(bikes[:4]), bikes[0], backend="auto", weights=broken)
+
+
+def devc_file_names(folder):
+    from vsexcolor.weights import devc
+
+    return devc._checkpoint(folder).files
 
 
 @pytest.mark.parametrize("references", ["folder", "folder of denoised frames", "clip of keyframes"])
@@ -334,9 +381,10 @@ def test_planning_reads_the_scene_clip_and_of_the_clip_only_what_the_scene_clip_
         rgb = frame_rgb(to_rgbs(blurred, colour_props(blurred, blurred.get_frame(0).props)).get_frame(8))
         write_image(ref / "000008.png", np.round(rgb * 255).astype(np.uint8))
     else:  # the sharpest of each shot's opening frames is picked in the scene clip
-        ref = yuv_clip(np.concatenate([bikes[:6], bunny[:6]]))
+        ref = None
+    keyframes = yuv_clip(np.concatenate([bikes[:6], bunny[:6]])) if ref is None else None
     with recording(planning=True):
-        planned = run(denoised, ref, scene_clip=source)
+        planned = run(denoised, ref, scene_clip=source, keyframe_clip=keyframes)
     # Its first frame for its colour props, and the frame a reference did not match in the scene clip.
     assert asked == ([0, 8] if references == "folder of denoised frames" else [0])
     asked.clear()
@@ -344,7 +392,7 @@ def test_planning_reads_the_scene_clip_and_of_the_clip_only_what_the_scene_clip_
     order = [11, 4, 7, 0, 9, 2, 6, 10, 1, 8, 3, 5]
     plan = {n: [planned.get_frame(n).props[k] for k in keys] for n in order}
     assert asked == []
-    rendered = run(denoised, ref, scene_clip=source)
+    rendered = run(denoised, ref, scene_clip=source, keyframe_clip=keyframes)
     assert [plan[n] for n in range(12)] == [[rendered.get_frame(n).props[k] for k in keys] for n in range(12)]
     if references == "clip of keyframes":
         assert all(plan[n][1] <= plan[n][3] < plan[n][1] + 6 for n in range(12))  # its own shot's pick

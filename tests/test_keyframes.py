@@ -90,7 +90,7 @@ def test_a_clip_of_keyframes_colours_each_shot_at_its_sharpest_opening_frame(sho
 
     colour = yuv_clip(blurred)
     keyframes = core.std.ModifyFrame(colour, colour, count)
-    out = run(gray(blurred), keyframes)
+    out = run(gray(blurred), None, keyframe_clip=keyframes)
     picks = props(out, PROP_KEYFRAME)
     first, second = picks[0], picks[7]
     assert 0 <= first < 7 and 10 <= second < 16
@@ -103,12 +103,20 @@ def test_a_clip_of_keyframes_colours_each_shot_at_its_sharpest_opening_frame(sho
 
 def test_automatic_keyframes_give_the_same_bytes_in_any_request_order(shots):
     clip, keyframes = gray(shots), yuv_clip(shots)
-    in_order = render(run(clip, keyframes), range(16))
-    backwards = render(run(clip, keyframes), reversed(range(16)))
+    in_order = render(run(clip, None, keyframe_clip=keyframes), range(16))
+    backwards = render(run(clip, None, keyframe_clip=keyframes), reversed(range(16)))
     shuffled = list(range(16))
     random.Random(3).shuffle(shuffled)
     assert backwards == in_order
-    assert render(run(clip, keyframes, batch=2), shuffled) == render(run(clip, keyframes, batch=2), range(16))
+    assert render(run(clip, None, keyframe_clip=keyframes, batch=2), shuffled) == \
+        render(run(clip, None, keyframe_clip=keyframes, batch=2), range(16))
+
+
+def test_a_ref_clip_as_long_as_the_clip_is_still_a_clip_of_keyframes_with_a_warning(shots):
+    clip, keyframes = gray(shots), yuv_clip(shots)
+    with pytest.warns(FutureWarning, match="pass it as keyframe_clip= instead"):
+        old_way = run(clip, keyframes)
+    assert render(old_way, range(16)) == render(run(clip, None, keyframe_clip=keyframes), range(16))
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +166,9 @@ def test_keyframe_model_none_keeps_shots_without_a_reference_on_the_reference_be
 
 def test_a_clip_of_keyframes_must_have_the_clip_s_size(shots):
     small = core.resize.Bilinear(yuv_clip(shots), W // 2, H // 2)
-    with pytest.raises(vs.Error, match=r"ref must be a clip of keyframes of the clip's size, 64x48"):
-        run(gray(shots), small)
+    with pytest.raises(vs.Error, match=r"keyframe_clip must be a clip of keyframes of the clip's size and length, "
+                                       r"64x48, 16 frames, got '32x24, 16 frames'"):
+        run(gray(shots), None, keyframe_clip=small)
 
 
 def test_a_render_records_the_keyframe_model_it_colours_with(shots, tiny_model, monkeypatch):

@@ -150,3 +150,29 @@ def test_a_script_reloaded_as_vspreview_does_keeps_rss_flat(tmp_path):
         rss.append(settled_rss_mib())
     assert_flat(rss, "reload")
     assert vsexcolor_threads() == set()
+
+
+def test_a_references_folder_is_read_when_its_segments_need_it_and_not_held(tmp_path, monkeypatch):
+    # A film's folder holds a reference a shot: held all at once, 1500 of 1920x1080 took
+    # 50 GiB in every process that built the filter.
+    import weakref
+
+    from media import write_image
+    from vsexcolor.filter import ref_inputs
+
+    frames = decode_rgb(sample_clip_path("bikes"), 24, (64, 48))
+    for n in range(0, 24, 2):
+        write_image(tmp_path / f"{n:06d}.png", np.ascontiguousarray(frames[n][::-1]))  # exemplars: flipped
+    read, original = [], ref_inputs.read_image
+    monkeypatch.setattr(ref_inputs, "read_image", lambda path: read.append(weakref.ref(r := original(path))) or r)
+
+    def alive() -> int:
+        gc.collect()
+        return sum(r() is not None for r in read)
+
+    out = vsexcolor.colorize(yuv_clip(frames), tmp_path, backend="propagate", pixels=64 * 48, scenes=False)
+    assert len(read) == 12 and alive() == 0  # each read once to sort the folder, none kept
+    for n in range(24):
+        out.get_frame(n)
+        assert alive() <= 3  # the references of the segments at hand (wiring.REFERENCES_HELD)
+    assert len(read) == 12 + 12  # and each read again once its segment came

@@ -237,7 +237,8 @@ def test_the_frame_picked_is_the_keyframe_colorize_colours(film, colour_frames, 
     clip = open_clip(probe(film, progress=False))
     found = shots.find(clip, DEFAULT_THRESHOLD, pick=how)
     # A clip of keyframes (the colour film) stands in for the keyframe model: the same pick.
-    out = vsexcolor.colorize(clip, yuv_clip(colour_frames), backend="propagate", pixels=W * H, keyframe_pick=how)
+    out = vsexcolor.colorize(clip, keyframe_clip=yuv_clip(colour_frames), backend="propagate", pixels=W * H,
+                             keyframe_pick=how)
     keyframes = {f.props[PROP_SHOT_START]: f.props[PROP_KEYFRAME] for f in out.frames()}
     assert {shot.first: shot.pick for shot in found} == keyframes
     assert [shot.pick for shot in found] == ([7, 20, 34] if how == "sharpest" else [0, 14, 23])

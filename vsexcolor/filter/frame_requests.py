@@ -41,7 +41,7 @@ from .luma import Luma
 from ..memory import release_freed_memory
 from .recurrence import LRU, Recurrence
 from .resolution import Geometry
-from .scenes import detection_geometry
+from .scenes import Scenes, detection_geometry
 
 core = vs.core
 
@@ -254,6 +254,37 @@ class Source:
         return Seen(detect, None if cut is None else int(cut))
 
 
+class ScenesProbe:
+    """A clip (:attr:`clip`) whose frame n is blank, but once it is made, frame n's scene
+    start is known to ``scenes``: it tests the SEEK_STEP frames back from n for a cut and,
+    where none is, waits for its own frame SEEK_STEP earlier. What a request whose scene
+    start is unknown waits for, and all a planning build runs.
+
+    Args:
+        scenes: what is known of each frame's segment, which the probe adds to.
+        source: the frames (the scene clip's are tested).
+        is_cut: as for :class:`RecurrenceRequests`.
+        internal: any clip of the clip's length (its frames are returned).
+    """
+
+    def __init__(self, scenes: Scenes, source: Source, is_cut: Callable[[Seen, Seen], bool],
+                 internal: vs.VideoNode) -> None:
+        self.scenes, self.source, self._is_cut, self._internal = scenes, source, is_cut, internal
+        self.clip = core.std.FrameEval(internal, weakly(self._probe),
+                                       prop_src=[source.shifted(-k, "scene") for k in range(SEEK_STEP + 1)])
+        self._further = shifted(self.clip, -SEEK_STEP)
+
+    def _probe(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoNode:
+        """Test frames n - SEEK_STEP + 1 .. n for a cut (``f[k]`` is frame n - k); where
+        none is, go on with the probe SEEK_STEP frames earlier."""
+        @functools.cache
+        def seen(k: int) -> Seen:
+            return self.source.see(f[n - k])
+
+        found = self.scenes.locate(n, n - SEEK_STEP, lambda k: self._is_cut(seen(k - 1), seen(k)))
+        return self._internal if found else self._further
+
+
 class RecurrenceRequests:
     """The recurrence as a clip (:attr:`clip`): its frame n holds output n's ab at the
     internal size in the U and V planes, and every request for it is planned when it is
@@ -289,12 +320,8 @@ class RecurrenceRequests:
             for catch_up in (False, True))
         self.clip = core.std.FrameEval(internal, weakly(self._plan))
         self._after_previous, self._after_step_back = (self._after(internal, d) for d in (1, SEEK_STEP))
-        self._internal = internal
-        #: Frame n: none to speak of, but once it is made, frame n's scene start is known.
-        self.probe = core.std.FrameEval(internal, weakly(self._probe),
-                                        prop_src=[source.shifted(-k, "scene") for k in range(SEEK_STEP + 1)])
-        self._probe_further = shifted(self.probe, -SEEK_STEP)
-        self._after_probe = core.std.FrameEval(internal, weakly(self._plan_probed), prop_src=self.probe)
+        self._probe = ScenesProbe(engine.scenes, source, is_cut, internal)
+        self._after_probe = core.std.FrameEval(internal, weakly(self._plan_probed), prop_src=self._probe.clip)
 
     def _plan(self, n: int, probed: bool = False) -> vs.VideoNode:
         """The node that computes output n, chosen when it is requested."""
@@ -323,16 +350,6 @@ class RecurrenceRequests:
 
     def _plan_probed(self, n: int, f: vs.VideoFrame) -> vs.VideoNode:
         return self._plan(n, probed=True)
-
-    def _probe(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoNode:
-        """Test frames n - SEEK_STEP + 1 .. n for a cut (``f[k]`` is frame n - k); where
-        none is, go on with the probe SEEK_STEP frames earlier."""
-        @functools.cache
-        def seen(k: int) -> Seen:
-            return self.source.see(f[n - k])
-
-        found = self.engine.scenes.locate(n, n - SEEK_STEP, lambda k: self._is_cut(seen(k - 1), seen(k)))
-        return self._internal if found else self._probe_further
 
     def _after(self, internal: vs.VideoNode, distance: int) -> vs.VideoNode:
         """Output n computed, catching up, once output n - distance is done (a request of

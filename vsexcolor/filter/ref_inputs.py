@@ -8,7 +8,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -40,14 +40,26 @@ GRAY_CHROMA = 2.0
 class Keyed:
     """A reference in force from frame ``start`` on (the first one also before it).
 
-    ``rgb``: float32 sRGB [H, W, 3] in [0, 1]; ``keyframe``: it is frame ``start`` in colour
+    ``picture``: the image file, or the picture itself (float32 sRGB [H, W, 3] in [0, 1])
+    where it was given as an array or a clip; ``keyframe``: it is frame ``start`` in colour
     (then it has the clip's size); ``name``: how the user gave it, for messages.
     """
 
     start: int
-    rgb: np.ndarray
+    picture: Path | np.ndarray = field(repr=False)
     keyframe: bool
     name: str
+
+    def rgb(self) -> np.ndarray:
+        """The picture, float32 sRGB [H, W, 3] in [0, 1]: a file is read each time, so that a
+        film's hundreds of references are not all held at once (the filter keeps the few its
+        segments in progress use)."""
+        if not isinstance(self.picture, Path):
+            return self.picture
+        try:
+            return read_image(self.picture)
+        except ReferenceError as e:
+            raise vs.Error(f"colorize: {self.name} can no longer be read: {e}") from None
 
 
 def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
@@ -87,21 +99,22 @@ def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None
     if isinstance(ref, (str, os.PathLike)) and Path(ref).is_dir():
         return _folder(clip, Path(ref), propagate, lumas, report)
     if not isinstance(ref, Mapping):
-        return [_keyed(clip, 0, reference_rgb(ref, "ref"), propagate, "ref")]
+        return [_keyed(clip, 0, ref, reference_rgb(ref, "ref"), propagate, "ref")]
     if not ref:
         raise fail("ref", "a non-empty mapping {first_frame: reference}", ref)
     bad = [k for k in ref if not isinstance(k, int) or not 0 <= k < clip.num_frames]
     if bad:
         raise fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
-    return [_keyed(clip, k, reference_rgb(ref[k], f"ref[{k}]"), propagate, f"ref[{k}]") for k in sorted(ref)]
+    return [_keyed(clip, k, ref[k], reference_rgb(ref[k], f"ref[{k}]"), propagate, f"ref[{k}]") for k in sorted(ref)]
 
 
-def _keyed(clip: vs.VideoNode, start: int, rgb: np.ndarray, keyframe: bool, name: str) -> Keyed:
+def _keyed(clip: vs.VideoNode, start: int, given: object, rgb: np.ndarray, keyframe: bool, name: str) -> Keyed:
+    """A reference given as ``given`` and read as ``rgb``; an image file is kept by its path."""
     if keyframe and rgb.shape[:2] != (clip.height, clip.width):
         raise fail(name, f"its frame in colour, {clip.width}x{clip.height} like the clip, to be a keyframe "
                          "(propagate=True); an exemplar of any size needs propagate=False",
                    f"{rgb.shape[1]}x{rgb.shape[0]}")
-    return Keyed(start, rgb, keyframe, name)
+    return Keyed(start, Path(given) if isinstance(given, (str, os.PathLike)) else rgb, keyframe, name)
 
 
 def beside_references(path: Path) -> bool:
@@ -135,34 +148,35 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
                             f"rename or remove it")
         else:
             found[frame] = path
-    images = {}
+    refs, lines, uncoloured = [], [], []
+    # One image at a time: a film's folder holds hundreds, and none is kept (Keyed.rgb).
     for frame, path in sorted(found.items()):
         try:
-            images[frame] = read_image(path)
+            rgb, name = read_image(path), path.name
         except ReferenceError:
             problems.append(f"{path.name} cannot be read as an image: export it again or remove it")
-    if problems:
-        raise vs.Error(f"colorize: ref: the references folder {folder} has {len(problems)} problem"
-                       f"{'s' if len(problems) > 1 else ''}: " + "; ".join(problems))
-    refs, lines, uncoloured = [], [], []
-    for frame, rgb in images.items():
-        name = found[frame].name
+            continue
+        if problems:
+            continue  # the rest is only read for its problems
         lab = image_lab(rgb)
         if torch.quantile(lab[1:].norm(dim=0).flatten()[::7], 0.99) < GRAY_CHROMA:
             uncoloured.append(name)
             continue
         db = _best_match(lumas, frame, rgb, lab) if rgb.shape[:2] == (clip.height, clip.width) else None
         keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
-        refs.append(_keyed(clip, frame, rgb, keyframe, name))
+        refs.append(_keyed(clip, frame, path, rgb, keyframe, name))
         how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
         lines.append(f"  {name}: frame {frame}, {'keyframe' if keyframe else 'exemplar'} ({how})")
+    if problems:
+        raise vs.Error(f"colorize: ref: the references folder {folder} has {len(problems)} problem"
+                       f"{'s' if len(problems) > 1 else ''}: " + "; ".join(problems))
     if uncoloured:
         lines.append(f"  not coloured, left out: {', '.join(uncoloured)}")
     if not refs:
         raise fail("ref", "a folder holding at least one coloured image named by its frame", str(folder))
     if report:  # a warning, which a command shows once however often it builds the filter
         warnings.warn(f"vsexcolor: references in {folder} (each serves its whole shot):\n" + "\n".join(lines),
-                      stacklevel=4)
+                      stacklevel=5)
     return refs
 
 

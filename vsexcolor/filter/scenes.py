@@ -216,9 +216,9 @@ def pick_sharpest(scenes: Scenes, start: int, span: int, sharpness_of: Callable[
 def reference_shot_start(frame: int, before: int, is_cut: Callable[[int], bool] | None) -> int | None:
     """Where the shot holding a reference at ``frame`` starts: the nearest cut (``is_cut(k)``)
     at or before it, or frame 0; None if the reference before it, at ``before`` (-1: none),
-    is in the same shot, or there are no cuts."""
+    is in the same shot. Without cuts (``is_cut`` None) the clip is one shot."""
     if is_cut is None:
-        return None
+        return 0 if before < 0 else None
     for k in range(frame, before, -1):
         if k == 0 or is_cut(k):
             return k

@@ -47,16 +47,17 @@ class Shot:
 
 
 def find(clip: vs.VideoNode, scene_threshold: float, tick: Callable[[], None] = lambda: None,
-         pick: Pick = "sharpest", scene_clip: vs.VideoNode | None = None) -> list[Shot]:
+         pick: Pick = "sharpest", scene_clip: vs.VideoNode | None = None, scenes: bool = True) -> list[Shot]:
     """The shots of ``clip``, read front to back (``tick()`` after each frame), each with its
     frame to colour: for ``"sharpest"`` and ``"first"`` the very frame ``colorize`` colours as
     the shot's automatic keyframe with that ``keyframe_pick``; for ``"middle"`` its middle.
-    ``scene_threshold`` and ``scene_clip`` as ``colorize``'s."""
+    ``scene_threshold``, ``scene_clip`` and ``scenes`` as ``colorize``'s (without scenes the
+    clip is one shot)."""
     with recording(planning=True):
         # The clip as its own keyframe source gives every shot an automatic keyframe at
         # colorize's pick; planning reads nothing of it and needs no keyframe model.
-        planned = colorize(clip, clip, backend="propagate", scene_threshold=scene_threshold, scene_clip=scene_clip,
-                           keyframe_pick="first" if pick == "middle" else pick)
+        planned = colorize(clip, keyframe_clip=clip, backend="propagate", scene_threshold=scene_threshold,
+                           scene_clip=scene_clip, scenes=scenes, keyframe_pick="first" if pick == "middle" else pick)
     starts: list[tuple[int, int]] = []  # (first frame, keyframe) of each shot
     for n, frame in enumerate(planned.frames(prefetch=8, close=True)):
         if not starts or frame.props[PROP_SHOT_START] != starts[-1][0]:
@@ -69,8 +70,7 @@ def find(clip: vs.VideoNode, scene_threshold: float, tick: Callable[[], None] = 
 
 def _pick_of(first: int, keyframe: int) -> int:
     """The frame to colour of a shot starting at ``first`` whose ``VsexcolorKeyframe`` is
-    ``keyframe``: that frame. It is -1 only for a one-frame clip, which colorize takes as one
-    reference picture rather than a keyframe source; its one frame is the pick."""
+    ``keyframe``: that frame (-1 where a shot has none: its first frame)."""
     return keyframe if keyframe >= 0 else first
 
 
@@ -159,7 +159,7 @@ def misnumbered(luma: Luma, refs: Sequence[Keyed], shots: Sequence[Shot],
     for ref in refs:
         if ref.keyframe:
             continue
-        ref_L = detect.to_internal(image_lab(ref.rgb)[None, :1])
+        ref_L = detect.to_internal(image_lab(ref.rgb())[None, :1])
         own = next(shot.first for shot in shots if shot.first <= ref.start <= shot.last)
         if min(cut_score(ref_L, detection_L(luma, luma.clip.get_frame(ref.start))),
                cut_score(ref_L, first_L(own))) <= scene_threshold:

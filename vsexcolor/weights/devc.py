@@ -187,37 +187,57 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 def fingerprint(location: str | os.PathLike[str] | None = None) -> str:
     """SHA-256 of the three checkpoint files :func:`load_nets` uses (the same for the zip and
-    the folder it was unpacked to); what a render's result depends on.
+    the folder it was unpacked to); what a render's result depends on. The files are read
+    through, not loaded: a render's planning needs this, and no network.
 
     Raises:
-        WeightsError: as :func:`load_nets`.
+        WeightsError: the weights are missing or unreadable.
     """
     try:
-        return _read(_checkpoint(find_weights(location)))[1]
+        checkpoint = _checkpoint(find_weights(location))
+        return _digest(checkpoint, _stamps(checkpoint))
     except Invalid as e:
         raise WeightsError(f"{e}. {_LOAD_HINT}") from e
 
 
+@functools.lru_cache(maxsize=4)
+def _digest(checkpoint: _Checkpoint, stamps: tuple) -> str:
+    source, digest = checkpoint.source, hashlib.sha256()
+    with (nullcontext() if source.is_dir() else _open_zip(source)) as archive:
+        for name in checkpoint.files:
+            try:
+                with archive.open(name) if archive is not None else (source / name).open("rb") as member:
+                    for chunk in iter(lambda: member.read(1 << 20), b""):
+                        digest.update(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+                raise Invalid(f"cannot read {name} in {source}: it is damaged or unreadable ({e})") from e
+    return digest.hexdigest()
+
+
+def _stamps(checkpoint: _Checkpoint) -> tuple:
+    """Size and modification time of the checkpoint's files: what tells that they changed."""
+    source = checkpoint.source
+    return tuple((p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in ([source] if source.is_file() else [source / name for name in checkpoint.files]))
+
+
 def _load(checkpoint: _Checkpoint) -> tuple[VGG19Features, WarpNet, ColorVidNet]:
     nets = (VGG19Features(), WarpNet(), ColorVidNet())
-    for net, name, state in zip(nets, checkpoint.files, _read(checkpoint)[0]):
+    for net, name, state in zip(nets, checkpoint.files, _read(checkpoint)):
         fill(net, state, f"{name} in {checkpoint.source}")
     return nets
 
 
-def _read(checkpoint: _Checkpoint) -> tuple[tuple[Mapping[str, torch.Tensor], ...], str]:
-    """The checkpoint's three state dicts and their :func:`fingerprint`, read once per process
+def _read(checkpoint: _Checkpoint) -> tuple[Mapping[str, torch.Tensor], ...]:
+    """The checkpoint's three state dicts, read once per process
     while the files stay as they were (a farm worker, or a previewer reloading a script,
     builds many filters on the same weights)."""
-    source = checkpoint.source
-    stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns)
-                   for p in ([source] if source.is_file() else [source / name for name in checkpoint.files]))
-    return _read_stamped(checkpoint, stamps)
+    return _read_stamped(checkpoint, _stamps(checkpoint))
 
 
 @functools.lru_cache(maxsize=1)
-def _read_stamped(checkpoint: _Checkpoint, stamps: tuple) -> tuple[tuple[Mapping[str, torch.Tensor], ...], str]:
-    source, digest, states = checkpoint.source, hashlib.sha256(), []
+def _read_stamped(checkpoint: _Checkpoint, stamps: tuple) -> tuple[Mapping[str, torch.Tensor], ...]:
+    source, states = checkpoint.source, []
     with (nullcontext() if source.is_dir() else _open_zip(source)) as archive:
         for name in checkpoint.files:
             where = f"{name} in {source}"
@@ -225,7 +245,6 @@ def _read_stamped(checkpoint: _Checkpoint, stamps: tuple) -> tuple[tuple[Mapping
                 data = archive.read(name) if archive is not None else (source / name).read_bytes()
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
                 raise Invalid(f"cannot read {where}: it is damaged or unreadable ({e})") from e
-            digest.update(data)
             states.append(as_state_dict(torch_load(io.BytesIO(data), where), where))
-    return tuple(states), digest.hexdigest()
+    return tuple(states)
 

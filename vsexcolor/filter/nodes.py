@@ -1,0 +1,63 @@
+"""The clips a ``colorize`` call returns: the planning clip (props only, no network) and the
+finished render (the recurrence's ab at full size under the input's L)."""
+from __future__ import annotations
+
+import numpy as np
+import vapoursynth as vs
+
+from ..backends.base import Backend
+from .formats import OUTPUT_PROPS, frame_ab
+from .frame_requests import RecurrenceRequests, ScenesProbe
+from .postprocess import Finish, finish_rgb
+from .recurrence import EngineConfig, Recurrence
+from .wiring import Wiring
+
+core = vs.core
+
+
+def planned(clip: vs.VideoNode, wiring: Wiring, out_fmt: vs.VideoFormat, props: dict[str, int]) -> vs.VideoNode:
+    """A blank clip in the output format whose frames carry the output's props (see
+    :func:`~vsexcolor.filter.recording.recording`), made from the scene probe alone. Each
+    frame brings the frames around it, as the recurrence's do, for the keyframe picks."""
+    source, scenes = wiring.source, wiring.scenes
+    probe = ScenesProbe(scenes, source, wiring.is_cut, wiring.internal)
+
+    def mark(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        # The callback owns the probe (whose own callbacks reach it weakly).
+        source.offer(n, f[2:], catch_up=False, planning=True)
+        out = f[0].copy()
+        for key, value in wiring.props(probe.scenes.segment(n)).items():
+            out.props[key] = value
+        return out
+
+    blank = core.std.BlankClip(clip, format=out_fmt.id, keep=True)
+    marked = core.std.ModifyFrame(blank, [blank, probe.clip, *source.window(catch_up=False, planning=True)], mark)
+    return core.std.SetFrameProps(marked, **props)
+
+
+def finished(clip: vs.VideoNode, wiring: Wiring, backend: Backend, config: EngineConfig,
+             finish: Finish) -> vs.VideoNode:
+    """An RGBS clip of ``clip``'s size: the recurrence's ab brought to full size and
+    finished (:func:`finish_rgb`) under the full-size L.
+
+    The recurrence and the finish are separate frame callbacks: VapourSynth runs each one on
+    one thread at a time, so the recurrence of one frame and the finish of the frame before
+    run side by side. The finish callback owns the requests (see
+    :mod:`~vsexcolor.filter.frame_requests`): the recurrence lives as long as this clip.
+    """
+    engine = Recurrence(backend, wiring.scenes, wiring.source.internal_L, wiring.references, config)
+    requests = RecurrenceRequests(engine, wiring.source, wiring.internal, wiring.is_cut, wiring.props)
+    geometry, device = wiring.geometry, backend.device
+
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        L = requests.source.full_L(n, f[2]).to(device)
+        rgb = finish_rgb(L, frame_ab(f[1]), geometry, finish)[0].cpu().numpy()
+        out = f[0].copy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), rgb[p])
+        for key in OUTPUT_PROPS:
+            out.props[key] = f[1].props[key]
+        return out
+
+    canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
+    return core.std.ModifyFrame(canvas, [canvas, requests.clip, requests.source.clip], render)

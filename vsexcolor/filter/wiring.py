@@ -1,0 +1,144 @@
+"""The recurrence wired from a reference plan: the frames it reads (:class:`Source`), where
+its segments start (:class:`Scenes`), the reference each segment starts from
+(:class:`SegmentReferences`) and the props each output carries. Nothing here runs a
+network: a planning build uses all of it, a render adds the backend (:mod:`.nodes`)."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from .formats import (PROP_BACKEND, PROP_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START, colour_props,
+                      frame_rgb, to_rgbs)
+from .frame_requests import SEEK_STEP, Seen, Source, Window
+from .luma import Luma
+from .options import Options
+from .plan import ReferencePlan
+from .recurrence import LRU, Reference
+from .reference import initial_state, reference_lab
+from .resolution import Geometry
+from .scenes import AUTOMATIC, Scenes, Segment, is_cut, pick_sharpest, sharpness
+
+core = vs.core
+
+#: References converted and kept: a frame between two keyframes may need both (colour
+#: carried both ways), and the engine may prepare the next segment's beside them. A film's
+#: other references stay on disk (:meth:`~vsexcolor.filter.ref_inputs.Keyed.rgb`).
+REFERENCES_HELD = 3
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What a ``colorize`` node is made of, but its backend.
+
+    ``geometry``: the networks' size; ``source``: the frames; ``scenes``: frame -> segment;
+    ``is_cut``: the cut test on two frames as the detector sees them; ``references``: a
+    segment's :class:`Reference`; ``props``: a segment's output props; ``internal``: a blank
+    YUV444PS clip of the internal size, what the recurrence's clips are made from.
+    """
+
+    geometry: Geometry
+    source: Source
+    scenes: Scenes
+    is_cut: Callable[[Seen, Seen], bool]
+    references: SegmentReferences
+    props: Callable[[Segment], dict]
+    internal: vs.VideoNode
+
+
+class SegmentReferences:
+    """``references(segment)`` -> the :class:`Reference` the engine starts a segment from:
+    its reference at the networks' reference size and, where the reference is a frame of
+    the segment's shot in colour, that frame as the segment's initial state. Called by the
+    engine, under its lock; keeps the last :data:`REFERENCES_HELD` converted."""
+
+    def __init__(self, plan: ReferencePlan, geometry: Geometry, pixels: int, multiple: int, source: Source,
+                 keyframe_rgb: Callable[[int], np.ndarray]) -> None:
+        self.plan, self.geometry, self.pixels, self.multiple = plan, geometry, pixels, multiple
+        self._source, self._keyframe_rgb = source, keyframe_rgb
+        self._held: LRU[tuple[int, int | None, bool], Reference] = LRU(REFERENCES_HELD)
+
+    def __call__(self, segment: Segment) -> Reference:
+        # The frames of a shot before its keyframe start from the keyframe's colours too:
+        # closer to the truth than from the keyframe as an exemplar alone in 7 of 9 cases on
+        # the bundled clips (benchmarks/keyframe_placement.py; the README's shots workflow).
+        seeded = self.plan.keyframe_of(segment) is not None
+        key = (*segment.source, seeded)
+        held = self._held.get(key)
+        if held is None:
+            rgb = self._rgb(*segment.source)
+            held = Reference(lab=reference_lab(rgb, self.pixels, self.multiple),
+                             initial=initial_state(rgb, self.geometry) if seeded else None)
+            self._held.put(key, held)
+        return held
+
+    def _rgb(self, index: int, keyframe: int | None) -> np.ndarray:
+        """The picture a ``Segment.source`` names: float32 sRGB [H, W, 3] in [0, 1]."""
+        if index == AUTOMATIC:
+            return self._keyframe_rgb(keyframe)
+        if self.plan.from_clip:
+            return frame_rgb(self._source.colour(index))
+        return self.plan.refs[index].rgb()
+
+
+def wire(clip: vs.VideoNode, luma: Luma, scene_luma: Luma | None, plan: ReferencePlan, options: Options,
+         backend_name: str, multiple: int, props: dict[str, int]) -> Wiring:
+    """Wire a ``colorize`` node of ``clip`` (whose luma is ``luma``; ``scene_luma``: the
+    scene clip's, None for the clip itself) for a backend named ``backend_name`` whose
+    internal sides are multiples of ``multiple``. ``props``: the clip's colour description."""
+    geometry = Geometry.fit(clip.width, clip.height, options.pixels, multiple)
+    config = options.engine
+    span = options.pick_span(clip)
+    window = Window(ahead=max(config.lookahead, span - 1 if plan.automatic else 0), back=SEEK_STEP + config.batch)
+    source = Source(luma, geometry, window, colour_clip=to_rgbs(clip, props) if plan.from_clip else None,
+                    scene_luma=scene_luma)
+
+    def cut(before: Seen, frame: Seen) -> bool:
+        return is_cut(before.detect, frame.detect, frame.upstream_cut, options.scene_threshold)
+
+    def cut_at(n: int) -> bool:
+        return cut(source.seen(n - 1), source.seen(n))
+
+    def pick(start: int) -> int:
+        return pick_sharpest(scenes, start, span, lambda k: sharpness(source.seen(k).detect))
+
+    reference_starts, shot_of = plan.restarts(cut_at if options.scenes else None)
+    scenes = Scenes(clip.num_frames, reference_starts, cut_at if options.scenes else None,
+                    per_scene_reference=plan.from_clip, keyframes=plan.keyframes,
+                    pick=pick if plan.automatic else None, shot_of=shot_of)
+    references = SegmentReferences(plan, geometry, options.pixels, multiple, source,
+                                   _keyframe_maker(plan, props, source, options.device))
+
+    def output_props(segment: Segment) -> dict:
+        keyframe = plan.keyframe_of(segment)
+        return {PROP_BACKEND: backend_name, PROP_SCENE_START: segment.start,
+                PROP_SHOT_START: segment.shot if segment.shot is not None else segment.start,
+                PROP_REFERENCE: segment.reference, PROP_KEYFRAME: -1 if keyframe is None else keyframe}
+
+    internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
+                                  keep=True)
+    return Wiring(geometry, source, scenes, cut, references, output_props, internal)
+
+
+def _keyframe_maker(plan: ReferencePlan, props: dict[str, int], source: Source,
+                    device: torch.device) -> Callable[[int], np.ndarray]:
+    """``keyframe_rgb(n)``: frame n in colour (float32 sRGB [H, W, 3]) as an automatic keyframe:
+    from the keyframe clip, else coloured by the keyframe model (loaded at the first keyframe,
+    so a render whose shots all have references never loads it)."""
+    if plan.keyframe_clip is not None:
+        colour = to_rgbs(plan.keyframe_clip, colour_props(plan.keyframe_clip, props))
+        # One frame a shot, read when its shot starts: bringing it along with every request
+        # would make the keyframe source compute every frame.
+        return lambda n: frame_rgb(colour.get_frame(n))
+
+    @functools.cache
+    def colorizer():
+        from .keyframes import load_colorizer
+
+        return load_colorizer(plan.keyframe_model, device)
+
+    return lambda n: colorizer().rgb(source.frame_L(n))
