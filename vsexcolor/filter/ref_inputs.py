@@ -18,7 +18,7 @@ import vapoursynth as vs
 
 from .formats import colour_props, fail, frame_rgb, to_rgbs
 from .luma import Luma
-from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, image_lab, read_image
+from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, image_lab, read_image, read_reference
 
 RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
 
@@ -50,8 +50,10 @@ class Keyed:
     name: str
 
 
-def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
-    """One reference in any accepted form -> float32 sRGB [H, W, 3] in [0, 1]."""
+def reference_rgb(ref: RefInput, param: str, frame: tuple[int, int] | None = None) -> np.ndarray:
+    """One reference in any accepted form -> float32 sRGB [H, W, 3] in [0, 1]; a file of
+    another size than ``frame`` = (width, height), if given, as an exemplar
+    (:func:`~vsexcolor.filter.reference.read_reference`)."""
     try:
         if isinstance(ref, vs.VideoNode):
             if ref.format is None or ref.width == 0 or ref.height == 0:
@@ -61,7 +63,7 @@ def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
         if isinstance(ref, np.ndarray):
             return check_array(ref)
         if isinstance(ref, (str, os.PathLike)):
-            return read_image(ref)
+            return read_image(ref) if frame is None else read_reference(ref, frame)
     except ReferenceError as e:
         raise vs.Error(f"colorize: {param}: {e}") from None
     raise fail(param, "an image path, a folder of them, a numpy array (H, W, 3) or a VideoNode", type(ref).__name__)
@@ -86,14 +88,17 @@ def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None
         return []
     if isinstance(ref, (str, os.PathLike)) and Path(ref).is_dir():
         return _folder(clip, Path(ref), propagate, lumas, report)
+    # A keyframe (every reference when propagating) is read whole, so that one of the wrong
+    # size is refused with its own size; other references may be exemplars, read reduced.
+    frame = None if propagate else (clip.width, clip.height)
     if not isinstance(ref, Mapping):
-        return [_keyed(clip, 0, reference_rgb(ref, "ref"), propagate, "ref")]
+        return [_keyed(clip, 0, reference_rgb(ref, "ref", frame), propagate, "ref")]
     if not ref:
         raise fail("ref", "a non-empty mapping {first_frame: reference}", ref)
     bad = [k for k in ref if not isinstance(k, int) or not 0 <= k < clip.num_frames]
     if bad:
         raise fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
-    return [_keyed(clip, k, reference_rgb(ref[k], f"ref[{k}]"), propagate, f"ref[{k}]") for k in sorted(ref)]
+    return [_keyed(clip, k, reference_rgb(ref[k], f"ref[{k}]", frame), propagate, f"ref[{k}]") for k in sorted(ref)]
 
 
 def _keyed(clip: vs.VideoNode, start: int, rgb: np.ndarray, keyframe: bool, name: str) -> Keyed:
@@ -138,7 +143,7 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
     images = {}
     for frame, path in sorted(found.items()):
         try:
-            images[frame] = read_image(path)
+            images[frame] = read_image(path) if propagate else read_reference(path, (clip.width, clip.height))
         except ReferenceError:
             problems.append(f"{path.name} cannot be read as an image: export it again or remove it")
     if problems:
