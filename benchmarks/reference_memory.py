@@ -56,7 +56,8 @@ def write_images(folder: Path, size: int) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8192, help="side of the square image (default 8192)")
-    parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose vsexcolor is read with (default: this one)")
+    parser.add_argument("--code", type=Path, default=ROOT,
+                        help="the checkout whose vsexcolor reads the images (default: this one)")
     args = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=str(args.code.resolve()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,8 +68,8 @@ def main() -> None:
                 print(f"{path.suffix}: {run.stderr.strip().splitlines()[-1]}")
                 continue
             grown_kib, width, height, kept = map(int, run.stdout.split())
-            print(f"{path.suffix[1:]:4} {path.stat().st_size / 2**10:8.0f} KiB on disk: peak +{grown_kib / 2**20:.2f} GiB "
-                  f"reading it, keeps {width}x{height} ({kept / 2**20:.0f} MiB)")
+            print(f"{path.suffix[1:]:4} {path.stat().st_size / 2**10:8.0f} KiB on disk: "
+                  f"peak +{grown_kib / 2**20:.2f} GiB reading it, keeps {width}x{height} ({kept / 2**20:.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..color import rgb_to_lab
 from .image_header import Header, declared_size
-from .resolution import MAX_PIXELS, MAX_IMAGE_SIDE, Geometry, reference_size
+from .resolution import MAX_IMAGE_SIDE, MAX_PIXELS, Geometry, reference_size
 
 
 #: File name endings of the images :func:`read_image` is used on (references, frame folders,
@@ -94,7 +94,7 @@ def read_reference(path: str | Path, frame: tuple[int, int]) -> np.ndarray:
 
 
 def _jpeg_factor(pixels: int, at_most: int | None) -> int:
-    """The largest reduction of a JPEG's decoding (1, 2, 4 or 8) that leaves more than
+    """The largest reduction of a JPEG's decoding (1, 2, 4 or 8) that leaves at least
     ``at_most`` pixels of its ``pixels``, the rest being area-averaged after."""
     if at_most is None:
         return 1
