@@ -105,10 +105,12 @@ def test_an_image_at_most_as_large_as_asked_is_read_whole(tmp_path):
     assert np.array_equal(read_image(path, at_most=64 * 48), read_image(path))
 
 
-def test_an_exemplar_larger_than_the_networks_use_is_kept_at_their_largest_size(tmp_path):
-    path = written(tmp_path / "scan.jpg", gradient(2560, 1920))  # 4.9 megapixels
+@pytest.mark.parametrize("given", ["path", "mapping", "folder"])
+def test_an_exemplar_larger_than_the_networks_use_is_kept_at_their_largest_size(tmp_path, given):
+    path = written(tmp_path / "000000.jpg", gradient(2560, 1920))  # 4.9 megapixels
     clip = core.std.BlankClip(width=64, height=48, format=vs.YUV420P8, length=4)
-    (keyed,) = references(clip, path, False, [], report=False)
+    ref = {"path": path, "mapping": {0: path}, "folder": tmp_path}[given]
+    (keyed,) = references(clip, ref, False, [], report=False)
     height, width = keyed.rgb.shape[:2]
     assert not keyed.keyframe
     assert width * height <= MAX_PIXELS and width * height > 0.9 * MAX_PIXELS
