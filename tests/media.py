@@ -1,6 +1,8 @@
-"""Video and image files for the command-line tests."""
+"""Video, image and zip files for the tests."""
 from __future__ import annotations
 
+import struct
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -79,3 +81,18 @@ def crash_encoder_at(monkeypatch, frame: int) -> None:
         write(self, out, n)
 
     monkeypatch.setattr(video.Encoder, "write", crash)
+
+
+def declare_size(path: Path, name: str, size: int) -> Path:
+    """Make the zip at ``path`` declare ``size`` bytes unpacked for its member ``name`` (in
+    its local header and its central directory entry), whatever its data inflates to."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        entry = archive.start_dir
+        for info in archive.infolist():
+            if info.filename == name:
+                struct.pack_into("<I", data, info.header_offset + 22, size)
+                struct.pack_into("<I", data, entry + 24, size)
+            entry += 46 + sum(struct.unpack_from("<HHH", data, entry + 28))
+    path.write_bytes(bytes(data))
+    return path

@@ -10,9 +10,11 @@ import os
 import re
 import shlex
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -370,7 +372,7 @@ def _bad(media: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
         "unreadable input": ([text, "--ref", still],
                              r"cannot read '.*notes\.txt' as a video: Invalid data found when processing input"),
         "missing reference": ([film, "--ref", tmp / "nope.png"], r"reference image '.*nope\.png' does not exist"),
-        "unreadable reference": ([film, "--ref", text], r"'.*notes\.txt' is not an image OpenCV can read"),
+        "unreadable reference": ([film, "--ref", text], r"'.*notes\.txt' is not a PNG, JPEG, TIFF, WebP or BMP image"),
         "no reference": ([film], r"no colour reference given and no DDColor keyframe model in .* or run "
                                  r"`vsexcolor download ddcolor`\."),
         "missing output folder": ([film, "--ref", still, "-o", tmp / "no" / "out.mkv"],
@@ -387,13 +389,28 @@ def _bad(media: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
                                    r"--start and --end must satisfy 0 <= start <= end <= 5 .*got 4 and 6"),
         "keyframe outside the clip": ([film, "--ref-at", f"9={still}"],
                                       r"--ref-at frame 9 is past the input's last frame, 5"),
+        "reference too large": ([film, "--ref", tmp / "huge.png"],
+                                r"reference image '.*huge\.png' is 20000x20000, larger than the 16384 pixels a side "
+                                r"vsexcolor reads: scale it down"),
+        "input frames too large": ([tmp / "huge.y4m", "--ref", still],
+                                   r"'.*huge\.y4m' has 8200x8200 frames, more than the 67 megapixels vsexcolor "
+                                   r"reads: scale it down first"),
     }
+
+
+def _huge_files(folder: Path) -> None:
+    """A PNG and a video of a few bytes each that declare huge pictures."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    (folder / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr
+                                      + struct.pack(">I", zlib.crc32(ihdr)))
+    (folder / "huge.y4m").write_bytes(b"YUV4MPEG2 W8200 H8200 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(1000))
 
 
 @pytest.mark.parametrize("case", list(_bad(Path("m"), Path("t"))))
 def test_bad_input_gives_one_line_and_writes_nothing(run, media, tmp_path, case):
     args, pattern = _bad(media, tmp_path)[case]
     (tmp_path / "notes.txt").write_text("not a picture")
+    _huge_files(tmp_path)
     before, media_before = listing(tmp_path), listing(media)
     code, err = run("colorize", *args, "--backend", "propagate", *TINY)
     assert code == 2

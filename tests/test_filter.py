@@ -576,7 +576,7 @@ def test_bad_references_are_named(run, bikes, ref, match):
 def test_unreadable_reference_file(run, bikes, tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
-    with pytest.raises(vs.Error, match="is not an image OpenCV can read"):
+    with pytest.raises(vs.Error, match="is not a PNG, JPEG, TIFF, WebP or BMP image: save it as one"):
         run(yuv_clip(bikes[:1]), junk)
 
 

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from media import declare_size
 from vsexcolor.commands import main
 from vsexcolor.weights.ddcolor import (KEYFRAME_MODELS, KeyframeModelError, describe, download_keyframe_model,
                                         find_keyframe_model, fingerprint, load_keyframe_model)
@@ -211,6 +213,21 @@ def test_a_damaged_file_is_named(checkpoints, tmp_path):
     with pytest.raises(KeyframeModelError, match=rf"^{re.escape(str(path))} is not a PyTorch checkpoint \(.+\)\. "
                                                  rf"{OTHER_FILE_HINT}"):
         load_keyframe_model(path)
+
+
+def test_a_file_whose_records_declare_more_than_the_cap_is_refused_before_torch_reads_them(models, monkeypatch):
+    # torch.save writes a zip, and torch reads each record whole at the size it declares.
+    monkeypatch.setattr("vsexcolor.weights.checkpoints.MAX_CHECKPOINT_BYTES", 1 << 20)  # standing in for 2 GiB
+    path = put(models, "ddcolor_paper_tiny", {"weight": torch.zeros(1000)})
+    with zipfile.ZipFile(path) as archive:
+        (record,) = [name for name in archive.namelist() if name.endswith("/data/0")]
+    declare_size(path, record, 2 << 20)
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("loaded"))
+    with pytest.raises(KeyframeModelError) as raised:
+        load_keyframe_model()
+    assert str(raised.value) == (
+        f"{path} comes to more than 1 MiB unpacked, more than any checkpoint: it is damaged, or not a checkpoint. "
+        f"Run `vsexcolor download ddcolor --model ddcolor_paper_tiny` to fetch it again (it replaces a damaged file).")
 
 
 @pytest.mark.parametrize("content", [[torch.zeros(3)], {"params": {"weight": 1.0}}], ids=["list", "params-of-floats"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from detnets import FILES, state_dicts
+from media import declare_size
 
 from vsexcolor.commands import main
 from vsexcolor.weights.devc import (ZIP_NAME, WeightsError, default_model_dir, describe, download,
@@ -211,6 +212,60 @@ def test_a_damaged_zip_member_is_named(tmp_path):
     path.write_bytes(good.replace(b"A" * 1000, b"A" * 999 + b"B"))
     with pytest.raises(WeightsError, match=rf"cannot read {VGG} in {re.escape(str(path))}: it is damaged "
                                            r"or unreadable \(Bad CRC-32.*\)\. Run `vsexcolor download`"):
+        load_nets(path)
+
+
+@pytest.fixture
+def one_mib_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints may come to 1 MiB unpacked (the cap stands in for the real one, 2 GiB)."""
+    monkeypatch.setattr("vsexcolor.weights.checkpoints.MAX_CHECKPOINT_BYTES", 1 << 20)
+
+
+def test_a_zip_member_declaring_more_than_the_cap_is_refused_before_it_is_read(tmp_path, one_mib_cap, monkeypatch):
+    path = tmp_path / ZIP_NAME
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:  # 2 MiB that deflate to 2 KiB
+        for name in FILES:
+            archive.writestr(name, bytes(2 << 20))
+    assert path.stat().st_size < 20_000
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *args, **kwargs: pytest.fail("read"))
+    with pytest.raises(WeightsError) as raised:
+        load_nets(path)
+    assert str(raised.value) == (f"{VGG} in {path} comes to more than 1 MiB unpacked, more than any checkpoint: it "
+                                 f"is damaged, or not a checkpoint. Run `vsexcolor download` to fetch the official "
+                                 f"checkpoint (it replaces a damaged one), or pass the path of a valid checkpoint.")
+
+
+def test_an_unpacked_file_larger_than_the_cap_is_refused_before_it_is_read(tmp_path, one_mib_cap):
+    for name in FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(bytes(2 << 20))
+    with pytest.raises(WeightsError, match=rf"^{VGG} in {re.escape(str(tmp_path))} comes to more than 1 MiB unpacked"):
+        load_nets(tmp_path)
+
+
+def test_a_checkpoint_whose_records_declare_more_than_the_cap_is_refused_before_torch_reads_them(
+        tmp_path, one_mib_cap, monkeypatch):
+    member = tmp_path / "member.pth"
+    torch.save({"weight": torch.zeros(1000)}, member)  # torch.save writes a zip, and torch reads
+    with zipfile.ZipFile(member) as archive:           # each of its records at the size it declares
+        (record,) = [name for name in archive.namelist() if name.endswith("/data/0")]
+    declare_size(member, record, 2 << 20)
+    path = small_zip(tmp_path / ZIP_NAME, {name: member.read_bytes() for name in FILES})
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("loaded"))
+    with pytest.raises(WeightsError, match=rf"^{VGG} in {re.escape(str(path))} comes to more than 1 MiB unpacked"):
+        load_nets(path)
+
+
+def test_a_zip_member_that_inflates_past_its_declared_size_is_read_no_further(tmp_path):
+    # A bomb's other form: it declares little and inflates to much. The read stops at what
+    # it declares, and the bytes are then named as damaged.
+    path = tmp_path / ZIP_NAME
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in FILES:
+            archive.writestr(name, bytes(2 << 20))
+    for name in FILES:
+        declare_size(path, name, 1000)
+    with pytest.raises(WeightsError, match=rf"^cannot read {VGG} in {re.escape(str(path))}: it is damaged"):
         load_nets(path)
 
 

@@ -26,7 +26,7 @@ from ..filter.luma import Luma
 from ..filter.ref_inputs import folder_files, references
 from ..render.pipeline import Render, RenderError
 from ..filter.reference import ReferenceError, read_image
-from ..filter.resolution import DEFAULT_PIXELS
+from ..filter.resolution import DEFAULT_PIXELS, MAX_PIXELS
 from ..filter.scenes import DEFAULT_THRESHOLD
 from ..render.video import VideoError, VideoInfo, check_input, open_clip, probe
 from ._errors import CommandError
@@ -83,16 +83,14 @@ class ColorizeRecipe:
     refs_dir: Path | None = None
 
     def build(self) -> vs.VideoNode:
-        try:
-            images = {frame: read_image(path) for frame, path in self.refs}
-        except ReferenceError as e:
-            raise RenderError(str(e)) from None
+        # Paths, not pictures: colorize reads each at the size it is used at.
+        paths = dict(self.refs)
         if self.refs_dir:
             ref = self.refs_dir
-        elif list(images) == [0]:
-            ref = images[0]  # one reference, from frame 0: colorize's messages then call it "ref"
+        elif list(paths) == [0]:
+            ref = paths[0]  # one reference, from frame 0: colorize's messages then call it "ref"
         else:
-            ref = images or None  # None: automatic keyframes, or --propagate from the input's own colour
+            ref = paths or None  # None: automatic keyframes, or --propagate from the input's own colour
         try:
             return colorize(open_clip(self.info), ref, **dict(self.options))
         except vs.Error as e:
@@ -207,7 +205,7 @@ def render(job: Job) -> Summary:
         if job.refs_dir and not job.refs_dir.is_dir():
             raise CommandError(f"--refs {str(job.refs_dir)!r} is not a folder")
         for path in job.refs.values():
-            read_image(path)
+            read_image(path, MAX_PIXELS)  # that it decodes, at no more than an exemplar's cost
         info = probe(job.input, job.progress)
     except (VideoError, ReferenceError) as e:
         raise CommandError(str(e)) from None

@@ -11,7 +11,7 @@ from ..devices import parse_device
 from .formats import fail, output_format
 from .postprocess import Finish
 from .recurrence import EngineConfig
-from .resolution import DEFAULT_PIXELS
+from .resolution import DEFAULT_PIXELS, MAX_PIXELS
 
 BackendName = Literal["auto", "devc", "propagate"]
 Preset = Literal["default", "official"]
@@ -91,7 +91,7 @@ def check_options(clip: vs.VideoNode, *, backend: str, weights: object, keyframe
         finish = replace(finish, saturation=_number_in("saturation", saturation, 0.0, 4.0))
     if smooth is not None:
         smooth = _number_in("smooth", smooth, 0.0, 10000.0, " (0: off)")
-    pixels = _int_in("pixels", default_pixels if pixels is None else pixels, 1024, 4096 * 1024)
+    pixels = _int_in("pixels", default_pixels if pixels is None else pixels, 1024, MAX_PIXELS)
     scene_threshold = _number_in("scene_threshold", scene_threshold, 0.0, 1.0)
     engine = EngineConfig(batch=_int_in("batch", batch, 1, 64),
                           cache_frames=_int_in("cache_frames", cache_frames, 1, 1 << 20),

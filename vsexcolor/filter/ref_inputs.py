@@ -18,7 +18,7 @@ import vapoursynth as vs
 
 from .formats import colour_props, fail, frame_rgb, to_rgbs
 from .luma import Luma
-from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, image_lab, read_image
+from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, image_lab, read_image, read_reference
 
 RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
 
@@ -42,13 +42,16 @@ class Keyed:
 
     ``picture``: the image file, or the picture itself (float32 sRGB [H, W, 3] in [0, 1])
     where it was given as an array or a clip; ``keyframe``: it is frame ``start`` in colour
-    (then it has the clip's size); ``name``: how the user gave it, for messages.
+    (then it has the clip's size); ``name``: how the user gave it, for messages;
+    ``frame``: the clip's (width, height), where a file of another size is an exemplar and
+    read reduced (:func:`_read`), None where it is read whole.
     """
 
     start: int
     picture: Path | np.ndarray = field(repr=False)
     keyframe: bool
     name: str
+    frame: tuple[int, int] | None = None
 
     def rgb(self) -> np.ndarray:
         """The picture, float32 sRGB [H, W, 3] in [0, 1]: a file is read each time, so that a
@@ -57,13 +60,21 @@ class Keyed:
         if not isinstance(self.picture, Path):
             return self.picture
         try:
-            return read_image(self.picture)
+            return _read(self.picture, self.frame)
         except ReferenceError as e:
             raise vs.Error(f"colorize: {self.name} can no longer be read: {e}") from None
 
 
-def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
-    """One reference in any accepted form -> float32 sRGB [H, W, 3] in [0, 1]."""
+def _read(path: str | os.PathLike[str], frame: tuple[int, int] | None) -> np.ndarray:
+    """An image file: whole, or where ``frame`` = (width, height) is given and it is of
+    another size, as an exemplar (:func:`~vsexcolor.filter.reference.read_reference`)."""
+    return read_image(path) if frame is None else read_reference(path, frame)
+
+
+def reference_rgb(ref: RefInput, param: str, frame: tuple[int, int] | None = None) -> np.ndarray:
+    """One reference in any accepted form -> float32 sRGB [H, W, 3] in [0, 1]; a file of
+    another size than ``frame`` = (width, height), if given, as an exemplar
+    (:func:`~vsexcolor.filter.reference.read_reference`)."""
     try:
         if isinstance(ref, vs.VideoNode):
             if ref.format is None or ref.width == 0 or ref.height == 0:
@@ -73,7 +84,7 @@ def reference_rgb(ref: RefInput, param: str) -> np.ndarray:
         if isinstance(ref, np.ndarray):
             return check_array(ref)
         if isinstance(ref, (str, os.PathLike)):
-            return read_image(ref)
+            return _read(ref, frame)
     except ReferenceError as e:
         raise vs.Error(f"colorize: {param}: {e}") from None
     raise fail(param, "an image path, a folder of them, a numpy array (H, W, 3) or a VideoNode", type(ref).__name__)
@@ -98,23 +109,29 @@ def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None
         return []
     if isinstance(ref, (str, os.PathLike)) and Path(ref).is_dir():
         return _folder(clip, Path(ref), propagate, lumas, report)
+    # A keyframe (every reference when propagating) is read whole, so that one of the wrong
+    # size is refused with its own size; other references may be exemplars, read reduced.
+    frame = None if propagate else (clip.width, clip.height)
     if not isinstance(ref, Mapping):
-        return [_keyed(clip, 0, ref, reference_rgb(ref, "ref"), propagate, "ref")]
+        return [_keyed(clip, 0, ref, reference_rgb(ref, "ref", frame), propagate, "ref", frame)]
     if not ref:
         raise fail("ref", "a non-empty mapping {first_frame: reference}", ref)
     bad = [k for k in ref if not isinstance(k, int) or not 0 <= k < clip.num_frames]
     if bad:
         raise fail("ref", f"keyed by frame numbers in 0..{clip.num_frames - 1}", bad)
-    return [_keyed(clip, k, ref[k], reference_rgb(ref[k], f"ref[{k}]"), propagate, f"ref[{k}]") for k in sorted(ref)]
+    return [_keyed(clip, k, ref[k], reference_rgb(ref[k], f"ref[{k}]", frame), propagate, f"ref[{k}]", frame)
+            for k in sorted(ref)]
 
 
-def _keyed(clip: vs.VideoNode, start: int, given: object, rgb: np.ndarray, keyframe: bool, name: str) -> Keyed:
-    """A reference given as ``given`` and read as ``rgb``; an image file is kept by its path."""
+def _keyed(clip: vs.VideoNode, start: int, given: object, rgb: np.ndarray, keyframe: bool, name: str,
+           frame: tuple[int, int] | None) -> Keyed:
+    """A reference given as ``given`` and read as ``rgb`` (for ``frame``, see :class:`Keyed`);
+    an image file is kept by its path."""
     if keyframe and rgb.shape[:2] != (clip.height, clip.width):
         raise fail(name, f"its frame in colour, {clip.width}x{clip.height} like the clip, to be a keyframe "
                          "(propagate=True); an exemplar of any size needs propagate=False",
                    f"{rgb.shape[1]}x{rgb.shape[0]}")
-    return Keyed(start, Path(given) if isinstance(given, (str, os.PathLike)) else rgb, keyframe, name)
+    return Keyed(start, Path(given) if isinstance(given, (str, os.PathLike)) else rgb, keyframe, name, frame)
 
 
 def beside_references(path: Path) -> bool:
@@ -149,10 +166,11 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
         else:
             found[frame] = path
     refs, lines, uncoloured = [], [], []
+    size = None if propagate else (clip.width, clip.height)  # as in references()
     # One image at a time: a film's folder holds hundreds, and none is kept (Keyed.rgb).
     for frame, path in sorted(found.items()):
         try:
-            rgb, name = read_image(path), path.name
+            rgb, name = _read(path, size), path.name
         except ReferenceError:
             problems.append(f"{path.name} cannot be read as an image: export it again or remove it")
             continue
@@ -164,7 +182,7 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
             continue
         db = _best_match(lumas, frame, rgb, lab) if rgb.shape[:2] == (clip.height, clip.width) else None
         keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
-        refs.append(_keyed(clip, frame, path, rgb, keyframe, name))
+        refs.append(_keyed(clip, frame, path, rgb, keyframe, name, size))
         how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
         lines.append(f"  {name}: frame {frame}, {'keyframe' if keyframe else 'exemplar'} ({how})")
     if problems:

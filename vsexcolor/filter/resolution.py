@@ -9,6 +9,15 @@ import torch.nn.functional as F
 
 #: The authors' network input: 216 x 384 pixels.
 DEFAULT_PIXELS = 216 * 384
+#: The largest internal area ``colorize(pixels=...)`` takes, so the most of an exemplar
+#: the networks ever use.
+MAX_PIXELS = 4096 * 1024
+#: The longest side, in pixels, of an image vsexcolor reads: a 16K film scan's width. A
+#: larger one is refused before a pixel is decoded, so that a small file declaring a huge
+#: picture cannot take the machine's memory (the image reader alone allows 2**30 pixels:
+#: 3 GiB as 8-bit RGB, 12 GiB as floats); at this side an image is at most 0.75 GiB as
+#: 8-bit RGB while it is decoded.
+MAX_IMAGE_SIDE = 16384
 
 
 @dataclass(frozen=True)

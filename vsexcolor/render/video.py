@@ -51,6 +51,12 @@ CODECS: dict[str, Codec] = {
     "ffv1": Codec("ffv1", None, {"level": "3", "g": "1", "slicecrc": "1", "slices": "4", "threads": "4"}),
 }
 
+#: The largest frame, in pixels, of an input read: an 8K scan's 8192 x 8192 at most. The
+#: container declares the size before a frame is decoded, and a frame costs its size many
+#: times over (BestSource keeps the frames of a seek's preroll: 2 GiB at this size in 8-bit
+#: 4:2:0, 8 GiB in 16-bit 4:4:4), so a small file declaring huge frames is refused first.
+MAX_FRAME_PIXELS = 8192 * 8192
+
 _SUBSAMPLING = {(1, 1): "420", (1, 0): "422", (0, 0): "444", (0, 1): "440", (2, 0): "411", (2, 2): "410"}
 # VapourSynth's RGB planes are R, G, B; FFmpeg's planar RGB (gbrp) is G, B, R.
 _AV_PLANE = {vs.RGB: (2, 0, 1)}
@@ -194,6 +200,10 @@ def _open_input(path: Path) -> tuple[av.container.InputContainer, av.VideoStream
         container.close()
         raise VideoError(f"{str(path)!r} has no video stream")
     stream = container.streams.video[0]
+    if stream.width * stream.height > MAX_FRAME_PIXELS:
+        container.close()
+        raise VideoError(f"{str(path)!r} has {stream.width}x{stream.height} frames, more than the "
+                         f"{MAX_FRAME_PIXELS // 10**6} megapixels vsexcolor reads: scale it down first")
     stream.thread_type = "AUTO"  # frame threads: same pictures, decoded faster
     return container, stream
 

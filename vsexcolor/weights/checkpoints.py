@@ -2,6 +2,7 @@
 user sees, and reading a state dict that must load strictly, naming what does not fit."""
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -14,6 +15,11 @@ from ..folders import user_folder
 #: Environment variable naming the model folder.
 ENV_VAR = "VSEXCOLOR_MODEL_DIR"
 _LISTED = 4  # keys named per kind of mismatch; the rest are counted
+#: The most bytes a checkpoint may unpack to: a zip member read whole, or the records of a
+#: ``torch.save`` file (itself a zip, whose records torch reads whole at the size they
+#: declare). About twice the largest checkpoint read here (DDColor's, 0.9 GB): a small zip
+#: can declare, or inflate to, many gigabytes.
+MAX_CHECKPOINT_BYTES = 2 * 2**30
 
 
 class WeightsError(Exception):
@@ -37,13 +43,65 @@ def torch_load(source: BinaryIO | Path, where: str) -> object:
     """What ``torch.save`` stored in ``source``, on the CPU; only tensors and plain containers.
 
     Raises:
-        Invalid: it is not a PyTorch checkpoint (or holds objects other than those).
+        Invalid: it is not a PyTorch checkpoint (or holds objects other than those), or its
+            records come to more than :data:`MAX_CHECKPOINT_BYTES`.
     """
+    if _declared_bytes(source) > MAX_CHECKPOINT_BYTES:
+        raise _too_large(where)
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bytes that are not a checkpoint
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise Invalid(f"{where} is not a PyTorch checkpoint ({reason})") from e
+
+
+def read_member(archive: zipfile.ZipFile, name: str, where: str) -> bytes:
+    """The bytes of member ``name`` of a zip, read whole, but no more than
+    :data:`MAX_CHECKPOINT_BYTES`, whether declared or inflated.
+
+    Raises:
+        Invalid: it is larger (the file is damaged, or was made to exhaust memory).
+        zipfile.BadZipFile, zlib.error, EOFError, OSError: it cannot be read.
+    """
+    if archive.getinfo(name).file_size > MAX_CHECKPOINT_BYTES:
+        raise _too_large(where)
+    with archive.open(name) as member:
+        data = member.read(MAX_CHECKPOINT_BYTES + 1)
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise _too_large(where)
+    return data
+
+
+def read_file(path: Path, where: str) -> bytes:
+    """A checkpoint file's bytes, read whole, refused past :data:`MAX_CHECKPOINT_BYTES`.
+
+    Raises:
+        Invalid: it is larger.
+        OSError: it cannot be read.
+    """
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise _too_large(where)
+    return path.read_bytes()
+
+
+def _declared_bytes(source: BinaryIO | Path) -> int:
+    """What the records of a ``torch.save`` file (a zip, whose records torch reads whole, at
+    the size they declare) declare in all; 0 for a file of the older format, or no zip."""
+    try:
+        if not zipfile.is_zipfile(source):
+            return 0
+        with zipfile.ZipFile(source) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return 0  # torch.load says what is wrong with it
+    finally:
+        if not isinstance(source, Path):
+            source.seek(0)
+
+
+def _too_large(where: str) -> Invalid:
+    return Invalid(f"{where} comes to more than {MAX_CHECKPOINT_BYTES // 2**20} MiB unpacked, more than any "
+                   f"checkpoint: it is damaged, or not a checkpoint")
 
 
 def as_state_dict(content: object, where: str) -> Mapping[str, torch.Tensor]:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import ENV_VAR, Invalid, WeightsError, as_state_dict, default_model_dir, fill, torch_load
+from .checkpoints import (ENV_VAR, Invalid, WeightsError, as_state_dict, default_model_dir, fill, read_file,
+                          read_member, torch_load)
 from .download import download_checked
 from ..models import ColorVidNet, VGG19Features, WarpNet
 
@@ -242,7 +243,7 @@ def _read_stamped(checkpoint: _Checkpoint, stamps: tuple) -> tuple[Mapping[str, 
         for name in checkpoint.files:
             where = f"{name} in {source}"
             try:
-                data = archive.read(name) if archive is not None else (source / name).read_bytes()
+                data = read_member(archive, name, where) if archive is not None else read_file(source / name, where)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
                 raise Invalid(f"cannot read {where}: it is damaged or unreadable ({e})") from e
             states.append(as_state_dict(torch_load(io.BytesIO(data), where), where))
