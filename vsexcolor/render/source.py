@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -77,6 +78,8 @@ _PROGRESS = re.compile(r"VideoSource track #\d+ index progress (\d+)%")
 # BestSource (22) returns the timestamps it was asked for without declaring them in its
 # function's signature, and VapourSynth warns about that on every call.
 _UNDECLARED = "no return value(s) named timebaseden, timebasenum, timestamps"
+# One thread at a time moves the process's stderr (see _stderr_without).
+_STDERR = threading.Lock()
 # Locking a file where the file system does not support it.
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP}
 
@@ -291,8 +294,7 @@ def _without_warning(text: str) -> Iterator[None]:
 
     VapourSynth hands its messages to every log handler of the core: in Python to the
     ``vapoursynth`` logger, under vspipe to vspipe's, which writes them to the process's
-    stderr. So meanwhile (milliseconds: an index read back) the process's stderr goes to a
-    temporary file, and what was written there goes on to stderr after, less those lines.
+    stderr. So both are filtered (see :func:`_stderr_without`).
     """
     logger = logging.getLogger("vapoursynth")
 
@@ -300,19 +302,36 @@ def _without_warning(text: str) -> Iterator[None]:
         return text not in record.getMessage()
 
     logger.addFilter(keep)
-    sys.stderr.flush()
-    saved = os.dup(2)
     try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                held.seek(0)
-                kept = b"".join(line for line in held if text.encode() not in line)
-                if kept:
-                    os.write(2, kept)
+        with _stderr_without(text):
+            yield
     finally:
-        os.close(saved)
         logger.removeFilter(keep)
+
+
+@contextlib.contextmanager
+def _stderr_without(text: str) -> Iterator[None]:
+    """The process's stderr (file descriptor 2) goes to a temporary file meanwhile, and what
+    was written there goes on to stderr after, less the lines containing ``text``. Meant
+    for milliseconds (an index read back): other threads' messages wait that long. Where
+    the process has no stderr (a Windows GUI), nothing is done."""
+    with _STDERR:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        try:
+            with tempfile.TemporaryFile() as held:
+                os.dup2(held.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+                    held.seek(0)
+                    kept = b"".join(line for line in held if text.encode() not in line)
+                    if kept:
+                        os.write(2, kept)
+        finally:
+            os.close(saved)
