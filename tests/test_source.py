@@ -305,7 +305,7 @@ def test_vspipe_prints_nothing_but_the_clip(rgb, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     for run in ("indexing", "reading the index back"):
         done = subprocess.run([str(Path(sys.executable).with_name("vspipe")), "--info", str(script)],
-                              capture_output=True, text=True, env=env, timeout=300)
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
         assert "Warning" not in done.stderr, (run, done.stderr)
         assert "Frames: 20" in done.stdout

@@ -142,24 +142,24 @@ def index(path: Path, where: Path, progress: bool = True) -> Indexed:
     Raises:
         vs.Error: BestSource cannot read or index the file, or no folder can be written.
     """
-    with _claimed(where) as where:
-        made = not _index_files(where)
+    with _claimed(where) as place:
+        made = not _index_files(place)
         try:
             if made:
-                _make(path, where, progress)
-            out = _with_timestamps(path, where, progress)
+                _make(path, place, progress)
+            out = _with_timestamps(path, place, progress)
             if not made and not _first_frame_matches(out["clip"]):
-                _remove(where)
+                _remove(place)
                 made = True
-                _make(path, where, progress)
-                out = _with_timestamps(path, where, progress)
+                _make(path, place, progress)
+                out = _with_timestamps(path, place, progress)
         except BaseException:
             if made:
-                _remove(where)
+                _remove(place)
             raise
     pts = tuple(None if t == _NO_PTS else int(t) for t in _listed(out.get("timestamps", ())))
     num, den = out["timebasenum"], out["timebaseden"]
-    return Indexed(out["clip"], pts, Fraction(num, den) if num > 0 and den > 0 else Fraction(1, 90000), where)
+    return Indexed(out["clip"], pts, Fraction(num, den) if num > 0 and den > 0 else Fraction(1, 90000), place)
 
 
 def open_indexed(path: Path, where: Path, frame_bytes: int) -> vs.VideoNode:
@@ -173,8 +173,8 @@ def open_indexed(path: Path, where: Path, frame_bytes: int) -> vs.VideoNode:
         vs.Error: BestSource cannot read the file, or no folder can be written.
     """
     cache = max(_CACHE_MIB, math.ceil(frame_bytes * (SEEK_PREROLL + 1) / 2**20))
-    with _claimed(where) as where:
-        return _video_source(path, where, cachesize=cache)
+    with _claimed(where) as place:
+        return _video_source(path, place, cachesize=cache)
 
 
 def _make(path: Path, where: Path, progress: bool) -> None:
