@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 
-def user_folder(override: str, xdg: str, fallback: str, *leaf: str) -> Path:
-    """``$override`` if set, else the per-user folder of its kind joined with ``leaf``.
+def user_folder(override: str | None, xdg: str, fallback: str, *leaf: str) -> Path:
+    """``$override`` if named and set, else the per-user folder of its kind joined with ``leaf``.
 
     The folder of its kind is ``%LOCALAPPDATA%`` on Windows, elsewhere ``$xdg``
     (``XDG_DATA_HOME``, ``XDG_CACHE_HOME``...) or ``~/fallback`` (``.local/share``,
     ``.cache``...). The folder need not exist.
     """
-    if configured := os.environ.get(override):
+    if override and (configured := os.environ.get(override)):
         return Path(configured).expanduser()
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import hashlib
 import os
 import runpy
@@ -117,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         recipe = script_recipe(script, args.arg)
         check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []))
+        # Clips an earlier build in this process left to the garbage collector (a failed
+        # run's) hold files open: freed while this script builds, their descriptors would
+        # be taken again by its files, which would then pass for held before.
+        gc.collect()
         before = held_open()
         with recording(planning=True):  # colorize's planning clip: a frame costs no network
             clip = recipe.build()

@@ -213,10 +213,12 @@ def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
 
     The first probe of a file indexes it, decoding it once: that gives the exact count of
     frames a decoder returns. The index is kept (:mod:`.source`), so a later probe of the
-    same, unchanged file decodes one frame. ``progress``: a bar while it indexes.
+    same, unchanged file decodes one frame (twice: PyAV's, and BestSource's against its
+    index). A still image is a clip of one frame. ``progress``: a bar while it indexes.
 
     Raises:
-        VideoError: missing, unreadable, without a video stream, or without frames.
+        VideoError: missing, unreadable, without a video stream, or without frames; or no
+            folder for its index can be written.
     """
     path = Path(path)
     check_input(path)
@@ -231,10 +233,9 @@ def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
         sar = stream.sample_aspect_ratio
     if first is None:
         raise VideoError(f"{str(path)!r} has no video frames")
-    index = source.index_file(path)
     try:
-        indexed = source.index(path, index, progress)
-    except vs.Error as e:
+        indexed = source.index(path, source.index_file(path), progress)
+    except (vs.Error, OSError) as e:
         raise VideoError(f"cannot index {str(path)!r}: {_vs_reason(e)}") from None
     pts, time_base = _filled(list(indexed.pts)), indexed.time_base
     if not pts:
@@ -249,7 +250,7 @@ def probe(path: str | os.PathLike[str], progress: bool = True) -> VideoInfo:
         path=path, width=indexed.clip.width, height=indexed.clip.height, pts=tuple(pts),
         time_base=time_base, fps=Fraction(rate), pix_fmt=_planar(first.format)[0],
         props=_colour_props(first), sample_aspect_ratio=Fraction(sar) if sar else None, audio=audio,
-        interlaced=bool(first.interlaced_frame), retimed=retimed, index=index)
+        interlaced=bool(first.interlaced_frame), retimed=retimed, index=indexed.index)
 
 
 def _filled(pts: list[int | None]) -> list[int | None]:
