@@ -71,16 +71,16 @@ def crash_encoder_at(monkeypatch, frame: int) -> None:
     """Make writing frame ``frame`` of the output fail, as a crash in the middle of a run would."""
     import vapoursynth as vs
 
-    from vsexcolor.render import video
+    from vsexcolor.render import encode
 
-    write = video.Encoder.write
+    write = encode.Encoder.write
 
     def crash(self, out, n):
         if n == frame:
             raise vs.Error("injected failure")
         write(self, out, n)
 
-    monkeypatch.setattr(video.Encoder, "write", crash)
+    monkeypatch.setattr(encode.Encoder, "write", crash)
 
 
 def declare_size(path: Path, name: str, size: int) -> Path:

@@ -28,7 +28,7 @@ import vsexcolor
 from clips import decode_rgb, sample_clip_path
 from media import crash_encoder_at, write_image, write_video
 from vsexcolor import commands
-from vsexcolor.render import video
+from vsexcolor.render import encode
 from vsexcolor import open_clip, probe
 
 W, H = 64, 48
@@ -475,7 +475,7 @@ def test_files_without_frames_or_video_are_refused(run, media, tmp_path):
 
 
 def test_a_codec_this_pyav_lacks_is_refused(run, media, tmp_path, monkeypatch):
-    monkeypatch.setitem(video.CODECS, "h265", video.Codec("libnonexistent265", 20))
+    monkeypatch.setitem(encode.CODECS, "h265", encode.Codec("libnonexistent265", 20))
     code, err = run("colorize", media / "film.mp4", "--ref", media / "still.png", "-o", tmp_path / "out.mkv",
                     "--codec", "h265", "--backend", "propagate", *TINY)
     assert code == 2

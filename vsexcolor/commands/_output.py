@@ -12,7 +12,8 @@ from .. import __version__
 from ..render.environment import environment
 from ..render.pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
                         render_here)
-from ..render.video import CODECS, VideoError, check_output
+from ..render.encode import CODECS, check_output
+from ..render.video import VideoError
 from ..render.workfolder import WorkError, WorkFolder
 from ._errors import CommandError
 

@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 
 from ._errors import CommandError
 from ..filter.resolution import DEFAULT_PIXELS
-from ..render.video import CODECS, Encoder, VideoError, VideoInfo, concatenate, open_clip, probe
+from ..render.encode import CODECS, Encoder, concatenate
+from ..render.video import VideoError, VideoInfo, open_clip, probe
 from .colorize import Job, render
 
 core = vs.core

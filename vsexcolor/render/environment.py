@@ -73,12 +73,12 @@ def _versions() -> tuple[tuple[str, str], ...]:
 
 @cache
 def encoder_version(codec: str) -> str:
-    """The encoder of ``codec`` (a key of :data:`~vsexcolor.render.video.CODECS`) with its version:
+    """The encoder of ``codec`` (a key of :data:`~vsexcolor.render.encode.CODECS`) with its version:
     x264 and x265 name theirs in what they write; FFV1 is FFmpeg's own (libavcodec's)."""
     import av
     import numpy as np
 
-    from .video import CODECS
+    from .encode import CODECS
 
     encoder = CODECS[codec].encoder
     if encoder not in ("libx264", "libx265"):

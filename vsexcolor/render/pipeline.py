@@ -29,7 +29,8 @@ import vapoursynth as vs
 from tqdm import tqdm
 
 from ..filter import PROP_SCENE_START, PROP_SHOT_START, Fingerprint, recording
-from .video import CODECS, Encoder, VideoError, VideoInfo, concatenate, encodable
+from .encode import CODECS, Encoder, concatenate, encodable
+from .video import VideoError, VideoInfo
 from .workfolder import WorkFolder, write_durably
 
 #: Frames VapourSynth renders ahead: two let the finish of one frame run beside the
