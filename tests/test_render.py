@@ -194,6 +194,32 @@ def test_a_resume_takes_a_shots_folder_s_references_alone(film, tmp_path, capsys
     assert code == 0, err
 
 
+def test_a_resume_and_the_nodes_pass_over_what_a_file_manager_writes_into_a_folder(film, tmp_path, capsys,
+                                                                                   monkeypatch):
+    import cv2
+
+    from vsexcolor.render.environment import environment
+
+    refs = tmp_path / "refs"  # a folder of references made by hand, without shots.json
+    refs.mkdir()
+    cv2.imwrite(str(refs / "000000.png"), cv2.imread(str(film.with_name("still.png"))))
+    chain = script(tmp_path, "from pathlib import Path\n"
+                             "c = open_clip(probe(source, progress=False))\n"
+                             "vsexcolor.colorize(c, Path(refs), backend='propagate', pixels=64 * 48).set_output()\n")
+    out = tmp_path / "out.mkv"
+    command = ["render", chain, "-a", f"source={film}", "-a", f"refs={refs}", "--codec", "ffv1", "-o", out]
+    crash_encoder_at(monkeypatch, 8)
+    assert cli(capsys, *command)[0] == 2
+    monkeypatch.undo()
+    before = environment("ffv1", [refs])
+    (refs / ".DS_Store").write_bytes(b"Bud1")  # the folder opened in Finder
+    (refs / "._000000.png").write_bytes(b"AppleDouble")  # and copied over SMB
+    (refs / "Thumbs.db").write_bytes(b"thumbs")  # and opened in Explorer
+    assert environment("ffv1", [refs]) == before
+    code, err = cli(capsys, *command, "--resume")
+    assert code == 0, err
+
+
 def test_a_resume_with_other_library_versions_is_refused_naming_them(film, tmp_path, capsys, monkeypatch):
     from vsexcolor.render import environment
 

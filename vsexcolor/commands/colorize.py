@@ -23,7 +23,7 @@ from ..filter import shots
 from ..filter import PRESETS, colorize
 from ..filter.formats import colour_props
 from ..filter.luma import Luma
-from ..filter.ref_inputs import folder_files, references
+from ..filter.ref_inputs import files_in, references
 from ..render.pipeline import Render, RenderError
 from ..filter.reference import ReferenceError, read_image
 from ..filter.resolution import DEFAULT_PIXELS
@@ -102,7 +102,7 @@ class ColorizeRecipe:
         options = dict(self.options)
         files = [Path(p) for p in (options.get("weights"), options.get("keyframe_model"))
                  if p is not None and Path(p).exists()]
-        return [self.info.path, *(path for _, path in self.refs), *(folder_files(self.refs_dir) if self.refs_dir else []),
+        return [self.info.path, *(path for _, path in self.refs), *(files_in(self.refs_dir) if self.refs_dir else []),
                 *files]
 
 
@@ -301,7 +301,7 @@ def _reference_hashes(job: Job) -> dict[str, str]:
     """SHA-256 of each reference file, by frame (``--ref``, ``--ref-at``) or by name (the
     references of ``--refs``: the contact sheet and the like beside them change nothing)."""
     if job.refs_dir:
-        files = {p.name: p for p in folder_files(job.refs_dir)}
+        files = {str(p.relative_to(job.refs_dir)): p for p in files_in(job.refs_dir)}
     else:
         files = {str(k): p for k, p in sorted(job.refs.items())}
     return {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in files.items()}

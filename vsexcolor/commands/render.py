@@ -17,7 +17,8 @@ from pathlib import Path
 
 import vapoursynth as vs
 
-from ..render.environment import file_fingerprint, files_in, held_open
+from ..filter.ref_inputs import files_in
+from ..render.environment import file_fingerprint, held_open
 from ..filter import recording
 from ..render.pipeline import Render, RenderError, one_line
 from ..render.video import VideoError, check_input, clip_info
