@@ -304,6 +304,35 @@ def test_colorize_writes_the_keyframes_colorize_makes_and_colorize_takes_them_ba
     assert "no reference of their own" not in err
 
 
+def test_an_export_over_an_earlier_one_leaves_its_own_frames_alone_and_refuses_pictures_no_export_listed(
+        film, tiny_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tiny_model))
+    out = tmp_path / "shots"
+    assert cli(capsys, "shots", film, "-o", out, "--pick", "first", "--colorize", "--device", "cpu")[0] == 0
+    code, err = cli(capsys, "shots", film, "-o", out, "--overwrite")  # the sharpest frames: others, gray
+    assert code == 0, err
+    names = [f"{s['frame']:06d}.png" for s in json.loads((out / "shots.json").read_text())["shots"]]
+    assert names == ["000007.png", "000020.png", "000034.png"]
+    # What colorize --refs reads is what shots.json lists: no keyframe of the first export is left.
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["contact-sheet.png", "shots.csv", "shots.json"])
+    # A picture no export wrote is refused, whether or not it would be replaced, and nothing is touched.
+    cv2.imwrite(str(out / "000030.png"), colour_frames_like(out / names[0]))
+    cv2.imwrite(str(out / "ref_14.png"), colour_frames_like(out / names[0]))
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    for overwrite in ([], ["--overwrite"]):
+        code, err = cli(capsys, "shots", film, "-o", out, "--pick", "first", *overwrite)
+        assert code == 2 and err.strip().splitlines()[-1] == (
+            f"vsexcolor shots: {out} holds 000030.png and ref_14.png, which no export listed in its shots.json and "
+            f"colorize --refs {out} would take as references too: move them out, or choose another folder")
+        assert {p: p.read_bytes() for p in out.iterdir()} == before
+
+
+def colour_frames_like(path: Path) -> np.ndarray:
+    """A colour picture of the size of the image at ``path``: BGR uint8."""
+    image = cv2.imread(str(path))
+    return image[::-1].copy()
+
+
 def test_colorize_without_a_keyframe_model_writes_nothing_and_names_both_ways_out(film, tmp_path, capsys,
                                                                                   empty_model_folder):
     out = tmp_path / "shots"
