@@ -227,7 +227,7 @@ def test_pixel_formats(run, rgb, tmp_path, source, codec, written):
 def test_one_frame_scenes_are_encoded_right(run, rgb, tmp_path, codec):
     # Every frame a cut: each scene shorter than the encoders' B-frame delay.
     film = write_video(tmp_path / "film.mkv", rgb[[0, 3, 1, 4]], codec="ffv1", audio=False)
-    out = tmp_path / "out.mp4"
+    out = tmp_path / ("out.mkv" if codec == "ffv1" else "out.mp4")
     code, err = run("colorize", film, "--ref", write_image(tmp_path / "still.png", rgb[0]), "-o", out,
                     "--codec", codec, "--backend", "propagate", *TINY)
     assert code == 0, err
@@ -375,10 +375,17 @@ def _bad(media: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
                                  r"`vsexcolor download ddcolor`\."),
         "missing output folder": ([film, "--ref", still, "-o", tmp / "no" / "out.mkv"],
                                   r"the output folder '.*no' does not exist"),
+        "output folder is a file": ([film, "--ref", still, "-o", text / "out.mkv"],
+                                    r"the output folder '.*notes\.txt' is a file, not a folder"),
+        "output folder not writable": ([film, "--ref", still, "-o", "/proc/out.mkv"],  # as a read-only mount
+                                       r"cannot write into '/proc' \(No such file or directory\): choose another -o"),
         "output is the input": ([film, "--ref", still, "-o", film, "--overwrite"],
                                 r"the output would replace the input"),
         "container lacks codec": ([film, "--ref", still, "-o", tmp / "out.mov", "--codec", "ffv1"],
-                                  r"cannot write '.*out\.mov': 'mov' format does not support 'ffv1'"),
+                                  r"--codec ffv1 is written in Matroska, not \.mov: name the output \.mkv"),
+        "container FFmpeg writes, players do not read": (
+            [film, "--ref", still, "-o", tmp / "out.mp4", "--codec", "ffv1"],
+            r"--codec ffv1 is written in Matroska, not \.mp4: name the output \.mkv"),
         "unknown container": ([film, "--ref", still, "-o", tmp / "out.xyz"],
                               r"FFmpeg has no container for the \.xyz extension"),
         "crf of a lossless codec": ([film, "--ref", still, "--codec", "ffv1", "--crf", 10],

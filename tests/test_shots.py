@@ -220,6 +220,17 @@ def test_a_script_whose_shots_cannot_be_found_is_one_line(film, tmp_path, capsys
     assert not (tmp_path / "shots").exists()
 
 
+def test_a_folder_that_cannot_be_written_into_is_one_line(film, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("a file")
+    for out, message in ((tmp_path / "notes.txt" / "shots", f"the output folder {str(tmp_path / 'notes.txt')!r} is "
+                                                            "a file, not a folder"),
+                         (Path("/proc/shots"), "cannot write into '/proc' (No such file or directory): choose "
+                                               "another folder")):
+        code, err = cli(capsys, "shots", film, "-o", out)
+        assert code == 2 and err.strip().splitlines() == [f"vsexcolor shots: {message}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_a_script_without_colorize_has_the_shots_of_its_output_and_a_file_takes_no_a(film, tmp_path, capsys):
     script = tmp_path / "gray.vpy"
     script.write_text(f"from vsexcolor import open_clip, probe\nopen_clip(probe({str(film)!r}, "

@@ -202,7 +202,7 @@ def render(job: Job) -> Summary:
     quality = crf(job.codec, job.crf)
     try:
         check_input(job.input)
-        check_output_path(job.output, job.overwrite, job.input)
+        check_output_path(job.output, job.overwrite, job.input, codec=job.codec)
         keyframe_model = _keyframe_model(job)
         if job.refs_dir and not job.refs_dir.is_dir():
             raise CommandError(f"--refs {str(job.refs_dir)!r} is not a folder")

@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--chunk must be at least 1, got {args.chunk}")
     try:
         recipe = script_recipe(script, args.arg)
-        check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []))
+        check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []),
+                          codec=args.codec)
         before = held_open()
         with recording(planning=True):  # colorize's planning clip: a frame costs no network
             clip = recipe.build()

@@ -32,6 +32,7 @@ from ..render.pipeline import RenderError
 from ..render.video import VideoError, VideoInfo, clip_info, open_clip, probe
 from ..render.workfolder import write_durably
 from ._errors import CommandError
+from ._output import check_output_folder
 from .render import add_script_arguments, script_recipe
 
 SHEET = "contact-sheet.png"
@@ -82,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--scene-threshold must be in 0..1, got {args.scene_threshold}")
     if not args.colorize and (args.keyframe_model is not None or args.device is not None):
         raise CommandError("--keyframe-model and --device are for colouring the frames: add --colorize")
-    if not folder.parent.is_dir():
-        raise CommandError(f"the folder {str(folder.parent)!r} does not exist")
     if folder.exists() and not folder.is_dir():
-        raise CommandError(f"{str(folder)!r} is not a folder")
+        raise CommandError(f"{str(folder)!r} is a file, not a folder")
+    check_output_folder(folder if folder.is_dir() else folder.parent, "folder")
     earlier = _earlier_export(folder)
     # Before the film is read: without a model nothing is worth finding.
     model, colorizer = _colorizer(args.keyframe_model, args.device or "auto") if args.colorize else (None, None)
