@@ -373,6 +373,10 @@ def _bad(media: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
         "unreadable reference": ([film, "--ref", text], r"'.*notes\.txt' is not an image OpenCV can read"),
         "no reference": ([film], r"no colour reference given and no DDColor keyframe model in .* or run "
                                  r"`vsexcolor download ddcolor`\."),
+        "keyframe model not a checkpoint": (
+            [film, "--keyframe-model", text], r"--keyframe-model: .*notes\.txt is not a PyTorch checkpoint \(not a "
+                                              r"file torch\.save writes\)\. Pass the path of a valid DDColor checkpoint, "
+                                              r"or one of ddcolor_modelscope, .*ddcolor_paper_tiny\."),
         "missing output folder": ([film, "--ref", still, "-o", tmp / "no" / "out.mkv"],
                                   r"the output folder '.*no' does not exist"),
         "output folder is a file": ([film, "--ref", still, "-o", text / "out.mkv"],
@@ -440,6 +444,15 @@ def test_an_input_changed_after_it_was_read_is_named_and_the_finished_scenes_kep
     kept = {p.name: count_frames(p) for p in (tmp_path / "out.mkv.parts").glob("frames-*.mp4")}
     finished = [(a, b) for a, b in ((0, 29), (30, 59)) if b < int(failed[1])]
     assert finished and kept == {f"frames-{a:08d}-{b:08d}.mp4": b - a + 1 for a, b in finished}, (failed[1], kept)
+
+
+def test_a_run_that_fails_before_its_first_part_is_done_promises_no_parts(run, media, tmp_path, monkeypatch):
+    crash_encoder_at(monkeypatch, 0)
+    out = tmp_path / "out.mkv"
+    code, err = run("colorize", media / "film.mp4", "--ref", media / "still.png", "-o", out, "--backend",
+                    "propagate", *TINY)
+    assert code == 2 and messages(err)[-1] == "vsexcolor colorize: failed at frame 0: injected failure"
+    assert listing(tmp_path) == set()
 
 
 def test_files_without_frames_or_video_are_refused(run, media, tmp_path):

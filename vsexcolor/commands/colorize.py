@@ -234,17 +234,24 @@ def render(job: Job) -> Summary:
 
 def _keyframe_model(job: Job) -> Path | None:
     """The keyframe model shots without a reference are coloured with, None if there is
-    none; an error where there is none and no reference either (before anything is read)."""
-    from ..weights.ddcolor import KeyframeModelError, NothingToColourFrom, keyframe_model_for
+    none; an error where there is none and no reference either, or where it does not load
+    into DDColor (before anything is read)."""
+    from ..weights.ddcolor import KeyframeModelError, NothingToColourFrom, check_keyframe_model, keyframe_model_for
 
     needed = not job.refs and not job.refs_dir and not job.propagate
     try:
-        return keyframe_model_for(job.keyframe_model, needed)
+        path = keyframe_model_for(job.keyframe_model, needed)
     except NothingToColourFrom:
         raise CommandError("--keyframe-model none leaves nothing to colour from: give a reference (--ref, "
                            "--ref-at or --refs) or --propagate") from None
     except KeyframeModelError as e:
         raise CommandError(f"no colour reference given and {e}" if needed else f"--keyframe-model: {e}") from None
+    try:
+        if path is not None:
+            check_keyframe_model(path)
+    except KeyframeModelError as e:
+        raise CommandError(f"{'--keyframe-model' if job.keyframe_model else 'the keyframe model'}: {e}") from None
+    return path
 
 
 def _note(text: str) -> None:
