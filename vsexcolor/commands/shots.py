@@ -138,9 +138,9 @@ def _earlier_export(folder: Path) -> set[str]:
         listed = set()
     if folder.is_dir() and (others := [str(p.relative_to(folder)) for p in files_in(folder)
                                        if str(p.relative_to(folder)) not in listed]):
-        raise CommandError(f"{folder} holds {_listing(others)}, which no export listed in its shots.json and colorize --refs "
-                           f"{folder} would take as references too: move {'it' if len(others) == 1 else 'them'} "
-                           "out, or choose another folder")
+        raise CommandError(f"{folder} holds {_listing(others)}, which no export listed in its shots.json and "
+                           f"colorize --refs {folder} would take as references too: move "
+                           f"{'it' if len(others) == 1 else 'them'} out, or choose another folder")
     return listed | {f"{GRAY}/{name}" for name in listed}
 
 
