@@ -22,6 +22,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 import vapoursynth as vs
 
 import vsexcolor
@@ -170,18 +171,31 @@ def test_the_backend_note_comes_once_from_the_command_run(run, media, tmp_path, 
             f"no DEVC weights at {tmp_path / 'no-weights'}"), err
 
 
-@pytest.mark.parametrize("refs,scenes", [
-    (["--ref", "{media}/still.png"], 2),
-    # A reference inside the second shot serves all of it: no start beyond the cut.
-    (["--ref-at", "0={media}/still.png", "--ref-at", "4={media}/other.png"], 2),
-    (["--propagate"], 2),  # the input's own colour first frames
+@pytest.mark.parametrize("refs,given", [
+    (["--ref", "still.png"], {0: "still.png"}),
+    # A reference inside the second shot (frames 3-5) serves all of it: no start beyond the cut.
+    (["--ref-at", "0=still.png", "--ref-at", "4=other.png"], {0: "still.png", 4: "other.png"}),
+    (["--propagate"], None),  # the input's own colour first frames
 ], ids=["ref", "ref-at", "propagate"])
-def test_reference_forms(run, media, tmp_path, refs, scenes):
-    refs = [a.format(media=media) for a in refs]
-    code, err = run("colorize", media / "film.mp4", *refs, "-o", tmp_path / "out.mkv", "--backend", "propagate",
-                    *TINY)
+def test_reference_forms(run, media, tmp_path, refs, given):
+    film, out = media / "film.mp4", tmp_path / "out.mkv"
+    refs = [a.replace("still.png", str(media / "still.png")).replace("other.png", str(media / "other.png"))
+            for a in refs]
+    code, err = run("colorize", film, *refs, "-o", out, "--backend", "propagate", "--codec", "ffv1", *TINY)
     assert code == 0, err
-    assert f"in {scenes} shots;" in messages(err)[-1]
+    assert "in 2 shots;" in messages(err)[-1]
+    # Every frame is the filter's, coloured from the reference each frame was given.
+    clip = open_clip(probe(film, progress=False))
+    ref = None if given is None else {frame: media / name for frame, name in given.items()}
+    expected = vsexcolor.colorize(clip, ref, propagate=given is None, backend="propagate", pixels=PIXELS)
+    written = file_planes(out)
+    for n in range(clip.num_frames):
+        assert all(np.array_equal(a, b) for a, b in zip(written[n], planes(expected, n), strict=True)), n
+    # And that tells the references apart: the second shot from still.png alone is another colour.
+    if given and len(given) > 1:
+        alone = vsexcolor.colorize(clip, media / "still.png", backend="propagate", pixels=PIXELS)
+        assert all(not np.array_equal(written[n][1], planes(alone, n)[1]) for n in (3, 4, 5))
+        assert all(np.array_equal(written[n][1], planes(alone, n)[1]) for n in (0, 1, 2))
 
 
 def test_a_range_is_coloured_as_in_the_whole_run_and_starts_at_zero(run, media, propagate_full, tmp_path):
@@ -229,7 +243,7 @@ def test_pixel_formats(run, rgb, tmp_path, source, codec, written):
 def test_one_frame_scenes_are_encoded_right(run, rgb, tmp_path, codec):
     # Every frame a cut: each scene shorter than the encoders' B-frame delay.
     film = write_video(tmp_path / "film.mkv", rgb[[0, 3, 1, 4]], codec="ffv1", audio=False)
-    out = tmp_path / "out.mp4"
+    out = tmp_path / ("out.mkv" if codec == "ffv1" else "out.mp4")
     code, err = run("colorize", film, "--ref", write_image(tmp_path / "still.png", rgb[0]), "-o", out,
                     "--codec", codec, "--backend", "propagate", *TINY)
     assert code == 0, err
@@ -375,12 +389,23 @@ def _bad(media: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
         "unreadable reference": ([film, "--ref", text], r"'.*notes\.txt' is not a PNG, JPEG, TIFF, WebP or BMP image"),
         "no reference": ([film], r"no colour reference given and no DDColor keyframe model in .* or run "
                                  r"`vsexcolor download ddcolor`\."),
+        "keyframe model not a checkpoint": (
+            [film, "--keyframe-model", text], r"--keyframe-model: .*notes\.txt is not a PyTorch checkpoint \(not a "
+                                              r"file torch\.save writes\)\. Pass the path of a valid DDColor checkpoint, "
+                                              r"or one of ddcolor_modelscope, .*ddcolor_paper_tiny\."),
         "missing output folder": ([film, "--ref", still, "-o", tmp / "no" / "out.mkv"],
                                   r"the output folder '.*no' does not exist"),
+        "output folder is a file": ([film, "--ref", still, "-o", text / "out.mkv"],
+                                    r"the output folder '.*notes\.txt' is a file, not a folder"),
+        "output folder not writable": ([film, "--ref", still, "-o", "/proc/out.mkv"],  # as a read-only mount
+                                       r"cannot write into '/proc' \(No such file or directory\): choose another -o"),
         "output is the input": ([film, "--ref", still, "-o", film, "--overwrite"],
                                 r"the output would replace the input"),
         "container lacks codec": ([film, "--ref", still, "-o", tmp / "out.mov", "--codec", "ffv1"],
-                                  r"cannot write '.*out\.mov': 'mov' format does not support 'ffv1'"),
+                                  r"--codec ffv1 is written in Matroska, not \.mov: name the output \.mkv"),
+        "container FFmpeg writes, players do not read": (
+            [film, "--ref", still, "-o", tmp / "out.mp4", "--codec", "ffv1"],
+            r"--codec ffv1 is written in Matroska, not \.mp4: name the output \.mkv"),
         "unknown container": ([film, "--ref", still, "-o", tmp / "out.xyz"],
                               r"FFmpeg has no container for the \.xyz extension"),
         "crf of a lossless codec": ([film, "--ref", still, "--codec", "ffv1", "--crf", 10],
@@ -450,6 +475,15 @@ def test_an_input_changed_after_it_was_read_is_named_and_the_finished_scenes_kep
     kept = {p.name: count_frames(p) for p in (tmp_path / "out.mkv.parts").glob("frames-*.mp4")}
     finished = [(a, b) for a, b in ((0, 29), (30, 59)) if b < int(failed[1])]
     assert finished and kept == {f"frames-{a:08d}-{b:08d}.mp4": b - a + 1 for a, b in finished}, (failed[1], kept)
+
+
+def test_a_run_that_fails_before_its_first_part_is_done_promises_no_parts(run, media, tmp_path, monkeypatch):
+    crash_encoder_at(monkeypatch, 0)
+    out = tmp_path / "out.mkv"
+    code, err = run("colorize", media / "film.mp4", "--ref", media / "still.png", "-o", out, "--backend",
+                    "propagate", *TINY)
+    assert code == 2 and messages(err)[-1] == "vsexcolor colorize: failed at frame 0: injected failure"
+    assert listing(tmp_path) == set()
 
 
 def test_files_without_frames_or_video_are_refused(run, media, tmp_path):
@@ -593,7 +627,26 @@ def test_without_a_reference_each_shot_is_coloured_from_its_automatic_keyframe(r
                 and p["VsexcolorShotStart"] != n]
     inside = f", with {len(restarts)} restart{'s' * (len(restarts) > 1)} at keyframes inside them" if restarts else ""
     assert f"in 2 shots{inside};" in messages(err)[-1], restarts
-    again = tmp_path / "again.mkv"
-    code, err = run("colorize", media / "film.mp4", "-o", again, "--backend", "propagate", "--codec", "ffv1", *TINY)
-    assert code == 0, err
-    assert again.read_bytes() == out.read_bytes()
+    # Each frame is the filter's, built here with that keyframe model ...
+    from_model = vsexcolor.colorize(clip, None, backend="propagate", pixels=PIXELS,
+                                    keyframe_model=models / "ddcolor_paper_tiny.pth")
+    written = file_planes(out)
+    for n in range(clip.num_frames):
+        assert all(np.array_equal(a, b) for a, b in zip(written[n], planes(from_model, n), strict=True)), n
+    # ... and each shot's keyframe is its frame coloured by that model: the file's frame has the
+    # model's chroma (Lab a*b* within 5 on average, 4:2:0 and 8 bits; another model's is 15 off).
+    from vsexcolor.filter.formats import colour_props
+    from vsexcolor.filter.keyframes import KeyframeColorizer
+    from vsexcolor.filter.luma import Luma
+    from vsexcolor.filter.ref_inputs import reference_rgb
+    from vsexcolor.filter.reference import image_lab
+
+    colorizer = KeyframeColorizer(ddcnets.ddcolor_with_golden_weights("tiny", seed=3), torch.device("cpu"))
+    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
+    in_file = open_clip(probe(out, progress=False))
+    keyframes = sorted({f.props["VsexcolorKeyframe"] for f in from_model.frames()})
+    assert len(keyframes) == 2
+    for n in keyframes:
+        model = colorizer.rgb(luma.L(clip.get_frame(n))).astype(np.float32)
+        written_ab = image_lab(reference_rgb(in_file[n], "frame"))[1:]
+        assert float((written_ab - image_lab(model)[1:]).abs().mean()) < 5.0, n

@@ -496,6 +496,26 @@ def test_every_problem_of_a_references_folder_is_named_at_once(run, bikes, tmp_p
         assert problem in message
 
 
+def test_a_file_managers_files_in_a_references_folder_are_no_references_and_a_subfolder_s_are_named(
+        run, bikes, tmp_path):
+    import cv2
+
+    clean, refs = tmp_path / "clean", tmp_path / "refs"
+    for folder in (clean, refs):
+        folder.mkdir()
+        cv2.imwrite(str(folder / "000000.png"), cv2.cvtColor(bikes[0], cv2.COLOR_RGB2BGR))
+    (refs / ".thumbnails").mkdir()
+    for name in (".DS_Store", "._000000.png", "Thumbs.db", "desktop.ini", ".thumbnails/000000.png"):
+        (refs / name).write_bytes(b"\0\0\0\1Bud1")  # Finder's, Explorer's: not images
+    clip = yuv_clip(bikes[:2])
+    with pytest.warns(UserWarning, match="vsexcolor: references in"):
+        assert frame_bytes(run(clip, refs).get_frame(1)) == frame_bytes(run(clip, clean).get_frame(1))
+    (refs / "old").mkdir()
+    cv2.imwrite(str(refs / "old" / "000001.png"), cv2.cvtColor(bikes[1], cv2.COLOR_RGB2BGR))
+    with pytest.raises(vs.Error, match=r"has 1 problem: old/000001\.png is not an image named by its frame number"):
+        run(clip, refs)
+
+
 def test_references_in_every_accepted_form(run, bikes, tmp_path):
     import cv2
 

@@ -194,6 +194,32 @@ def test_a_resume_takes_a_shots_folder_s_references_alone(film, tmp_path, capsys
     assert code == 0, err
 
 
+def test_a_resume_and_the_nodes_pass_over_what_a_file_manager_writes_into_a_folder(film, tmp_path, capsys,
+                                                                                   monkeypatch):
+    import cv2
+
+    from vsexcolor.render.environment import environment
+
+    refs = tmp_path / "refs"  # a folder of references made by hand, without shots.json
+    refs.mkdir()
+    cv2.imwrite(str(refs / "000000.png"), cv2.imread(str(film.with_name("still.png"))))
+    chain = script(tmp_path, "from pathlib import Path\n"
+                             "c = open_clip(probe(source, progress=False))\n"
+                             "vsexcolor.colorize(c, Path(refs), backend='propagate', pixels=64 * 48).set_output()\n")
+    out = tmp_path / "out.mkv"
+    command = ["render", chain, "-a", f"source={film}", "-a", f"refs={refs}", "--codec", "ffv1", "-o", out]
+    crash_encoder_at(monkeypatch, 8)
+    assert cli(capsys, *command)[0] == 2
+    monkeypatch.undo()
+    before = environment("ffv1", [refs])
+    (refs / ".DS_Store").write_bytes(b"Bud1")  # the folder opened in Finder
+    (refs / "._000000.png").write_bytes(b"AppleDouble")  # and copied over SMB
+    (refs / "Thumbs.db").write_bytes(b"thumbs")  # and opened in Explorer
+    assert environment("ffv1", [refs]) == before
+    code, err = cli(capsys, *command, "--resume")
+    assert code == 0, err
+
+
 def test_a_resume_with_other_library_versions_is_refused_naming_them(film, tmp_path, capsys, monkeypatch):
     from vsexcolor.render import environment
 
@@ -214,17 +240,25 @@ def test_a_resume_with_other_library_versions_is_refused_naming_them(film, tmp_p
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
-def test_files_written_durably_are_as_the_umask_leaves_them(tmp_path, umask):
+def test_the_files_a_run_writes_are_as_the_umask_leaves_them(film, tmp_path, capsys, monkeypatch, umask):
+    out, parts = tmp_path / "out.mkv", tmp_path / "out.mkv.parts"
+    command = ["colorize", film, "--ref", film.with_name("still.png"), "-o", out, "--backend", "propagate",
+               "--size", W * H, "--codec", "ffv1"]
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
     old = os.umask(umask)
     try:
-        workfolder.write_durably(tmp_path / "bytes.json", b"{}")
-        work = workfolder.WorkFolder(tmp_path / "out.mkv")
-        work.open({}, resume=False, overwrite=False, note=print)
-        incoming = work.incoming()
-        incoming.write(b"part")
-        work.add(0, 0, incoming.close())
-        work.add(1, 1, b"part")
-        for path in (tmp_path / "bytes.json", work.manifest, work.part(0, 0), work.part(1, 1)):
-            assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+        crash_encoder_at(monkeypatch, 8)  # in the second shot: the first one's part is kept
+        assert cli(capsys, *command)[0] == 2
+        monkeypatch.undo()
+        kept = sorted(p.name for p in parts.iterdir())
+        assert kept == ["frames-00000000-00000005.mp4", "manifest.json"], kept
+        assert {name: mode(parts / name) for name in kept} == dict.fromkeys(kept, 0o666 & ~umask)
+        assert mode(parts) == 0o777 & ~umask
+        code, err = cli(capsys, *command, "--resume")
+        assert code == 0, err
+        assert mode(out) == 0o666 & ~umask
     finally:
         os.umask(old)

@@ -220,6 +220,17 @@ def test_a_script_whose_shots_cannot_be_found_is_one_line(film, tmp_path, capsys
     assert not (tmp_path / "shots").exists()
 
 
+def test_a_folder_that_cannot_be_written_into_is_one_line(film, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("a file")
+    for out, message in ((tmp_path / "notes.txt" / "shots", f"the output folder {str(tmp_path / 'notes.txt')!r} is "
+                                                            "a file, not a folder"),
+                         (Path("/proc/shots"), "cannot write into '/proc' (No such file or directory): choose "
+                                               "another folder")):
+        code, err = cli(capsys, "shots", film, "-o", out)
+        assert code == 2 and err.strip().splitlines() == [f"vsexcolor shots: {message}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_a_script_without_colorize_has_the_shots_of_its_output_and_a_file_takes_no_a(film, tmp_path, capsys):
     script = tmp_path / "gray.vpy"
     script.write_text(f"from vsexcolor import open_clip, probe\nopen_clip(probe({str(film)!r}, "
@@ -303,6 +314,35 @@ def test_colorize_writes_the_keyframes_colorize_makes_and_colorize_takes_them_ba
     for pick, name in zip(picks, names):
         assert f"{name}: frame {pick}, keyframe (lightness" in err
     assert "no reference of their own" not in err
+
+
+def test_an_export_over_an_earlier_one_leaves_its_own_frames_alone_and_refuses_pictures_no_export_listed(
+        film, tiny_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VSEXCOLOR_MODEL_DIR", str(tiny_model))
+    out = tmp_path / "shots"
+    assert cli(capsys, "shots", film, "-o", out, "--pick", "first", "--colorize", "--device", "cpu")[0] == 0
+    code, err = cli(capsys, "shots", film, "-o", out, "--overwrite")  # the sharpest frames: others, gray
+    assert code == 0, err
+    names = [f"{s['frame']:06d}.png" for s in json.loads((out / "shots.json").read_text())["shots"]]
+    assert names == ["000007.png", "000020.png", "000034.png"]
+    # What colorize --refs reads is what shots.json lists: no keyframe of the first export is left.
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["contact-sheet.png", "shots.csv", "shots.json"])
+    # A picture no export wrote is refused, whether or not it would be replaced, and nothing is touched.
+    cv2.imwrite(str(out / "000030.png"), colour_frames_like(out / names[0]))
+    cv2.imwrite(str(out / "ref_14.png"), colour_frames_like(out / names[0]))
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    for overwrite in ([], ["--overwrite"]):
+        code, err = cli(capsys, "shots", film, "-o", out, "--pick", "first", *overwrite)
+        assert code == 2 and err.strip().splitlines()[-1] == (
+            f"vsexcolor shots: {out} holds 000030.png and ref_14.png, which no export listed in its shots.json and "
+            f"colorize --refs {out} would take as references too: move them out, or choose another folder")
+        assert {p: p.read_bytes() for p in out.iterdir()} == before
+
+
+def colour_frames_like(path: Path) -> np.ndarray:
+    """A colour picture of the size of the image at ``path``: BGR uint8."""
+    image = cv2.imread(str(path))
+    return image[::-1].copy()
 
 
 def test_colorize_without_a_keyframe_model_writes_nothing_and_names_both_ways_out(film, tmp_path, capsys,

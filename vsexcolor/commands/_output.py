@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ def add_output_options(parser: argparse.ArgumentParser, default_output: str, chu
                           "range come out exactly as in a run over the whole file, so those from the scene "
                           "start up to N are computed too")
     out.add_argument("--codec", choices=tuple(CODECS), default="h264",
-                     help="h264 (default), h265, or ffv1 (lossless, for archiving)")
+                     help="h264 (default), h265, or ffv1 (lossless, for archiving; in .mkv)")
     out.add_argument("--crf", type=int, metavar="N",
                      help="quality of h264/h265, 0 (best)..51 (defaults: 18 / 20)")
     if chunk:
@@ -64,15 +65,35 @@ def crf(codec: str, value: int | None) -> int | None:
     return value
 
 
-def check_output_path(output: Path, overwrite: bool, *inputs: Path) -> None:
-    if not output.parent.is_dir():
-        raise CommandError(f"the output folder {str(output.parent)!r} does not exist")
+def check_output_path(output: Path, overwrite: bool, *inputs: Path, codec: str) -> None:
+    """An error unless ``output`` can be written with ``codec``: into a folder that takes
+    files, not over one of ``inputs``, over an existing file only with ``overwrite``."""
+    check_output_folder(output.parent)
+    if codec == "ffv1" and output.suffix.lower() != ".mkv":
+        # FFmpeg also writes FFV1 into MP4, which hardly any player but FFmpeg's reads;
+        # archives keep FFV1 in Matroska.
+        raise CommandError(f"--codec ffv1 is written in Matroska, not {output.suffix or 'a file without extension'}: "
+                           "name the output .mkv")
     if output.exists() and any(output.resolve() == p.resolve() for p in inputs):
         raise CommandError("the output would replace the input; choose another -o")
     if output.is_dir():
         raise CommandError(f"the output {str(output)!r} is a folder")
     if output.exists() and not overwrite:
         raise CommandError(f"{str(output)!r} exists; add --overwrite to replace it")
+
+
+def check_output_folder(folder: Path, option: str = "-o") -> None:
+    """An error unless files can be made in ``folder``, which ``option`` names (or names a
+    file in): it exists, is a folder, and takes a file (a read-only mount does not)."""
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"the output folder {str(folder)!r} is a file, not a folder")
+    if not folder.is_dir():
+        raise CommandError(f"the output folder {str(folder)!r} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vsexcolor-check-"):
+            pass
+    except OSError as e:
+        raise CommandError(f"cannot write into {str(folder)!r} ({e.strerror}): choose another {option}") from None
 
 
 def check_range(start: int, end: int | None, num_frames: int) -> int:

@@ -23,7 +23,7 @@ from ..filter import shots
 from ..filter import PRESETS, colorize
 from ..filter.formats import colour_props
 from ..filter.luma import Luma
-from ..filter.ref_inputs import folder_files, references
+from ..filter.ref_inputs import files_in, references
 from ..render.pipeline import Render, RenderError
 from ..filter.reference import ReferenceError, read_image
 from ..filter.resolution import DEFAULT_PIXELS, MAX_PIXELS
@@ -100,7 +100,7 @@ class ColorizeRecipe:
         options = dict(self.options)
         files = [Path(p) for p in (options.get("weights"), options.get("keyframe_model"))
                  if p is not None and Path(p).exists()]
-        return [self.info.path, *(path for _, path in self.refs), *(folder_files(self.refs_dir) if self.refs_dir else []),
+        return [self.info.path, *(path for _, path in self.refs), *(files_in(self.refs_dir) if self.refs_dir else []),
                 *files]
 
 
@@ -200,7 +200,7 @@ def render(job: Job) -> Summary:
     quality = crf(job.codec, job.crf)
     try:
         check_input(job.input)
-        check_output_path(job.output, job.overwrite, job.input)
+        check_output_path(job.output, job.overwrite, job.input, codec=job.codec)
         keyframe_model = _keyframe_model(job)
         if job.refs_dir and not job.refs_dir.is_dir():
             raise CommandError(f"--refs {str(job.refs_dir)!r} is not a folder")
@@ -232,17 +232,24 @@ def render(job: Job) -> Summary:
 
 def _keyframe_model(job: Job) -> Path | None:
     """The keyframe model shots without a reference are coloured with, None if there is
-    none; an error where there is none and no reference either (before anything is read)."""
-    from ..weights.ddcolor import KeyframeModelError, NothingToColourFrom, keyframe_model_for
+    none; an error where there is none and no reference either, or where it does not load
+    into DDColor (before anything is read)."""
+    from ..weights.ddcolor import KeyframeModelError, NothingToColourFrom, check_keyframe_model, keyframe_model_for
 
     needed = not job.refs and not job.refs_dir and not job.propagate
     try:
-        return keyframe_model_for(job.keyframe_model, needed)
+        path = keyframe_model_for(job.keyframe_model, needed)
     except NothingToColourFrom:
         raise CommandError("--keyframe-model none leaves nothing to colour from: give a reference (--ref, "
                            "--ref-at or --refs) or --propagate") from None
     except KeyframeModelError as e:
         raise CommandError(f"no colour reference given and {e}" if needed else f"--keyframe-model: {e}") from None
+    try:
+        if path is not None:
+            check_keyframe_model(path)
+    except KeyframeModelError as e:
+        raise CommandError(f"{'--keyframe-model' if job.keyframe_model else 'the keyframe model'}: {e}") from None
+    return path
 
 
 def _note(text: str) -> None:
@@ -299,7 +306,7 @@ def _reference_hashes(job: Job) -> dict[str, str]:
     """SHA-256 of each reference file, by frame (``--ref``, ``--ref-at``) or by name (the
     references of ``--refs``: the contact sheet and the like beside them change nothing)."""
     if job.refs_dir:
-        files = {p.name: p for p in folder_files(job.refs_dir)}
+        files = {str(p.relative_to(job.refs_dir)): p for p in files_in(job.refs_dir)}
     else:
         files = {str(k): p for k, p in sorted(job.refs.items())}
     return {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in files.items()}

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Report where the weights are looked for, whether they are found and load, "
                     "the DDColor keyframe models in the model folder and whether the one that would "
                     "be used loads, the torch and VapourSynth versions and the device that would be "
-                    "used. Exits with 1 when no valid DEVC weights are found.")
+                    "used. Exits with 1 when no valid DEVC weights are found (colorize then runs the weight-free "
+                    "propagate backend), else 0; the keyframe models do not change it.")
     parser.add_argument("--weights", type=Path, default=None,
                         help="checkpoint zip, its unpacked folder, or a folder holding the zip "
                              "(default: the model folder)")

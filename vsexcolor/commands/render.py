@@ -18,7 +18,8 @@ from pathlib import Path
 
 import vapoursynth as vs
 
-from ..render.environment import file_fingerprint, files_in, held_open
+from ..filter.ref_inputs import files_in
+from ..render.environment import file_fingerprint, held_open
 from ..filter import recording
 from ..render.pipeline import Render, RenderError, one_line
 from ..render.video import VideoError, check_input, clip_info
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--chunk must be at least 1, got {args.chunk}")
     try:
         recipe = script_recipe(script, args.arg)
-        check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []))
+        check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []),
+                          codec=args.codec)
         # Clips an earlier build in this process left to the garbage collector (a failed
         # run's) hold files open: freed while this script builds, their descriptors would
         # be taken again by its files, which would then pass for held before.

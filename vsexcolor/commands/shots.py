@@ -23,6 +23,7 @@ from ..weights.checkpoints import default_model_dir
 from ..devices import parse_device
 from ..filter import calls
 from ..filter.formats import colour_props
+from ..filter.ref_inputs import files_in
 from ..weights.ddcolor import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
 from ..filter.keyframes import KeyframeColorizer, load_colorizer
 from ..filter.luma import Luma
@@ -31,6 +32,7 @@ from ..render.pipeline import RenderError
 from ..render.video import VideoError, VideoInfo, clip_info, open_clip, probe
 from ..render.workfolder import write_durably
 from ._errors import CommandError
+from ._output import check_output_folder
 from .render import add_script_arguments, script_recipe
 
 SHEET = "contact-sheet.png"
@@ -68,7 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the first present in the model folder; `vsexcolor download ddcolor`)")
     parser.add_argument("--device", metavar="D", default=None,
                         help="with --colorize: auto (default), cpu or cuda[:N]")
-    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export in DIR")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in DIR: the frames its shots.json lists (and their gray "
+                             "copies) that this one does not write again are removed; a folder holding other "
+                             "pictures is refused")
     parser.set_defaults(func=run)
 
 
@@ -78,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--scene-threshold must be in 0..1, got {args.scene_threshold}")
     if not args.colorize and (args.keyframe_model is not None or args.device is not None):
         raise CommandError("--keyframe-model and --device are for colouring the frames: add --colorize")
-    if not folder.parent.is_dir():
-        raise CommandError(f"the folder {str(folder.parent)!r} does not exist")
     if folder.exists() and not folder.is_dir():
-        raise CommandError(f"{str(folder)!r} is not a folder")
+        raise CommandError(f"{str(folder)!r} is a file, not a folder")
+    check_output_folder(folder if folder.is_dir() else folder.parent, "folder")
+    earlier = _earlier_export(folder)
     # Before the film is read: without a model nothing is worth finding.
     model, colorizer = _colorizer(args.keyframe_model, args.device or "auto") if args.colorize else (None, None)
     clip, info, threshold, scene_clip = _film(args)
@@ -94,13 +99,14 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{folder} already holds {', '.join(clashes[:3])}{' ...' if len(clashes) > 3 else ''};"
                                " add --overwrite to replace them, or choose another folder")
     folder.mkdir(exist_ok=True)
+    _remove(folder, earlier - set(ours))
 
     def start_of(n: int) -> str:
         return shots_mod.timecode(float(info.seconds(n) - info.seconds(0)))
 
-    thumbs = _write_frames(clip, picked, names, folder, colorizer)
     rows = [{"shot": s.number, "first": s.first, "last": s.last, "frame": s.pick, "start": start_of(s.first),
              "duration_s": round(float(_end(info, s.last) - info.seconds(s.first)), 3)} for s in picked]
+    # shots.json first: an export cut short is then an earlier export of its own frames.
     write_durably(folder / "shots.json", json.dumps(
         {"input": str(args.input.resolve()), **({"arguments": dict(args.arg)} if args.arg else {}),
          "frames": info.num_frames, "fps": float(info.fps), "scene_threshold": threshold, "pick": args.pick,
@@ -110,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     writer.writeheader()
     writer.writerows(rows)
     write_durably(folder / "shots.csv", table.getvalue().encode())
+    thumbs = _write_frames(clip, picked, names, folder, colorizer)
     _, sheet = cv2.imencode(".png", shots_mod.contact_sheet(picked, thumbs, start_of))
     write_durably(folder / SHEET, sheet.tobytes())
     mean = sum(s.length for s in picked) / len(picked)
@@ -119,6 +126,39 @@ def run(args: argparse.Namespace) -> int:
     print(f"vsexcolor shots: {count}, {mean / float(info.fps):.1f} s ({mean:.0f} frames) long on average; wrote "
           f"{frames}, shots.json, shots.csv and {SHEET} to {folder}", file=sys.stderr)
     return 0
+
+
+def _earlier_export(folder: Path) -> set[str]:
+    """The frames an earlier export wrote into ``folder`` (as its ``shots.json`` lists them,
+    and their gray copies), relative to it; an error where the folder holds other files that
+    colorize --refs would read, since an export beside them would be mixed with them."""
+    try:
+        listed = {f"{int(row['frame']):06d}.png" for row in json.loads((folder / "shots.json").read_bytes())["shots"]}
+    except (OSError, ValueError, KeyError, TypeError):  # none there, or not ours: it lists nothing
+        listed = set()
+    if folder.is_dir() and (others := [str(p.relative_to(folder)) for p in files_in(folder)
+                                       if str(p.relative_to(folder)) not in listed]):
+        raise CommandError(f"{folder} holds {_listing(others)}, which no export listed in its shots.json and "
+                           f"colorize --refs {folder} would take as references too: move "
+                           f"{'it' if len(others) == 1 else 'them'} out, or choose another folder")
+    return listed | {f"{GRAY}/{name}" for name in listed}
+
+
+def _listing(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``, ``a, b, c and 2 more``."""
+    if len(names) > 4:
+        return ", ".join(names[:3]) + f" and {len(names) - 3} more"
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+
+
+def _remove(folder: Path, stale: set[str]) -> None:
+    """Remove the files ``stale`` (relative to ``folder``) of an earlier export, and its gray
+    folder where that leaves it empty."""
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+    gray = folder / GRAY
+    if gray.is_dir() and not any(gray.iterdir()):
+        gray.rmdir()
 
 
 def _film(args: argparse.Namespace) -> tuple[vs.VideoNode, VideoInfo, float, vs.VideoNode | None]:

@@ -27,6 +27,9 @@ RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
 FRAME_NAME = re.compile(r"(?:.*[_-])?(\d+)")
 #: Files ``vsexcolor shots`` writes beside the frames to colour, ignored in a folder of references.
 SHOTS_FILES = frozenset(("shots.json", "shots.csv", "contact-sheet.png", "gray"))
+#: Files a file manager writes into the folders it shows, by their lower-case names
+#: (Windows'; macOS's are hidden ones, such as ``.DS_Store``).
+MANAGER_FILES = frozenset(("thumbs.db", "desktop.ini"))
 #: L* PSNR (dB) from which a reference of its frame's size counts as that frame in colour
 #: (:func:`lightness_match`). On the bundled clips a frame's colour original matched its
 #: gray frame at 57 dB, and coloured as an image colorizer does (the gray frame's L*, the
@@ -134,16 +137,29 @@ def _keyed(clip: vs.VideoNode, start: int, given: object, rgb: np.ndarray, keyfr
     return Keyed(start, Path(given) if isinstance(given, (str, os.PathLike)) else rgb, keyframe, name, frame)
 
 
-def beside_references(path: Path) -> bool:
-    """Whether a file in a folder of references is none of them: one that ``vsexcolor shots``
-    writes beside them, or a hidden one."""
-    return path.name in SHOTS_FILES or path.name.startswith(".")
+def files_in(path: Path) -> list[Path]:
+    """The files whose bytes count at ``path``: the file itself, or every file of the folder
+    and below, sorted, but those nobody put there as content: hidden ones (a name starting
+    with ``.`` at any depth: Finder's ``.DS_Store`` and ``._`` files, a ``.git/``), those a
+    file manager writes (:data:`MANAGER_FILES`), and, at the top, what vsexcolor writes beside
+    references (:data:`SHOTS_FILES`).
+
+    The one rule of what a folder holds, for a folder of references (colorize reads these
+    files and refuses any that is not a reference), a script's folder argument and what a
+    ``--resume`` and a farm's nodes compare of either: a file Finder drops changes none of
+    them. A script's folder argument gets the same rule as a folder of references, since it
+    is often one; what it loses is a hidden file or a top-level ``gray/`` that a script reads
+    changing unnoticed, and such a script names that file itself.
+    """
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and _counts(p.relative_to(path)))
 
 
-def folder_files(folder: Path) -> list[Path]:
-    """The files of a folder of references that colorize reads (or refuses): all but those
-    beside the references."""
-    return [p for p in sorted(folder.iterdir()) if p.is_file() and not beside_references(p)]
+def _counts(relative: Path) -> bool:
+    """Whether a file at ``relative`` (to its folder) counts, as :func:`files_in` says."""
+    return (relative.parts[0] not in SHOTS_FILES
+            and not any(part.startswith(".") or part.lower() in MANAGER_FILES for part in relative.parts))
 
 
 def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[Luma], report: bool) -> list[Keyed]:
@@ -151,12 +167,10 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
     is wrong with the folder is reported all at once, each file with what to do about it."""
     found: dict[int, Path] = {}
     problems = []
-    for path in sorted(folder.iterdir()):
-        if beside_references(path):
-            continue
+    for path in files_in(folder):
         match = FRAME_NAME.fullmatch(path.stem)
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or match is None:
-            problems.append(f"{path.name} is not an image named by its frame number (000123.png, "
+        if path.parent != folder or path.suffix.lower() not in IMAGE_SUFFIXES or match is None:
+            problems.append(f"{path.relative_to(folder)} is not an image named by its frame number (000123.png, "
                             f"ref_000123.png): move it out")
         elif (frame := int(match[1])) in found:
             problems.append(f"{found[frame].name} and {path.name} both name frame {frame}: keep one")

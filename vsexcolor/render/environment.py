@@ -20,6 +20,8 @@ from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
+from ..filter.ref_inputs import files_in
+
 #: Files up to this size are hashed whole.
 WHOLE = 64 << 20
 _MIB = 1 << 20
@@ -28,26 +30,14 @@ _MIB = 1 << 20
 def environment(codec: str, files: Iterable[Path]) -> dict[str, str]:
     """The versions of vsexcolor, VapourSynth, PyTorch, OpenCV, PyAV and its libav libraries
     and the encoder of ``codec``, and what each of ``files`` holds (folders: each file in
-    them), by name ("torch", "file /films/reel1.mkv")."""
+    them that counts, :func:`~vsexcolor.filter.ref_inputs.files_in`), by name ("torch",
+    "file /films/reel1.mkv")."""
     found = dict(_versions())
     found["encoder"] = encoder_version(codec)
     for path in files:
         for file in files_in(path):
             found[f"file {file}"] = file_fingerprint(file)
     return found
-
-
-def files_in(path: Path) -> list[Path]:
-    """The files whose bytes a render reading ``path`` depends on: the file, or every file in
-    the folder and below; in a folder ``vsexcolor shots`` wrote (it holds ``shots.json``),
-    the references alone, not the contact sheet and gray frames written beside them."""
-    from ..filter.ref_inputs import beside_references
-
-    if not path.is_dir():
-        return [path]
-    exported = (path / "shots.json").is_file()
-    return sorted(p for p in path.rglob("*")
-                  if p.is_file() and not (exported and beside_references(path / p.relative_to(path).parts[0])))
 
 
 def differences(mine: dict[str, str], theirs: dict[str, str]) -> list[tuple[str, str | None, str | None]]:

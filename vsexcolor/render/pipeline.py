@@ -229,7 +229,6 @@ def gaps(first: int, last: int, done: Mapping[int, tuple[int, Path]]) -> list[tu
 def render_here(render: Render, built: Built, work: WorkFolder, todo: list[tuple[int, int]], progress: bool,
                 name: str) -> None:
     """Render the runs of frames ``todo`` in this process, storing each part as it is done."""
-    hint = f"the finished parts are kept in {work.folder}: run the same command with --resume to continue"
     at = [todo[0][0] if todo else render.first]
     bar = tqdm(total=render.frames, initial=render.frames - frames_in(todo), desc=name,
                unit="frame", disable=not progress, dynamic_ncols=True)
@@ -248,10 +247,18 @@ def render_here(render: Render, built: Built, work: WorkFolder, todo: list[tuple
                                                          tick):
                     work.add(first, last, path, restart)
     except KeyboardInterrupt:
-        print(f"vsexcolor {name}: stopped at frame {at[0]}; {hint}", file=sys.stderr)
+        print(f"vsexcolor {name}: stopped at frame {at[0]}{_kept(work)}", file=sys.stderr)
         raise
     except (vs.Error, VideoError, av.FFmpegError) as e:
-        raise RenderError(f"failed at frame {at[0]}: {one_line(e)}; {hint}") from None
+        raise RenderError(f"failed at frame {at[0]}: {one_line(e)}{_kept(work)}") from None
+
+
+def _kept(work: WorkFolder) -> str:
+    """How a message of a run that stopped ends: where it keeps finished parts for a
+    ``--resume``; nothing where it has none (the work folder is then removed)."""
+    if not work.parts():
+        return ""
+    return f"; the finished parts are kept in {work.folder}: run the same command with --resume to continue"
 
 
 def finish(render: Render, work: WorkFolder, output: Path) -> int:

@@ -184,8 +184,15 @@ class WorkFolder:
         """Store a finished part, its bytes or its file (which is moved), durably; ``restart``:
         it starts at a keyframe inside a shot."""
         path = self.part(first, last)
-        write_durably(path, data)
+        # Taken up first: a Ctrl-C once the file is in place (while the rename is flushed)
+        # leaves a part that counts, and the folder is kept for --resume, as said.
         self._parts[first] = (last, path)
+        try:
+            write_durably(path, data)
+        except BaseException:
+            if not path.exists():
+                del self._parts[first]
+            raise
         if restart:
             self.restarts.add(first)
             self._write()

@@ -20,6 +20,9 @@ _LISTED = 4  # keys named per kind of mismatch; the rest are counted
 #: declare). About twice the largest checkpoint read here (DDColor's, 0.9 GB): a small zip
 #: can declare, or inflate to, many gigabytes.
 MAX_CHECKPOINT_BYTES = 2 * 2**30
+#: How a file ``torch.save`` wrote begins: a zip (torch 1.6 on), else the old format's
+#: pickled magic number.
+TORCH_HEADS = (b"PK\x03\x04", b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19")
 
 
 class WeightsError(Exception):
@@ -39,19 +42,26 @@ def default_model_dir() -> Path:
     return user_folder(ENV_VAR, "XDG_DATA_HOME", ".local/share", "vsexcolor")
 
 
-def torch_load(source: BinaryIO | Path, where: str) -> object:
+def torch_load(source: BinaryIO | Path, where: str, mmap: bool = False) -> object:
     """What ``torch.save`` stored in ``source``, on the CPU; only tensors and plain containers.
+    With ``mmap`` (``source`` a path of a zip ``torch.save`` wrote) the tensors are mapped from
+    the file, not read: a check of keys and shapes then costs next to nothing.
 
     Raises:
         Invalid: it is not a PyTorch checkpoint (or holds objects other than those), or its
             records come to more than :data:`MAX_CHECKPOINT_BYTES`.
+        OSError: it cannot be read.
     """
     if _declared_bytes(source) > MAX_CHECKPOINT_BYTES:
         raise _too_large(where)
     try:
-        return torch.load(source, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True, mmap=mmap)
+    except OSError:
+        raise
     except Exception as e:  # torch raises many types for bytes that are not a checkpoint
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        # Torch's own reason for bytes of another kind is a stray byte or advice to unpickle them.
+        reason = ((str(e).strip().splitlines() or [type(e).__name__])[0] if _head(source).startswith(TORCH_HEADS)
+                  else "not a file torch.save writes")
         raise Invalid(f"{where} is not a PyTorch checkpoint ({reason})") from e
 
 
@@ -102,6 +112,16 @@ def _declared_bytes(source: BinaryIO | Path) -> int:
 def _too_large(where: str) -> Invalid:
     return Invalid(f"{where} comes to more than {MAX_CHECKPOINT_BYTES // 2**20} MiB unpacked, more than any "
                    f"checkpoint: it is damaged, or not a checkpoint")
+def _head(source: BinaryIO | Path) -> bytes:
+    """The first bytes of a file or stream (a stream's position kept)."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            return f.read(len(TORCH_HEADS[1]))
+    at = source.tell()
+    source.seek(0)
+    head = source.read(len(TORCH_HEADS[1]))
+    source.seek(at)
+    return head
 
 
 def as_state_dict(content: object, where: str) -> Mapping[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,19 +241,39 @@ def _load_hint(path: Path) -> str:
     return f"Pass the path of a valid DDColor checkpoint, or one of {_NAMES}."
 
 
+def check_keyframe_model(path: Path) -> None:
+    """Raise :class:`KeyframeModelError` unless the checkpoint at ``path`` loads into DDColor,
+    checked before a long run at the cost of its keys and shapes: the tensors of a file
+    ``torch.save`` wrote as a zip (as it has since torch 1.6) are mapped, not read, and
+    nothing is kept, so a driver that colours no keyframe itself holds no model."""
+    try:
+        _fitting_encoder(path, _read_state(path, mmap=zipfile.is_zipfile(path)))
+    except Invalid as e:
+        raise KeyframeModelError(f"{e}. {_load_hint(path)}") from e
+
+
 def _fitting_state(path: Path, encoder: Encoder | None = None) -> tuple[Mapping[str, torch.Tensor], Encoder]:
-    """The state dict in ``path`` and the encoder it fits: ``encoder``, else the released
-    model's for the file name, else the closest.
+    """The state dict in ``path`` and the encoder it fits (:func:`_fitting_encoder`).
 
     Raises:
         Invalid: it cannot be read or does not fit DDColor with that encoder.
     """
     state = _state_dict(path, _stamp(path))
+    return state, _fitting_encoder(path, state, encoder)
+
+
+def _fitting_encoder(path: Path, state: Mapping[str, torch.Tensor], encoder: Encoder | None = None) -> Encoder:
+    """The encoder the state dict of ``path`` fits: ``encoder``, else the released model's
+    for the file name, else the closest.
+
+    Raises:
+        Invalid: it does not fit DDColor with that encoder.
+    """
     if encoder is None:
         released = _BY_FILE.get(path.name)
         encoder = released.encoder if released is not None else _closest_encoder(state)
     check_fits(_shapes(encoder), state, str(path), f"DDColor with {ENCODER_NAMES[encoder]}")
-    return state, encoder
+    return encoder
 
 
 def _closest_encoder(state: Mapping[str, torch.Tensor]) -> Encoder:
@@ -287,9 +308,14 @@ def _stamp(path: Path) -> tuple[int, int]:
 def _state_dict(path: Path, stamp: tuple[int, int]) -> Mapping[str, torch.Tensor]:
     """The file's state dict, read once per process while the file stays as it was (a farm
     worker, or a previewer reloading a script, builds many filters)."""
+    return _read_state(path)
+
+
+def _read_state(path: Path, mmap: bool = False) -> Mapping[str, torch.Tensor]:
+    """The file's state dict; with ``mmap`` its tensors mapped from the file, not read
+    (:func:`~vsexcolor.weights.checkpoints.torch_load`)."""
     try:
-        with open(path, "rb") as stream:
-            content = torch_load(stream, str(path))
+        content = torch_load(path, str(path), mmap=mmap)
     except OSError as e:
         raise _unreadable(path, e) from e
     # The authors' training code saves {"params": state_dict}; their loader takes either.
