@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from scale import in_loopback_namespace  # noqa: E402
 
 #: The driver, with the work folder kept from the workers (the parts come through it).
-THROUGH_THE_DRIVER = ("import sys; from vsexcolor import farm; farm._shared_folder = lambda work: None; "
+THROUGH_THE_DRIVER = ("import sys; from vsexcolor.render import farm; farm._shared_folder = lambda work: None; "
                       "from vsexcolor.commands import main; sys.exit(main(sys.argv[1:]))")
 SHARED = "import sys; from vsexcolor.commands import main; sys.exit(main(sys.argv[1:]))"
 

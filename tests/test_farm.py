@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vsexcolor.render.farm import Planning, Schedule, balance
+from vsexcolor.render.scheduling import Planning, Schedule, balance
 from vsexcolor.render.pipeline import parts_of
 
 ROOT = Path(__file__).resolve().parents[1]

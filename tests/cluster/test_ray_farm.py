@@ -153,7 +153,7 @@ def lose(cluster: Cluster, node) -> None:
 
 
 def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, tmp_path, monkeypatch, capsys):
-    from vsexcolor.render import farm
+    from vsexcolor.render import farm, scheduling
 
     # One node to work on at first (the head takes no task), replaced when it is lost.
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -161,8 +161,8 @@ def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, 
     cluster.wait_for_nodes()
     # One task of the five scenes; the parts come through the driver, so that what the lost
     # node had sent and the driver had not taken yet would be lost with it.
-    monkeypatch.setattr(farm, "PLAN_PIECE", 1000)  # planned in one piece, so that balance() cuts the tasks
-    monkeypatch.setattr(farm, "balance", lambda parts, tasks: [parts])
+    monkeypatch.setattr(scheduling, "PLAN_PIECE", 1000)  # planned in one piece, so that balance() cuts the tasks
+    monkeypatch.setattr(scheduling, "balance", lambda parts, tasks: [parts])
     through_the_driver(monkeypatch)
     monkeypatch.setattr(farm, "AHEAD", 1)  # a task waits for the driver after each object it gives
     reports = report_of(monkeypatch)

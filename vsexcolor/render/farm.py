@@ -1,12 +1,13 @@
 """A render's parts as Ray tasks: scenes rendered on many machines, joined here.
 
-The driver (this process) has the parts planned (:class:`Planning`: pieces of the film
-read in parallel tasks, no network run) and hands runs of consecutive parts to Ray as
-tasks as soon as they are known (:class:`Schedule`: rendering starts while the rest of the
-film is planned; once it all is, tasks of decreasing length, the longest first). A task
-builds the clip where it runs (each worker process reads the weights once: :mod:`~vsexcolor.weights`
-keeps them) and is a generator: it gives each part as soon as it is encoded, as objects of
-its own, so the driver never holds more than a piece of a part (``CHUNK`` bytes) at once:
+The driver (this process) has the parts planned (:class:`~.scheduling.Planning`: pieces of
+the film read in parallel tasks, no network run) and hands runs of consecutive parts to Ray
+as tasks as soon as they are known (:class:`~.scheduling.Schedule`: rendering starts while
+the rest of the film is planned; once it all is, tasks of decreasing length, the longest
+first). A task (:mod:`.node_tasks`) builds the clip where it runs (each worker process
+reads the weights once: :mod:`~vsexcolor.weights` keeps them) and is a generator: it gives
+each part as soon as it is encoded, as objects of its own, so the driver never holds more
+than a piece of a part (``CHUNK`` bytes) at once:
 
 * where the work folder is on storage the worker sees too (it reads back the probe the
   driver left there, :meth:`~vsexcolor.render.workfolder.WorkFolder.share`), the worker writes the
@@ -25,74 +26,27 @@ import contextlib
 import dataclasses
 import os
 import secrets
-import socket
 import sys
-import tempfile
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tqdm import tqdm
 
 from . import cluster
 from .cluster import Access
 from .environment import differences, environment
-from .pipeline import Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts, plan_parts
-from .workfolder import Incoming, WorkFolder, part_path, sees_probe, write_durably
+from .node_tasks import Chunk, Counter, Finished, Part, Started, cannot_read, check_task, plan_task, render_task
+from .pipeline import Render, RenderError, build, frames_in, plan_parts
+from .scheduling import Planning, Schedule, piece_size
+from .workfolder import Incoming, WorkFolder
 
-#: Frames a planning task reads at least: its first frame's scene start is looked for
-#: again by each, so pieces much shorter than a scene would repeat that work.
-PLAN_PIECE = 100
-#: Bytes of a part sent in one object (the most the driver holds of a part at once).
-CHUNK = 32 << 20
 #: Objects a task may have given that the driver has not taken yet (Ray's backpressure):
 #: the most a worker's object store holds of its task's output.
 AHEAD = 4
 #: Times the rest of a task is handed out again after its machine, worker or objects were lost.
 RETRIES = 3
-
-
-@dataclass
-class Started:
-    """A task's first object: where it runs and what the filter resolved there; ``waited``:
-    seconds from its submission to its start (Ray's scheduling, a worker process's start;
-    by the clocks of two machines), ``built``: seconds to build the clip (the weights'
-    loading among them)."""
-
-    node: str
-    fingerprints: list[dict]
-    waited: float
-    built: float
-    environment: dict[str, str] = field(default_factory=dict)  # see vsexcolor.render.environment
-
-
-@dataclass
-class Chunk:
-    """Bytes of the part being sent (not its last)."""
-
-    data: bytes
-
-
-@dataclass
-class Part:
-    """A part done: frames ``first``..``last``, ``size`` bytes; ``data``: its last bytes, or
-    None where the worker wrote it into the shared work folder."""
-
-    first: int
-    last: int
-    restart: bool  # it restarts a shot at a keyframe inside it
-    size: int
-    data: bytes | None = None
-
-
-@dataclass
-class Finished:
-    """A task's last object: seconds it spent rendering and encoding its parts."""
-
-    rendered: float
 
 
 @dataclass
@@ -128,114 +82,6 @@ class FarmReport:
         return [t for t in self.tasks if t.lost]
 
 
-def balance(parts: list[tuple[int, int]], slots: int) -> list[list[tuple[int, int]]]:
-    """Runs of consecutive ``parts`` as tasks of decreasing length, the longest first: each
-    takes about 1/(GUIDE x ``slots``) of the frames not yet given to one (at least a part),
-    so that the first tasks are long and the last ones short, and the workers finish within
-    a short task of each other. A part is never split: it is a scene, which starts from
-    nothing; a scene longer than its share is a task of its own, and goes out first."""
-    left = frames_in(parts)
-    groups: list[list[tuple[int, int]]] = [[]]
-    for a, b in parts:
-        if groups[-1] and (a != groups[-1][-1][1] + 1 or frames_in(groups[-1]) + b - a + 1 > _share(left, slots)):
-            left -= frames_in(groups[-1])
-            groups.append([])
-        groups[-1].append((a, b))
-    return sorted((g for g in groups if g), key=frames_in, reverse=True)
-
-
-#: A task takes 1/(GUIDE x slots) of the frames left (guided self-scheduling).
-GUIDE = 2
-
-
-def _share(left: int, slots: int) -> int:
-    return max(1, left // (GUIDE * max(1, slots)))
-
-
-class Planning:
-    """The parts of the runs of frames ``todo`` as planning pieces come back.
-
-    The runs are cut into pieces of ``size`` frames (:attr:`pieces`: first, last, the first
-    and last frames of the run), each planned by a task of its own (where parts start in it,
-    :func:`~vsexcolor.render.pipeline.part_firsts`), in any order; :meth:`done` gives the parts made
-    known by a piece: those whose first and last frames are both known, which a part is once
-    the pieces from its first frame to the one after its last are in (a part ends where the
-    next starts). A slow piece (one inside a long scene looks back to its start) holds up
-    only the parts around it."""
-
-    def __init__(self, todo: list[tuple[int, int]], size: int) -> None:
-        self.pieces = [(a, min(a + size - 1, b), first, b) for first, b in todo for a in range(first, b + 1, size)]
-        self._firsts: dict[int, list[int]] = {}  # the pieces done: where parts start in them
-        self._given: set[int] = set()  # the first frames of the parts given
-
-    def done(self, piece: int, firsts: list[int]) -> list[tuple[int, int]]:
-        self._firsts[piece] = firsts
-        lo = hi = piece  # the pieces done around it, in its run
-        while lo - 1 in self._firsts and self.pieces[lo - 1][2] == self.pieces[piece][2]:
-            lo -= 1
-        while hi + 1 in self._firsts and self.pieces[hi + 1][2] == self.pieces[piece][2]:
-            hi += 1
-        starts = [n for i in range(lo, hi + 1) for n in self._firsts[i]]
-        ends = [n - 1 for n in starts[1:]]
-        if self.pieces[hi][1] == self.pieces[hi][3]:  # the block ends its run: so does its last part
-            ends.append(self.pieces[hi][1])
-        known = [(a, b) for a, b in zip(starts, ends) if a not in self._given]
-        self._given.update(a for a, _ in known)
-        return known
-
-    @property
-    def finished(self) -> bool:
-        return len(self._firsts) == len(self.pieces)
-
-
-class Schedule:
-    """Which parts a free worker gets next: the farm's rule, without Ray (the scale model
-    in benchmarks/scale.py plays it too).
-
-    Parts are handed out as they become known (:meth:`known`), so that rendering starts
-    while the rest of the film is still being planned: a free worker gets the consecutive
-    known parts at the head of the film, up to its share (:func:`balance`'s). Once every part
-    is known (:meth:`planned`), the rest are cut by :func:`balance`, the longest first. The
-    parts of a lost task that were not received go out again before anything else
-    (:meth:`again`)."""
-
-    def __init__(self, frames: int, slots: int) -> None:
-        self.left, self.slots = frames, slots
-        self.ready: list[tuple[int, int]] = []  # known, not handed out, in film order
-        self.queue: deque[list[tuple[int, int]]] = deque()
-
-    def known(self, parts: list[tuple[int, int]]) -> None:
-        self.ready = sorted(self.ready + parts)
-
-    def planned(self) -> None:
-        self.queue.extend(balance(self.ready, self.slots))
-        self.ready = []
-
-    def again(self, parts: list[tuple[int, int]]) -> None:
-        self.queue.appendleft(parts)
-        self.left += frames_in(parts)
-
-    def next(self) -> list[tuple[int, int]] | None:
-        if self.queue:
-            group = self.queue.popleft()
-        elif self.ready:
-            share, group = _share(self.left, self.slots), [self.ready[0]]
-            while (len(group) < len(self.ready) and self.ready[len(group)][0] == group[-1][1] + 1
-                   and frames_in([*group, self.ready[len(group)]]) <= share):
-                group.append(self.ready[len(group)])
-            del self.ready[:len(group)]
-        else:
-            return None
-        self.left -= frames_in(group)
-        return group
-
-
-def piece_size(frames: int, planners: int) -> int:
-    """Frames a planning piece reads: about a quarter of each planner's share, so that the
-    first parts are known early, but at least PLAN_PIECE."""
-    return max(PLAN_PIECE, -(-frames // (4 * max(1, planners))))
-
-
 def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: Access | str | None,
                   workers: int | None, progress: bool, name: str) -> FarmReport:
     """Render the runs of frames ``todo`` on Ray into ``work``: planned in parallel tasks
@@ -261,10 +107,10 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
             planners = max(1, cpus - slots) if gpu else cpus
             # Scenes are found by planning tasks; chunks are counted here.
             planning = Planning(todo if planned.by_scene else [], piece_size(frames_in(todo), planners))
-            counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
-            task = ray.remote(_render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
+            counter = ray.remote(Counter).options(num_cpus=0, max_restarts=-1).remote()
+            task = ray.remote(render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
                                                     _generator_backpressure_num_objects=AHEAD)
-            plan = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
+            plan = ray.remote(plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
             total = frames_in(todo)
             bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
                        disable=not progress, dynamic_ncols=True)
@@ -325,10 +171,10 @@ def _free_memory() -> int:
 
 
 def _checks(ray, render, gpu: bool) -> dict:
-    """A check task on each node that takes tasks (:func:`_check_task`): its ref, by node."""
+    """A check task on each node that takes tasks (:func:`check_task`): its ref, by node."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    check = ray.remote(_check_task)
+    check = ray.remote(check_task)
     return {check.options(num_cpus=0, max_retries=3, retry_exceptions=False, scheduling_strategy=(
         NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(render): node["NodeID"]
         for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("GPU" if gpu else "CPU", 0) > 0}
@@ -347,7 +193,7 @@ def _shared_folder(work: WorkFolder) -> tuple[str, str] | None:
 
 class _Driver:
     """Has the film planned (``planners`` pieces at once) and hands the parts out as they
-    become known (:class:`Schedule`, to ``slots`` workers, with as many tasks again waiting
+    become known (:class:`~.scheduling.Schedule`, to ``slots`` workers, with as many tasks again waiting
     in Ray's queue), takes the tasks' objects as they come and stores the parts, and hands out
     again what a lost task had not sent."""
 
@@ -390,7 +236,7 @@ class _Driver:
                         except ray.exceptions.RayError:  # the node went: it takes no task either
                             continue
                         if unreadable:
-                            raise RenderError(_cannot_read(node, unreadable[0]))
+                            raise RenderError(cannot_read(node, unreadable[0]))
                         if problem := _disagreement(node, self.environment, theirs):
                             raise RenderError(problem)
                     elif ref in planned:
@@ -493,41 +339,6 @@ class _Driver:
         self.report.tasks.append(task)
 
 
-def _plan_task(render: Render, key: str, a: int, b: int, run_first: int) -> list[int]:
-    """One planning task: where parts start in frames ``a``..``b``. The planning clip is
-    built once per worker process and render (``key``), and kept for its next pieces."""
-    if key not in _planning_clips:
-        _planning_clips.clear()
-        _planning_clips[key] = _built_on_node(render, planning=True)[1]
-    return part_firsts(render, _planning_clips[key], a, b, run_first)
-
-
-_planning_clips: dict[str, Built] = {}
-
-
-def _node() -> str:
-    """The machine a task runs on, as messages and the summary name it."""
-    import ray
-
-    return f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
-
-
-def _unreadable(render: Render) -> list[Path]:
-    return [path for path in render.recipe.paths() if not os.access(path, os.R_OK)]
-
-
-def _cannot_read(node: str, path: Path) -> str:
-    return (f"node {node} cannot read {path}: every machine must read the input, script, references and weights at "
-            "the same path")
-
-
-def _check_task(render: Render) -> tuple[str, list[Path], dict[str, str]]:
-    """A node's check before anything is rendered: its name, the paths it cannot read, and
-    its environment (where it can read them all)."""
-    node, unreadable = _node(), _unreadable(render)
-    return node, unreadable, {} if unreadable else environment(render.codec, render.recipe.paths())
-
-
 def _disagreement(node: str, ours: dict[str, str], theirs: dict[str, str]) -> str | None:
     """One line naming the first thing ``node`` renders with differently from this machine."""
     for item, mine, other in differences(ours, theirs):
@@ -538,65 +349,6 @@ def _disagreement(node: str, ours: dict[str, str], theirs: dict[str, str]) -> st
                 "run the same versions")
     return None
 
-
-def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:
-    """The render's clip built on the node a task runs on, and the node's name; what fails
-    there (a path it cannot read, a script that fails) names the node."""
-    node = _node()
-    for path in _unreadable(render)[:1]:
-        raise RenderError(_cannot_read(node, path))
-    try:
-        return node, build(render, planning)
-    except RenderError as e:
-        raise RenderError(f"node {node}: {e}") from None
-
-
-def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float,
-                 shared: tuple[str, str] | None) -> Iterator[Started | Chunk | Part | Finished]:
-    """One task: the parts ``group`` (consecutive) rendered where Ray runs it, each given
-    as soon as it is encoded (see the module's docstring)."""
-    started = time.time()
-    node, built = _built_on_node(render)
-    ready = time.time()
-    yield Started(node, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
-                  environment=environment(render.codec, render.recipe.paths()))
-    firsts = {a for a, _ in group}
-    frames = [0]
-
-    def tick() -> None:
-        frames[0] += 1
-        if frames[0] % 8 == 0:
-            counter.add.remote(8)
-
-    folder = Path(shared[0]) if shared and sees_probe(*shared) else None
-    with tempfile.TemporaryDirectory(prefix="vsexcolor-") as scratch:
-        for first, last, path, restart in encode(render, built, group[0][0], group[-1][1],
-                                                 lambda n, frame: n in firsts, folder or Path(scratch), tick):
-            size = path.stat().st_size
-            if folder is not None:
-                write_durably(part_path(folder, first, last), path)
-                yield Part(first, last, restart, size)
-                continue
-            with path.open("rb") as f:
-                data = f.read(CHUNK)
-                while len(data) == CHUNK and (more := f.read(CHUNK)):
-                    yield Chunk(data)
-                    data = more
-            yield Part(first, last, restart, size, data)
-    yield Finished(time.time() - ready)
-
-
-class _Counter:
-    """Frames made across the cluster, for the progress bar (a task run again counts twice)."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-
-    def add(self, n: int) -> None:
-        self.frames += n
-
-    def total(self) -> int:
-        return self.frames
 
 
 def _count(ray, counter, fallback: int) -> int:
