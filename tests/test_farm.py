@@ -270,3 +270,60 @@ def test_workers_started_here_share_the_cores_and_fit_in_memory(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert farm.local_workers(4, False, ["propagate"]) == (4, 2)  # 4 x 2 GiB fit
+
+
+# --- what a machine renders with: vsexcolor's own code, not its version number --------------------------------
+
+def test_two_checkouts_of_the_same_version_are_told_apart_by_their_code(tmp_path):
+    import vsexcolor
+    from vsexcolor.render.environment import code_fingerprint, environment
+
+    package = Path(vsexcolor.__file__).parent
+    copy = shutil.copytree(package, tmp_path / "vsexcolor", ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_fingerprint(copy) == code_fingerprint(package)
+    (copy / "__pycache__").mkdir(exist_ok=True)
+    (copy / "__pycache__" / "stale.cpython-312.pyc").write_bytes(b"compiled")  # not code that is read
+    (copy / "notes.txt").write_text("not code")
+    assert code_fingerprint(copy) == code_fingerprint(package)
+    other = shutil.copytree(copy, tmp_path / "other" / "vsexcolor")  # the next commit, as checked out elsewhere
+    changed = other / "render" / "farm.py"
+    changed.write_text(changed.read_text() + "\n# another commit\n")
+    assert code_fingerprint(other) != code_fingerprint(package)
+    assert environment("ffv1", [])["vsexcolor"] == f"{vsexcolor.__version__}, code {code_fingerprint(package)}"
+
+
+def test_a_node_running_other_vsexcolor_code_is_named_in_plain_words():
+    from vsexcolor.render.farm import _disagreement
+
+    ours = {"vsexcolor": "0.1.0, code sha256 aaaa", "torch": "2.4.1"}
+    assert _disagreement("n1", ours, {**ours, "vsexcolor": "0.1.0, code sha256 bbbb"}) == (
+        "node n1 runs other vsexcolor code (0.1.0, code sha256 bbbb) than this machine (0.1.0, code sha256 aaaa): "
+        "every machine must run the same vsexcolor, installed from the same release or checkout")
+
+
+def test_a_resume_with_other_vsexcolor_code_is_refused_naming_it(tmp_path, monkeypatch, capsys):
+    from clips import decode_rgb, sample_clip_path
+    from media import write_image, write_video
+    from vsexcolor import commands
+    from vsexcolor.render import environment, farm
+    from vsexcolor.render.pipeline import RenderError
+
+    film = write_video(tmp_path / "film.mp4", decode_rgb(sample_clip_path("bikes"), 3, (64, 48)))
+    still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
+    out = tmp_path / "out.mkv"
+    command = ["colorize", str(film), "--ref", str(still), "-o", str(out), "--size", "3072", "--backend", "propagate"]
+
+    def one_part_then_fail(render, work, *args, **kwargs):
+        work.add(0, 0, b"a part")
+        raise RenderError("the cluster went away")
+
+    monkeypatch.setattr(farm, "render_on_ray", one_part_then_fail)
+    assert commands.main([*command, "--ray"]) == 2
+    ours = environment.code_fingerprint(Path(environment.__file__).parents[1])
+    # Another checkout of the same version (0.1.0) takes the render up.
+    monkeypatch.setattr(environment, "code_fingerprint", lambda package: "sha256 0123456789abcdef")
+    capsys.readouterr()
+    assert commands.main([*command, "--resume"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "(vsexcolor was '0.1.0, code " + ours + "', now '0.1.0, code sha256 0123456789abcdef')" in line, line
+    assert not out.exists()

@@ -8,8 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
-from ..render.environment import environment
+from ..render.environment import code_version, environment
 from ..render.pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
                         render_here)
 from ..render.video import CODECS, VideoError, check_output
@@ -149,7 +148,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
                            warn=lambda text: print(f"vsexcolor {name}: {text}", file=sys.stderr))
     except (VideoError, RenderError) as e:
         raise CommandError(str(e)) from None
-    settings = {**settings, "vsexcolor": __version__, "codec": render.codec, "crf": render.crf,
+    settings = {**settings, "vsexcolor": code_version(), "codec": render.codec, "crf": render.crf,
                 "start": render.first, "end": render.last, "chunk": render.chunk if not built.by_scene else None}
     work = WorkFolder(output)
     began = time.monotonic()

@@ -342,6 +342,9 @@ class _Driver:
 def _disagreement(node: str, ours: dict[str, str], theirs: dict[str, str]) -> str | None:
     """One line naming the first thing ``node`` renders with differently from this machine."""
     for item, mine, other in differences(ours, theirs):
+        if item == "vsexcolor":
+            return (f"node {node} runs other vsexcolor code ({other or 'none'}) than this machine ({mine}): every "
+                    "machine must run the same vsexcolor, installed from the same release or checkout")
         if item.startswith("file "):
             return (f"node {node} reads {item[5:]} as {other or 'nothing'}, this machine as {mine or 'nothing'}: "
                     "every machine must read the same files at the same paths")
