@@ -154,13 +154,7 @@ def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_in
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
-    class Connection:  # the address takes connections (nothing listens here)
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(cluster.socket, "create_connection", lambda *args, **kwargs: Connection())
-    asked = []
-    monkeypatch.setattr(cluster, "_probe", lambda at: asked.append(at) or answer)
+    answers(monkeypatch, answer, asked := [])  # nothing listens there in fact
     warned: list[str] = []
     try:
         access = cluster.check(address, insecure=insecure, warn=warned.append)
@@ -182,6 +176,52 @@ def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monk
     assert cluster.check("") == cluster.check(None) == cluster.Access(None, token=True)
     with pytest.raises(RenderError, match=r"^--ray takes HOST:PORT \(that of `ray start --head`\), got '6379'$"):
         cluster.check("6379")
+
+
+def test_ray_auto_is_the_cluster_started_on_this_machine_as_ray_finds_it(tmp_path, monkeypatch):
+    from ray._private import services
+
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # where `ray start --head` notes its address
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: [])  # no other Ray runs here
+    with pytest.raises(RenderError, match=r"^--ray auto: no Ray cluster was started on this machine; start one with "
+                                          r"`ray start --head`, or give its HOST:PORT$"):
+        cluster.check("auto")
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("10.1.2.3:6399\n")  # as `ray start --head` leaves it
+    answers(monkeypatch, {"token": True, "ours": "ok"}, asked := [])
+    assert cluster.check("auto") == cluster.Access("10.1.2.3:6399", token=True)
+    assert asked == ["10.1.2.3:6399"]
+
+
+@pytest.mark.parametrize("address", ["ray://10.1.2.3:10001", "ray://head"])
+def test_a_ray_client_address_is_refused_saying_what_to_give_instead(address, monkeypatch):
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    answers(monkeypatch, {"token": True, "ours": "ok"}, asked := [])
+    with pytest.raises(RenderError) as refused:
+        cluster.check(address)
+    assert str(refused.value) == (
+        f"--ray takes the address of `ray start --head` (HOST:PORT, port 6379 unless --port changed it), not a Ray "
+        f"Client address (ray://...): give the head's HOST:PORT, got {address!r}")
+    assert asked == []
+
+
+def answers(monkeypatch, answer: dict, asked: list) -> None:
+    """Every address takes connections, and the cluster there answers ``answer`` (the
+    addresses asked are put in ``asked``)."""
+    from vsexcolor.render import cluster
+
+    class Connection:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(cluster.socket, "create_connection", lambda *args, **kwargs: Connection())
+    monkeypatch.setattr(cluster, "_probe", lambda at: asked.append(at) or answer)
 
 
 def test_a_run_that_renders_nothing_leaves_nothing(tmp_path, monkeypatch, capsys):

@@ -41,7 +41,7 @@ def add_output_options(parser: argparse.ArgumentParser, default_output: str, chu
     farm = parser.add_argument_group("render farm (needs the cluster extra: pip install 'vsexcolor[cluster]')")
     farm.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                       help="render the scenes as Ray tasks: on the cluster at ADDRESS (HOST:PORT of `ray start "
-                           "--head`), else at $RAY_ADDRESS, else on a Ray started here with --workers workers; "
+                           "--head`, or auto for the one started on this machine), else at $RAY_ADDRESS, else on a Ray started here with --workers workers; "
                            "the result is the same file, byte for byte")
     farm.add_argument("--workers", type=int, metavar="N",
                       help="workers of the Ray started here (default: one per CPU core, or per GPU with "

@@ -109,6 +109,8 @@ def check(address: str | None, *, insecure: bool = False, warn: Callable[[str], 
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
         return Access(None, token=True)
+    if address == "auto":
+        address = _started_here()
     host, port = _split(address)
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
@@ -205,7 +207,22 @@ def _probe(address: str) -> dict:
     return {"error": lines[-1] if lines else f"the check exited with {done.returncode}"}
 
 
+def _started_here() -> str:
+    """The address of the cluster ``ray start --head`` started on this machine, found as Ray
+    finds it for ``auto`` (the address it noted, else the one cluster running here)."""
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    try:
+        return canonicalize_bootstrap_address_or_die("auto")
+    except ConnectionError:
+        raise RenderError("--ray auto: no Ray cluster was started on this machine; start one with `ray start --head`, "
+                          "or give its HOST:PORT") from None
+
+
 def _split(address: str) -> tuple[str, int]:
+    if address.startswith("ray://"):  # Ray Client's port (10001) takes no tasks from this driver
+        raise RenderError("--ray takes the address of `ray start --head` (HOST:PORT, port 6379 unless --port changed "
+                          f"it), not a Ray Client address (ray://...): give the head's HOST:PORT, got {address!r}")
     host, _, port = address.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not host or not port.isdigit():
