@@ -211,6 +211,35 @@ def test_a_ray_client_address_is_refused_saying_what_to_give_instead(address, mo
     assert asked == []
 
 
+def test_the_cluster_is_checked_before_the_input_is_indexed_or_the_script_run(tmp_path, monkeypatch, capsys):
+    from clips import decode_rgb, sample_clip_path
+    from media import write_image, write_video
+    from vsexcolor import commands
+    from vsexcolor.commands import colorize
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no token here
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    answers(monkeypatch, {"token": True, "ours": "missing"}, asked := [])
+    film = write_video(tmp_path / "film.mp4", decode_rgb(sample_clip_path("bikes"), 3, (64, 48)))
+    still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
+    probed = []
+    monkeypatch.setattr(colorize, "probe", lambda *args: probed.append(args))  # indexes a film: minutes
+    assert commands.main(["colorize", str(film), "--ref", str(still), "-o", str(tmp_path / "out.mkv"),
+                          "--ray", ELSEWHERE]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"vsexcolor colorize: the Ray cluster at {ELSEWHERE} requires a token and this machine has none")
+    assert probed == []
+    script = tmp_path / "film.vpy"
+    script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\nimport vapoursynth as vs\n"
+                      "vs.core.std.BlankClip(length=3).set_output()\n")
+    assert commands.main(["render", str(script), "-o", str(tmp_path / "out.mkv"), "--ray", ELSEWHERE]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"vsexcolor render: the Ray cluster at {ELSEWHERE} requires a token and this machine has none")
+    assert not (tmp_path / "ran").exists()  # its sources would have indexed the film
+    assert asked == [ELSEWHERE, ELSEWHERE]
+
+
 def answers(monkeypatch, answer: dict, asked: list) -> None:
     """Every address takes connections, and the cluster there answers ``answer`` (the
     addresses asked are put in ``asked``)."""

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..render.cluster import Access
 from ..render.environment import code_version, environment
 from ..render.pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
                         render_here)
@@ -120,14 +121,31 @@ class Summary:
                 f"{self.rendered} frames in {_clock(self.seconds)} ({rate} frames/s){farm}")
 
 
+def check_cluster(name: str, ray: str | None, insecure_cluster: bool) -> Access | None:
+    """The cluster of ``--ray`` (an address, or "" for $RAY_ADDRESS or a Ray started here)
+    checked (:func:`~vsexcolor.render.cluster.check`), before the input is read: a refusal
+    costs a line, not the film's indexing; None without ``--ray``. ``insecure_cluster``: use
+    a cluster that requires no token on an address that is not loopback (refused
+    otherwise), with a warning."""
+    if ray is None:
+        if insecure_cluster:
+            raise CommandError("--insecure-cluster goes with --ray ADDRESS")
+        return None
+    from ..render.cluster import check
+
+    try:
+        return check(ray, insecure=insecure_cluster, warn=lambda text: print(f"vsexcolor {name}: {text}",
+                                                                             file=sys.stderr))
+    except RenderError as e:
+        raise CommandError(str(e)) from None
+
+
 def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool = False, overwrite: bool = False,
-        ray: str | None = None, workers: int | None = None, insecure_cluster: bool = False,
-        progress: bool = True) -> Summary:
-    """Check, render what is missing (here, or on Ray with ``ray``: an address, or "" for
-    $RAY_ADDRESS or a Ray started here with ``workers``), join, summarise. A run that fails
-    before it has rendered anything leaves no work folder behind (unless it resumed one).
-    ``insecure_cluster``: use a cluster that requires no token on an address that is not
-    loopback (refused otherwise), with a warning.
+        cluster: Access | None = None, workers: int | None = None, progress: bool = True) -> Summary:
+    """Check, render what is missing (here, or on Ray with ``cluster``, from
+    :func:`check_cluster`: a Ray started here has ``workers``), join, summarise. A run that
+    fails before it has rendered anything leaves no work folder behind (unless it resumed
+    one).
 
     ``settings``: what shapes the output besides ``render``'s encoder and range (recorded in
     the manifest; a ``--resume`` with any of them changed is refused).
@@ -135,17 +153,10 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
     def note(text: str) -> None:
         print(f"vsexcolor {name}: note: {text}", file=sys.stderr)
 
-    farm = ray is not None
-    if insecure_cluster and not farm:
-        raise CommandError("--insecure-cluster goes with --ray ADDRESS")
+    farm = cluster is not None
     try:
         built = build(render, planning=farm)
         check_output(output, CODECS[render.codec], render.crf, built.clip, built.pix_fmt, render.info)
-        if farm:  # before anything is written: the cluster answers, and lets no stranger in
-            from ..render.cluster import check
-
-            access = check(ray, insecure=insecure_cluster,
-                           warn=lambda text: print(f"vsexcolor {name}: {text}", file=sys.stderr))
     except (VideoError, RenderError) as e:
         raise CommandError(str(e)) from None
     settings = {**settings, "vsexcolor": code_version(), "codec": render.codec, "crf": render.crf,
@@ -165,7 +176,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         if todo and farm:
             from ..render.farm import render_on_ray
 
-            report = render_on_ray(render, work, todo, address=access, workers=workers, progress=progress,
+            report = render_on_ray(render, work, todo, address=cluster, workers=workers, progress=progress,
                                    name=name)
             nodes, lost = report.nodes, len(report.retried())
         elif todo:

@@ -22,7 +22,7 @@ from ..filter import recording
 from ..render.pipeline import Render, RenderError, one_line
 from ..render.video import VideoError, check_input, clip_info
 from ._errors import CommandError
-from ._output import add_output_options, check_output_path, check_range, crf, run as run_render
+from ._output import add_output_options, check_cluster, check_output_path, check_range, crf, run as run_render
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         recipe = script_recipe(script, args.arg)
         check_output_path(output, args.overwrite, script, *([args.audio] if args.audio else []))
+        cluster = check_cluster("render", args.ray, args.insecure_cluster)  # before the script opens its sources
         before = held_open()
         with recording(planning=True):  # colorize's planning clip: a frame costs no network
             clip = recipe.build()
@@ -132,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
     del clip  # each render builds its own
     render = Render(recipe, info, args.codec, quality, args.start, last, chunk=args.chunk)
     summary = run_render("render", render, output, _settings(recipe, args.audio), resume=args.resume,
-                         overwrite=args.overwrite, ray=args.ray, workers=args.workers,
-                         insecure_cluster=args.insecure_cluster)
+                         overwrite=args.overwrite, cluster=cluster, workers=args.workers)
     print(f"vsexcolor render: {summary.line()}", file=sys.stderr)
     return 0
 
