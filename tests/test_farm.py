@@ -155,6 +155,7 @@ def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_in
     for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
     answers(monkeypatch, answer, asked := [])  # nothing listens there in fact
+    monkeypatch.setattr(cluster, "_listening", lambda port: ["127.0.0.1"])  # the head on loopback alone
     warned: list[str] = []
     try:
         access = cluster.check(address, insecure=insecure, warn=warned.append)
@@ -166,6 +167,75 @@ def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_in
         assert not warned or warned[0].startswith(f"WARNING: --insecure-cluster: the Ray cluster at {address} "
                                                   "requires no token")
     assert asked == [address]
+
+
+def test_a_head_on_every_interface_that_requires_no_token_is_refused_though_named_by_loopback(monkeypatch):
+    import socket
+
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    monkeypatch.setattr(cluster, "_probe", lambda at: {"token": False})  # a head without tokens ...
+    with socket.create_server(("0.0.0.0", 0)) as head:  # ... that listens on every interface, as older Rays' do
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        with pytest.raises(RenderError, match=rf"^the Ray cluster at {address} requires no token and listens beyond "
+                                              r"loopback \(on 0\.0\.0\.0\), so anyone who reaches its ports"):
+            cluster.check(address)
+    with socket.create_server(("127.0.0.1", 0)) as head:  # on loopback alone: only this machine reaches it
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert cluster.check(address) == cluster.Access(address, token=False)
+
+
+OPEN = {"token": False}
+
+
+@pytest.mark.parametrize("listening, insecure, outcome", [
+    (["127.0.0.1", "::1"], False, "open"),
+    (["0.0.0.0"], False, "the Ray cluster at 127.0.0.1:6379 requires no token and listens beyond loopback (on "
+     "0.0.0.0), so anyone who reaches its ports can run any code on its machines: restart it with RAY_AUTH_MODE=token "
+     "on every machine (README, \"Rendering on a cluster\"), or add --insecure-cluster to use it as it is"),
+    (["127.0.0.1", "10.1.2.3"], False, "the Ray cluster at 127.0.0.1:6379 requires no token and listens beyond "
+     "loopback (on 10.1.2.3), so anyone who reaches its ports can run any code on its machines: restart it with "
+     "RAY_AUTH_MODE=token on every machine (README, \"Rendering on a cluster\"), or add --insecure-cluster to use it "
+     "as it is"),
+    (["::"], True, "WARNING: --insecure-cluster: the Ray cluster at 127.0.0.1:6379 requires no token; anyone who "
+     "reaches its ports can run any code on its machines, this one included, and read or change what they render"),
+    (None, False, "WARNING: the Ray cluster at 127.0.0.1:6379 requires no token, and where it listens cannot be told "
+     "here: if it listens beyond loopback, anyone who reaches its ports can run any code on its machines; restart it "
+     "with RAY_AUTH_MODE=token to be sure"),
+])
+def test_a_cluster_on_loopback_that_requires_no_token_is_refused_where_it_listens_beyond_loopback(
+        listening, insecure, outcome, monkeypatch):
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    answers(monkeypatch, OPEN, asked := [])
+    ports = []
+    monkeypatch.setattr(cluster, "_listening", lambda port: ports.append(port) or listening)
+    warned: list[str] = []
+    try:
+        access = cluster.check("127.0.0.1:6379", insecure=insecure, warn=warned.append)
+    except RenderError as e:
+        assert str(e) == outcome
+    else:
+        assert access == cluster.Access("127.0.0.1:6379", token=False)
+        assert warned == ([] if outcome == "open" else [outcome])
+    assert ports == [6379]
+
+
+def test_where_this_machine_listens_on_a_port_is_read_from_the_system():
+    import socket
+
+    from vsexcolor.render import cluster
+
+    for family, address, shown in ((socket.AF_INET, "127.0.0.1", "127.0.0.1"), (socket.AF_INET, "0.0.0.0", "0.0.0.0"),
+                                   (socket.AF_INET6, "::", "::"), (socket.AF_INET6, "::1", "::1")):
+        with socket.socket(family, socket.SOCK_STREAM) as server:
+            server.bind((address, 0))
+            port = server.getsockname()[1]
+            assert cluster._listening(port) is None, address  # bound, not listening yet
+            server.listen()
+            assert cluster._listening(port) == [shown], address
 
 
 def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monkeypatch):
