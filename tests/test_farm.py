@@ -66,6 +66,43 @@ def test_workers_get_the_known_parts_at_the_head_of_the_film_then_the_longest_ta
     assert schedule.next() is None and schedule.left == 0
 
 
+def node(name: str, cpus: int, asks: str, gpus: int = 0, cuda: int | None = None):
+    """A node as its check finds it: Ray's CPUs and GPUs there, the CUDA devices torch sees
+    (as many as Ray counts unless said), and the device the render resolves to there ("":
+    none, a script without colorize)."""
+    from vsexcolor.render.scheduling import NodeCheck
+
+    return NodeCheck(name, cpus=cpus, gpus=gpus, cuda=gpus if cuda is None else cuda, asks=(asks,) if asks else ())
+
+
+def test_each_node_resolves_the_device_and_gpu_work_goes_to_the_gpus_one_task_each():
+    from vsexcolor.render.scheduling import Placement, placement
+
+    # --device auto: a head without a GPU, a node with two, a laptop driving CPU nodes.
+    assert placement([node("head", 4, "cpu"), node("gpus", 16, "cuda", gpus=2)]) == Placement(gpu=True, slots=2)
+    assert placement([node("a", 4, "cpu"), node("b", 8, "cpu")]) == Placement(gpu=False, slots=12)
+    # --device cpu on GPU nodes: one task a CPU.
+    assert placement([node("gpus", 16, "cpu", gpus=2)]) == Placement(gpu=False, slots=16)
+    # A script without colorize resolves no device: one task a CPU.
+    assert placement([node("a", 3, "")]) == Placement(gpu=False, slots=3)
+
+
+@pytest.mark.parametrize("nodes, message", [
+    ([node("a", 4, "cuda"), node("b", 4, "cuda")], "the render asks for device cuda and no node of the cluster has a "
+     "GPU: render with --device auto or cpu, or add a node with a GPU"),
+    ([node("a", 4, "cpu"), node("b", 4, "cuda", cuda=1)], "node b has 1 GPU that Ray does not count, and the render "
+     "runs on it there: start Ray on it with --num-gpus 1, or render with --device cpu"),
+    ([], "no node of the Ray cluster takes tasks (none has a CPU): join one with `ray start --address HEAD:PORT`"),
+])
+def test_where_no_node_can_run_what_was_asked_the_render_stops_in_one_line(nodes, message):
+    from vsexcolor.render.pipeline import RenderError
+    from vsexcolor.render.scheduling import placement
+
+    with pytest.raises(RenderError) as stopped:
+        placement(nodes)
+    assert str(stopped.value) == message
+
+
 def test_parts_resumed_with_holes_leave_gaps_to_render():
     from vsexcolor.render.pipeline import gaps
 

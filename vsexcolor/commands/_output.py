@@ -45,8 +45,8 @@ def add_output_options(parser: argparse.ArgumentParser, default_output: str, chu
                            "--head`, or auto for the one started on this machine), else at $RAY_ADDRESS, else on a Ray started here with --workers workers; "
                            "the result is the same file, byte for byte")
     farm.add_argument("--workers", type=int, metavar="N",
-                      help="workers of the Ray started here (default: one per CPU core, or per GPU with "
-                           "--device cuda; fewer where the free memory would not hold them), sharing the cores")
+                      help="workers of the Ray started here (default: one per CPU core, or per GPU where the "
+                           "render runs on CUDA; fewer where the free memory would not hold them), sharing the cores")
     farm.add_argument("--insecure-cluster", action="store_true",
                       help="use a cluster at ADDRESS that requires no token (refused otherwise, unless ADDRESS is "
                            "loopback): anyone who reaches its ports can run any code on its machines")

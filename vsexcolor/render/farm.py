@@ -37,9 +37,10 @@ from tqdm import tqdm
 from . import cluster
 from .cluster import Access
 from .environment import differences, environment
-from .node_tasks import Chunk, Counter, Finished, Part, Started, cannot_read, check_task, plan_task, render_task
+from .node_tasks import (Chunk, Counter, Finished, Part, Started, cannot_read, check_task, devices_here, plan_task,
+                         render_task)
 from .pipeline import Render, RenderError, build, frames_in, plan_parts
-from .scheduling import Planning, Schedule, piece_size
+from .scheduling import NodeCheck, Placement, Planning, Schedule, piece_size, placement
 from .workfolder import Incoming, WorkFolder
 
 #: Objects a task may have given that the driver has not taken yet (Ray's backpressure):
@@ -77,6 +78,7 @@ class FarmReport:
     tasks: list[Task]
     storing: float = 0.0
     parts: int = 0
+    where: Placement | None = None  # the device the tasks ran on, and how many ran at once
 
     def retried(self) -> list[Task]:
         return [t for t in self.tasks if t.lost]
@@ -84,43 +86,46 @@ class FarmReport:
 
 def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: Access | str | None,
                   workers: int | None, progress: bool, name: str) -> FarmReport:
-    """Render the runs of frames ``todo`` on Ray into ``work``: planned in parallel tasks
-    where its parts are scenes (pieces of the film read, no network run), the parts handed
-    out as they become known, once every node has shown it reads the render's files and
-    renders with what this machine does (:mod:`.environment`).
+    """Render the runs of frames ``todo`` on Ray into ``work``, once every node has shown it
+    reads the render's files and renders with what this machine does (:mod:`.environment`),
+    on the device each node resolves (:func:`~.scheduling.placement`): planned in parallel
+    tasks where its parts are scenes (pieces of the film read, no network run), the parts
+    handed out as they become known.
 
     Whatever stops it (a task's error, a task lost too often, Ray's own failure, Ctrl-C)
     ends in one line saying that the finished parts are kept for ``--resume``."""
     ray = _ray()
     hint = f"the finished parts are kept in {work.folder}: run the same command with --resume to continue"
     planned = build(render, planning=True)
-    gpu = any(f.device == "cuda" for f in planned.fingerprints)
     access = address if isinstance(address, Access) else cluster.check(address)
-    if access.address is None:  # a Ray started here
-        workers, threads = local_workers(workers, gpu, [f.backend for f in planned.fingerprints])
+    here_gpu = False  # a Ray started here has this machine's GPUs, where the render runs on one here
+    if access.address is None:
+        here_gpu = any(f.device == "cuda" for f in planned.fingerprints)
+        workers, threads = local_workers(workers, here_gpu, [f.backend for f in planned.fingerprints])
         render = dataclasses.replace(render, threads=threads)
     ours = environment(render.codec, render.recipe.paths())
     try:
-        with _connected(ray, access, workers, gpu) as slots:
-            cpus = int(ray.cluster_resources().get("CPU", 1))
+        with cluster.session(ray, access, workers=workers, gpu=here_gpu):
+            shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
+            nodes = _checked(ray, shipped, ours)
+            where = placement(nodes)
+            cpus = int(sum(n.cpus for n in nodes))
             # Planning takes the CPUs that rendering leaves (a task takes a GPU and a CPU).
-            planners = max(1, cpus - slots) if gpu else cpus
+            planners = max(1, cpus - where.slots) if where.gpu else cpus
             # Scenes are found by planning tasks; chunks are counted here.
             planning = Planning(todo if planned.by_scene else [], piece_size(frames_in(todo), planners))
             counter = ray.remote(Counter).options(num_cpus=0, max_restarts=-1).remote()
-            task = ray.remote(render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
-                                                    _generator_backpressure_num_objects=AHEAD)
+            task = ray.remote(render_task).options(num_gpus=1 if where.gpu else 0, num_cpus=1, max_retries=0,
+                                                   _generator_backpressure_num_objects=AHEAD)
             plan = ray.remote(plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
             total = frames_in(todo)
             bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
                        disable=not progress, dynamic_ncols=True)
-            shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
-            driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), slots, ours)
+            driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), where, ours)
             with bar:
                 if not planned.by_scene:
                     driver.schedule.known(plan_parts(render, planned, todo))
                 return driver.run(planning, lambda piece: plan.remote(shipped, key, *piece[:3]), planners,
-                                  _checks(ray, shipped, gpu),
                                   lambda received: _show(bar, render.frames - total + max(received, _count(
                                       ray, counter, received))))
     except KeyboardInterrupt:
@@ -170,14 +175,36 @@ def _free_memory() -> int:
     return 0
 
 
-def _checks(ray, render, gpu: bool) -> dict:
-    """A check task on each node that takes tasks (:func:`check_task`): its ref, by node."""
+def _checks(ray, render) -> dict:
+    """A check task (:func:`~.node_tasks.check_task`) on each node that may take a task (it
+    has a CPU): its ref, and the node as Ray lists it."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     check = ray.remote(check_task)
     return {check.options(num_cpus=0, max_retries=3, retry_exceptions=False, scheduling_strategy=(
-        NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(render): node["NodeID"]
-        for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("GPU" if gpu else "CPU", 0) > 0}
+        NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(render, devices_here): node
+        for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0}
+
+
+def _checked(ray, render, ours: dict[str, str]) -> list[NodeCheck]:
+    """Every node's check, waited for: what each can run, or RenderError naming the first
+    node that cannot read a path, or renders with anything else than this machine."""
+    found = []
+    for ref, node in _checks(ray, render).items():
+        try:
+            checked = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:
+            raise RenderError(_cause(e)) from None
+        except ray.exceptions.RayError:  # the node went: it takes no task either
+            continue
+        if checked.unreadable:
+            raise RenderError(cannot_read(checked.node, checked.unreadable[0]))
+        if problem := _disagreement(checked.node, ours, checked.environment):
+            raise RenderError(problem)
+        resources = node.get("Resources", {})
+        found.append(NodeCheck(checked.node, cpus=resources.get("CPU", 0), gpus=resources.get("GPU", 0),
+                               cuda=checked.cuda, asks=checked.asks))
+    return found
 
 
 def _show(bar: tqdm, n: int) -> None:
@@ -193,24 +220,23 @@ def _shared_folder(work: WorkFolder) -> tuple[str, str] | None:
 
 class _Driver:
     """Has the film planned (``planners`` pieces at once) and hands the parts out as they
-    become known (:class:`~.scheduling.Schedule`, to ``slots`` workers, with as many tasks again waiting
-    in Ray's queue), takes the tasks' objects as they come and stores the parts, and hands out
-    again what a lost task had not sent."""
+    become known (:class:`~.scheduling.Schedule`, to as many workers as ``where`` has slots,
+    with as many tasks again waiting in Ray's queue), takes the tasks' objects as they come
+    and stores the parts, and hands out again what a lost task had not sent."""
 
     def __init__(self, ray, render: Render, work: WorkFolder, task, counter, shared: tuple[str, str] | None,
-                 slots: int, environment: dict[str, str]) -> None:
+                 where: Placement, environment: dict[str, str]) -> None:
         self.ray, self.render, self.work, self.task, self.counter, self.shared = ray, render, work, task, counter, shared
         self.environment = environment
-        self.limit = 2 * max(1, slots)
-        self.schedule = Schedule(0, max(1, slots))
+        self.limit = 2 * max(1, where.slots)
+        self.schedule = Schedule(0, max(1, where.slots))
         self.attempts: dict[tuple, int] = {}  # parts of lost tasks handed out again: the attempt
-        self.report = FarmReport({}, [])
+        self.report = FarmReport({}, [], where=where)
         self.running: dict[object, Task] = {}
         self.incoming: dict[int, Incoming] = {}
 
-    def run(self, planning: Planning, plan, planners: int, checks: dict, progress) -> FarmReport:
-        """Plan (``plan(piece)`` submits a piece's task) and render, once every node's check
-        (``checks``: refs) has come back good."""
+    def run(self, planning: Planning, plan, planners: int, progress) -> FarmReport:
+        """Plan (``plan(piece)`` submits a piece's task) and render."""
         ray, schedule = self.ray, self.schedule
         schedule.left = sum(b - a + 1 for a, b, _, _ in planning.pieces) + frames_in(schedule.ready)
         pieces = deque(enumerate(planning.pieces))
@@ -223,23 +249,11 @@ class _Driver:
                 while pieces and len(planned) < planners:
                     index, piece = pieces.popleft()
                     planned[plan(piece)] = index
-                while not checks and len(self.running) < self.limit and (group := schedule.next()) is not None:
+                while len(self.running) < self.limit and (group := schedule.next()) is not None:
                     self._start(Task(group, self.attempts.pop(tuple(group), 1)))
-                ready, _ = ray.wait([*checks, *planned, *self.running], num_returns=1, timeout=0.5)
+                ready, _ = ray.wait([*planned, *self.running], num_returns=1, timeout=0.5)
                 for ref in ready:
-                    if ref in checks:
-                        del checks[ref]
-                        try:
-                            node, unreadable, theirs = ray.get(ref)
-                        except ray.exceptions.RayTaskError as e:
-                            raise RenderError(_cause(e)) from None
-                        except ray.exceptions.RayError:  # the node went: it takes no task either
-                            continue
-                        if unreadable:
-                            raise RenderError(cannot_read(node, unreadable[0]))
-                        if problem := _disagreement(node, self.environment, theirs):
-                            raise RenderError(problem)
-                    elif ref in planned:
+                    if ref in planned:
                         try:
                             firsts = ray.get(ref)
                         except ray.exceptions.RayTaskError as e:
@@ -253,7 +267,7 @@ class _Driver:
                     progress(received)
                     shown = time.monotonic()
         except BaseException:
-            for ref in [*checks, *planned, *self.running]:
+            for ref in [*planned, *self.running]:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
             for incoming in self.incoming.values():
@@ -363,27 +377,6 @@ def _count(ray, counter, fallback: int) -> int:
 
 def _ray():
     return cluster.ray_module()
-
-
-class _connected:
-    """A Ray session for the render on ``address``: a checked :class:`~vsexcolor.render.cluster.Access`,
-    or an address (None or "": $RAY_ADDRESS, else a Ray started here), checked here; gives
-    the number of task slots (GPUs or CPUs)."""
-
-    def __init__(self, ray, address: Access | str | None, workers: int | None, gpu: bool) -> None:
-        self.ray, self.address, self.workers, self.gpu = ray, address, workers, gpu
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> int:
-        access = self.address if isinstance(self.address, Access) else cluster.check(self.address)
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(cluster.session(self.ray, access, workers=self.workers, gpu=self.gpu))
-            resources = self.ray.cluster_resources()
-            self._stack = stack.pop_all()
-        return max(1, int(resources.get("GPU" if self.gpu else "CPU", 1)))
-
-    def __exit__(self, *exc) -> None:
-        self._stack.__exit__(*exc)
 
 
 def _cause(error: Exception) -> str:

@@ -8,7 +8,7 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +60,18 @@ class Finished:
     rendered: float
 
 
+@dataclass
+class Checked:
+    """A node's check: its name, the paths it cannot read, and where it reads them all, its
+    environment (:mod:`.environment`) and devices: ``cuda``, the CUDA devices torch sees
+    there; ``asks``, the devices the render's ``colorize`` calls resolve to there."""
+
+    node: str
+    unreadable: list[Path]
+    environment: dict[str, str] = field(default_factory=dict)
+    cuda: int = 0
+    asks: tuple[str, ...] = ()
+
 
 def plan_task(render: Render, key: str, a: int, b: int, run_first: int) -> list[int]:
     """One planning task: where parts start in frames ``a``..``b``. The planning clip is
@@ -89,12 +101,23 @@ def cannot_read(node: str, path: Path) -> str:
             "the same path")
 
 
-def check_task(render: Render) -> tuple[str, list[Path], dict[str, str]]:
-    """A node's check before anything is rendered: its name, the paths it cannot read, and
-    its environment (where it can read them all)."""
+def check_task(render: Render, devices: Callable[[Render], tuple[int, tuple[str, ...]]]) -> Checked:
+    """A node's check before anything is rendered or planned; ``devices``: :func:`devices_here`
+    (a test's stand-in pretends a GPU)."""
     node, unreadable = _node(), _unreadable(render)
-    return node, unreadable, {} if unreadable else environment(render.codec, render.recipe.paths())
+    if unreadable:
+        return Checked(node, unreadable)
+    return Checked(node, [], environment(render.codec, render.recipe.paths()), *devices(render))
 
+
+def devices_here(render: Render) -> tuple[int, tuple[str, ...]]:
+    """The CUDA devices torch sees on this node, and the devices ("cpu", "cuda") the render's
+    ``colorize`` calls resolve to here, from its planning clip built here (``auto`` is CUDA
+    where torch sees a GPU)."""
+    import torch
+
+    built = _built_on_node(render, planning=True)[1]
+    return torch.cuda.device_count(), tuple(sorted({f.device for f in built.fingerprints}))
 
 
 def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:

@@ -1,14 +1,15 @@
 """Which frames each farm task gets, without Ray: the film planned in pieces
 (:class:`Planning`), the parts handed out as they become known (:class:`Schedule`), runs of
 parts cut to shrinking shares (:func:`balance`), and the size of a planning piece
-(:func:`piece_size`). The farm (:mod:`.farm`) plays these rules on Ray; the scale model in
+(:func:`piece_size`), and which device the tasks run on (:func:`placement`). The farm (:mod:`.farm`) plays these rules on Ray; the scale model in
 benchmarks/scale.py plays them in simulated time.
 """
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
-from .pipeline import frames_in
+from .pipeline import RenderError, frames_in
 
 #: Frames a planning task reads at least: its first frame's scene start is looked for
 #: again by each, so pieces much shorter than a scene would repeat that work.
@@ -121,3 +122,48 @@ def piece_size(frames: int, planners: int) -> int:
     """Frames a planning piece reads: about a quarter of each planner's share, so that the
     first parts are known early, but at least PLAN_PIECE."""
     return max(PLAN_PIECE, -(-frames // (4 * max(1, planners))))
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """A node as its check found it (:func:`~vsexcolor.render.node_tasks.check_task`):
+    ``cpus`` and ``gpus``, what Ray counts there; ``cuda``, the CUDA devices torch sees
+    there; ``asks``, the devices ("cpu", "cuda") the render's ``colorize`` calls resolve to
+    there (``auto`` is CUDA where torch sees a GPU)."""
+
+    name: str
+    cpus: float
+    gpus: float
+    cuda: int
+    asks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the render's tasks run: on GPUs (``gpu``: a GPU and a CPU each, so one task a
+    GPU, on the nodes that have them) or on CPUs (one task a CPU); ``slots``: tasks at once."""
+
+    gpu: bool
+    slots: int
+
+
+def placement(nodes: list[NodeCheck]) -> Placement:
+    """The render's placement, from what each node resolves its device to: on the GPUs where
+    any node renders on CUDA (the nodes without one then only plan, so that every part
+    comes from the same device), else on the CPUs. Raises RenderError (one line) where no
+    node can run that."""
+    if not nodes:
+        raise RenderError("no node of the Ray cluster takes tasks (none has a CPU): join one with "
+                          "`ray start --address HEAD:PORT`")
+    if not any("cuda" in n.asks for n in nodes):
+        return Placement(gpu=False, slots=int(sum(n.cpus for n in nodes)))
+    for n in nodes:
+        if "cuda" in n.asks and n.cuda and not n.gpus:  # Ray would hold its tasks forever
+            raise RenderError(f"node {n.name} has {n.cuda} GPU{'s' if n.cuda > 1 else ''} that Ray does not count, "
+                              f"and the render runs on it there: start Ray on it with --num-gpus {n.cuda}, or render "
+                              "with --device cpu")
+    slots = int(sum(n.gpus for n in nodes if "cuda" in n.asks and n.cuda))
+    if not slots:
+        raise RenderError("the render asks for device cuda and no node of the cluster has a GPU: render with "
+                          "--device auto or cpu, or add a node with a GPU")
+    return Placement(gpu=True, slots=slots)
