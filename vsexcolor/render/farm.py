@@ -93,9 +93,8 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
     handed out as they become known.
 
     Whatever stops it (a task's error, a task lost too often, Ray's own failure, Ctrl-C)
-    ends in one line saying that the finished parts are kept for ``--resume``."""
+    ends in one line saying that the finished parts, if any, are kept for ``--resume``."""
     ray = _ray()
-    hint = f"the finished parts are kept in {work.folder}: run the same command with --resume to continue"
     planned = build(render, planning=True)
     access = address if isinstance(address, Access) else cluster.check(address)
     here_gpu = False  # a Ray started here has this machine's GPUs, where the render runs on one here
@@ -129,12 +128,20 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
                                   lambda received: _show(bar, render.frames - total + max(received, _count(
                                       ray, counter, received))))
     except KeyboardInterrupt:
-        print(f"vsexcolor {name}: stopped; {hint}", file=sys.stderr)
+        print(f"vsexcolor {name}: stopped{_kept(work)}", file=sys.stderr)
         raise
     except RenderError as e:
-        raise RenderError(f"{e}; {hint}") from None
+        raise RenderError(f"{e}{_kept(work)}") from None
     except ray.exceptions.RayError as e:  # Ray itself failed (a planning task lost too often, the cluster gone)
-        raise RenderError(f"Ray failed: {_cause(e)}; {hint}") from None
+        raise RenderError(f"Ray failed: {_cause(e)}{_kept(work)}") from None
+
+
+def _kept(work: WorkFolder) -> str:
+    """What a stopped render leaves to do: resume from its finished parts, where it has any
+    (a work folder without any is removed)."""
+    if not work.parts():
+        return ""
+    return f"; the finished parts are kept in {work.folder}: run the same command with --resume to continue"
 
 
 #: Memory a worker process may take at its peak, by the backend it runs (README: devc 2.3 to
