@@ -180,8 +180,9 @@ def simulate(measured: dict, fps: float, cores: int = 8, workers=(8, 64, 512), h
              rate: float = 24.0, seed: int = 1) -> None:
     """Model a farm of W GPUs on a running cluster from measured overheads: a film of
     ``hours`` at ``rate`` frames/s whose shots last 3 to 6 s on average (log-normal, as
-    cinema's are), planned and handed out by the farm's own rules (:class:`~vsexcolor.render.farm.Planning`,
-    :class:`~vsexcolor.render.farm.Schedule`), step by step in time:
+    cinema's are), planned and handed out by the farm's own rules
+    (:class:`~vsexcolor.render.scheduling.Planning`, :class:`~vsexcolor.render.scheduling.Schedule`),
+    step by step in time:
 
     * the driver joins the cluster; the worker processes start (each once) and then plan
       pieces of the film on the ``cores`` - 1 CPUs beside each GPU, a piece costing its
@@ -195,7 +196,7 @@ def simulate(measured: dict, fps: float, cores: int = 8, workers=(8, 64, 512), h
     import bisect
     import heapq
 
-    from vsexcolor.render.farm import Planning, Schedule, piece_size
+    from vsexcolor.render.scheduling import Planning, Schedule, piece_size
 
     runs = [r for k, r in measured["runs"].items() if k != "serial" and r["tasks"]]
     join, start = measured.get("join_s", measured["ray_start_s"]), measured["worker_start_s"]

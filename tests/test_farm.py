@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vsexcolor.render.farm import Planning, Schedule, balance
+from vsexcolor.render.scheduling import Planning, Schedule, balance
 from vsexcolor.render.pipeline import parts_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,43 @@ def test_workers_get_the_known_parts_at_the_head_of_the_film_then_the_longest_ta
     assert schedule.next() == [(10, 49)]
     assert [schedule.next() for _ in range(4)] == [[(80, 99)], [(210, 229)], [(200, 209)], [(230, 239)]]
     assert schedule.next() is None and schedule.left == 0
+
+
+def node(name: str, cpus: int, asks: str, gpus: int = 0, cuda: int | None = None):
+    """A node as its check finds it: Ray's CPUs and GPUs there, the CUDA devices torch sees
+    (as many as Ray counts unless said), and the device the render resolves to there ("":
+    none, a script without colorize)."""
+    from vsexcolor.render.scheduling import NodeCheck
+
+    return NodeCheck(name, cpus=cpus, gpus=gpus, cuda=gpus if cuda is None else cuda, asks=(asks,) if asks else ())
+
+
+def test_each_node_resolves_the_device_and_gpu_work_goes_to_the_gpus_one_task_each():
+    from vsexcolor.render.scheduling import Placement, placement
+
+    # --device auto: a head without a GPU, a node with two, a laptop driving CPU nodes.
+    assert placement([node("head", 4, "cpu"), node("gpus", 16, "cuda", gpus=2)]) == Placement(gpu=True, slots=2)
+    assert placement([node("a", 4, "cpu"), node("b", 8, "cpu")]) == Placement(gpu=False, slots=12)
+    # --device cpu on GPU nodes: one task a CPU.
+    assert placement([node("gpus", 16, "cpu", gpus=2)]) == Placement(gpu=False, slots=16)
+    # A script without colorize resolves no device: one task a CPU.
+    assert placement([node("a", 3, "")]) == Placement(gpu=False, slots=3)
+
+
+@pytest.mark.parametrize("nodes, message", [
+    ([node("a", 4, "cuda"), node("b", 4, "cuda")], "the render asks for device cuda and no node of the cluster has a "
+     "GPU: render with --device auto or cpu, or add a node with a GPU"),
+    ([node("a", 4, "cpu"), node("b", 4, "cuda", cuda=1)], "node b has 1 GPU that Ray does not count, and the render "
+     "runs on it there: start Ray on it with --num-gpus 1, or render with --device cpu"),
+    ([], "no node of the Ray cluster takes tasks (none has a CPU): join one with `ray start --address HEAD:PORT`"),
+])
+def test_where_no_node_can_run_what_was_asked_the_render_stops_in_one_line(nodes, message):
+    from vsexcolor.render.pipeline import RenderError
+    from vsexcolor.render.scheduling import placement
+
+    with pytest.raises(RenderError) as stopped:
+        placement(nodes)
+    assert str(stopped.value) == message
 
 
 def test_parts_resumed_with_holes_leave_gaps_to_render():
@@ -154,13 +191,8 @@ def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_in
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
-    class Connection:  # the address takes connections (nothing listens here)
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(cluster.socket, "create_connection", lambda *args, **kwargs: Connection())
-    asked = []
-    monkeypatch.setattr(cluster, "_probe", lambda at: asked.append(at) or answer)
+    answers(monkeypatch, answer, asked := [])  # nothing listens there in fact
+    monkeypatch.setattr(cluster, "_listening", lambda port: ["127.0.0.1"])  # the head on loopback alone
     warned: list[str] = []
     try:
         access = cluster.check(address, insecure=insecure, warn=warned.append)
@@ -174,6 +206,75 @@ def test_a_cluster_is_used_only_if_it_requires_our_token_or_is_on_loopback_or_in
     assert asked == [address]
 
 
+def test_a_head_on_every_interface_that_requires_no_token_is_refused_though_named_by_loopback(monkeypatch):
+    import socket
+
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    monkeypatch.setattr(cluster, "_probe", lambda at: {"token": False})  # a head without tokens ...
+    with socket.create_server(("0.0.0.0", 0)) as head:  # ... that listens on every interface, as older Rays' do
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        with pytest.raises(RenderError, match=rf"^the Ray cluster at {address} requires no token and listens beyond "
+                                              r"loopback \(on 0\.0\.0\.0\), so anyone who reaches its ports"):
+            cluster.check(address)
+    with socket.create_server(("127.0.0.1", 0)) as head:  # on loopback alone: only this machine reaches it
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert cluster.check(address) == cluster.Access(address, token=False)
+
+
+OPEN = {"token": False}
+
+
+@pytest.mark.parametrize("listening, insecure, outcome", [
+    (["127.0.0.1", "::1"], False, "open"),
+    (["0.0.0.0"], False, "the Ray cluster at 127.0.0.1:6379 requires no token and listens beyond loopback (on "
+     "0.0.0.0), so anyone who reaches its ports can run any code on its machines: restart it with RAY_AUTH_MODE=token "
+     "on every machine (README, \"Rendering on a cluster\"), or add --insecure-cluster to use it as it is"),
+    (["127.0.0.1", "10.1.2.3"], False, "the Ray cluster at 127.0.0.1:6379 requires no token and listens beyond "
+     "loopback (on 10.1.2.3), so anyone who reaches its ports can run any code on its machines: restart it with "
+     "RAY_AUTH_MODE=token on every machine (README, \"Rendering on a cluster\"), or add --insecure-cluster to use it "
+     "as it is"),
+    (["::"], True, "WARNING: --insecure-cluster: the Ray cluster at 127.0.0.1:6379 requires no token; anyone who "
+     "reaches its ports can run any code on its machines, this one included, and read or change what they render"),
+    (None, False, "WARNING: the Ray cluster at 127.0.0.1:6379 requires no token, and where it listens cannot be told "
+     "here: if it listens beyond loopback, anyone who reaches its ports can run any code on its machines; restart it "
+     "with RAY_AUTH_MODE=token to be sure"),
+])
+def test_a_cluster_on_loopback_that_requires_no_token_is_refused_where_it_listens_beyond_loopback(
+        listening, insecure, outcome, monkeypatch):
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    answers(monkeypatch, OPEN, asked := [])
+    ports = []
+    monkeypatch.setattr(cluster, "_listening", lambda port: ports.append(port) or listening)
+    warned: list[str] = []
+    try:
+        access = cluster.check("127.0.0.1:6379", insecure=insecure, warn=warned.append)
+    except RenderError as e:
+        assert str(e) == outcome
+    else:
+        assert access == cluster.Access("127.0.0.1:6379", token=False)
+        assert warned == ([] if outcome == "open" else [outcome])
+    assert ports == [6379]
+
+
+def test_where_this_machine_listens_on_a_port_is_read_from_the_system():
+    import socket
+
+    from vsexcolor.render import cluster
+
+    for family, address, shown in ((socket.AF_INET, "127.0.0.1", "127.0.0.1"), (socket.AF_INET, "0.0.0.0", "0.0.0.0"),
+                                   (socket.AF_INET6, "::", "::"), (socket.AF_INET6, "::1", "::1")):
+        with socket.socket(family, socket.SOCK_STREAM) as server:
+            server.bind((address, 0))
+            port = server.getsockname()[1]
+            assert cluster._listening(port) is None, address  # bound, not listening yet
+            server.listen()
+            assert cluster._listening(port) == [shown], address
+
+
 def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monkeypatch):
     from vsexcolor.render import cluster
     from vsexcolor.render.pipeline import RenderError
@@ -182,6 +283,81 @@ def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monk
     assert cluster.check("") == cluster.check(None) == cluster.Access(None, token=True)
     with pytest.raises(RenderError, match=r"^--ray takes HOST:PORT \(that of `ray start --head`\), got '6379'$"):
         cluster.check("6379")
+
+
+def test_ray_auto_is_the_cluster_started_on_this_machine_as_ray_finds_it(tmp_path, monkeypatch):
+    from ray._private import services
+
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # where `ray start --head` notes its address
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: [])  # no other Ray runs here
+    with pytest.raises(RenderError, match=r"^--ray auto: no Ray cluster was started on this machine; start one with "
+                                          r"`ray start --head`, or give its HOST:PORT$"):
+        cluster.check("auto")
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("10.1.2.3:6399\n")  # as `ray start --head` leaves it
+    answers(monkeypatch, {"token": True, "ours": "ok"}, asked := [])
+    assert cluster.check("auto") == cluster.Access("10.1.2.3:6399", token=True)
+    assert asked == ["10.1.2.3:6399"]
+
+
+@pytest.mark.parametrize("address", ["ray://10.1.2.3:10001", "ray://head"])
+def test_a_ray_client_address_is_refused_saying_what_to_give_instead(address, monkeypatch):
+    from vsexcolor.render import cluster
+    from vsexcolor.render.pipeline import RenderError
+
+    answers(monkeypatch, {"token": True, "ours": "ok"}, asked := [])
+    with pytest.raises(RenderError) as refused:
+        cluster.check(address)
+    assert str(refused.value) == (
+        f"--ray takes the address of `ray start --head` (HOST:PORT, port 6379 unless --port changed it), not a Ray "
+        f"Client address (ray://...): give the head's HOST:PORT, got {address!r}")
+    assert asked == []
+
+
+def test_the_cluster_is_checked_before_the_input_is_indexed_or_the_script_run(tmp_path, monkeypatch, capsys):
+    from clips import decode_rgb, sample_clip_path
+    from media import write_image, write_video
+    from vsexcolor import commands
+    from vsexcolor.commands import colorize
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no token here
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    answers(monkeypatch, {"token": True, "ours": "missing"}, asked := [])
+    film = write_video(tmp_path / "film.mp4", decode_rgb(sample_clip_path("bikes"), 3, (64, 48)))
+    still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
+    probed = []
+    monkeypatch.setattr(colorize, "probe", lambda *args: probed.append(args))  # indexes a film: minutes
+    assert commands.main(["colorize", str(film), "--ref", str(still), "-o", str(tmp_path / "out.mkv"),
+                          "--ray", ELSEWHERE]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"vsexcolor colorize: the Ray cluster at {ELSEWHERE} requires a token and this machine has none")
+    assert probed == []
+    script = tmp_path / "film.vpy"
+    script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\nimport vapoursynth as vs\n"
+                      "vs.core.std.BlankClip(length=3).set_output()\n")
+    assert commands.main(["render", str(script), "-o", str(tmp_path / "out.mkv"), "--ray", ELSEWHERE]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"vsexcolor render: the Ray cluster at {ELSEWHERE} requires a token and this machine has none")
+    assert not (tmp_path / "ran").exists()  # its sources would have indexed the film
+    assert asked == [ELSEWHERE, ELSEWHERE]
+
+
+def answers(monkeypatch, answer: dict, asked: list) -> None:
+    """Every address takes connections, and the cluster there answers ``answer`` (the
+    addresses asked are put in ``asked``)."""
+    from vsexcolor.render import cluster
+
+    class Connection:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(cluster.socket, "create_connection", lambda *args, **kwargs: Connection())
+    monkeypatch.setattr(cluster, "_probe", lambda at: asked.append(at) or answer)
 
 
 def test_a_run_that_renders_nothing_leaves_nothing(tmp_path, monkeypatch, capsys):
@@ -270,3 +446,60 @@ def test_workers_started_here_share_the_cores_and_fit_in_memory(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert farm.local_workers(4, False, ["propagate"]) == (4, 2)  # 4 x 2 GiB fit
+
+
+# --- what a machine renders with: vsexcolor's own code, not its version number --------------------------------
+
+def test_two_checkouts_of_the_same_version_are_told_apart_by_their_code(tmp_path):
+    import vsexcolor
+    from vsexcolor.render.environment import code_fingerprint, environment
+
+    package = Path(vsexcolor.__file__).parent
+    copy = shutil.copytree(package, tmp_path / "vsexcolor", ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_fingerprint(copy) == code_fingerprint(package)
+    (copy / "__pycache__").mkdir(exist_ok=True)
+    (copy / "__pycache__" / "stale.cpython-312.pyc").write_bytes(b"compiled")  # not code that is read
+    (copy / "notes.txt").write_text("not code")
+    assert code_fingerprint(copy) == code_fingerprint(package)
+    other = shutil.copytree(copy, tmp_path / "other" / "vsexcolor")  # the next commit, as checked out elsewhere
+    changed = other / "render" / "farm.py"
+    changed.write_text(changed.read_text() + "\n# another commit\n")
+    assert code_fingerprint(other) != code_fingerprint(package)
+    assert environment("ffv1", [])["vsexcolor"] == f"{vsexcolor.__version__}, code {code_fingerprint(package)}"
+
+
+def test_a_node_running_other_vsexcolor_code_is_named_in_plain_words():
+    from vsexcolor.render.farm import _disagreement
+
+    ours = {"vsexcolor": "0.1.0, code sha256 aaaa", "torch": "2.4.1"}
+    assert _disagreement("n1", ours, {**ours, "vsexcolor": "0.1.0, code sha256 bbbb"}) == (
+        "node n1 runs other vsexcolor code (0.1.0, code sha256 bbbb) than this machine (0.1.0, code sha256 aaaa): "
+        "every machine must run the same vsexcolor, installed from the same release or checkout")
+
+
+def test_a_resume_with_other_vsexcolor_code_is_refused_naming_it(tmp_path, monkeypatch, capsys):
+    from clips import decode_rgb, sample_clip_path
+    from media import write_image, write_video
+    from vsexcolor import commands
+    from vsexcolor.render import environment, farm
+    from vsexcolor.render.pipeline import RenderError
+
+    film = write_video(tmp_path / "film.mp4", decode_rgb(sample_clip_path("bikes"), 3, (64, 48)))
+    still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
+    out = tmp_path / "out.mkv"
+    command = ["colorize", str(film), "--ref", str(still), "-o", str(out), "--size", "3072", "--backend", "propagate"]
+
+    def one_part_then_fail(render, work, *args, **kwargs):
+        work.add(0, 0, b"a part")
+        raise RenderError("the cluster went away")
+
+    monkeypatch.setattr(farm, "render_on_ray", one_part_then_fail)
+    assert commands.main([*command, "--ray"]) == 2
+    ours = environment.code_fingerprint(Path(environment.__file__).parents[1])
+    # Another checkout of the same version (0.1.0) takes the render up.
+    monkeypatch.setattr(environment, "code_fingerprint", lambda package: "sha256 0123456789abcdef")
+    capsys.readouterr()
+    assert commands.main([*command, "--resume"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "(vsexcolor was '0.1.0, code " + ours + "', now '0.1.0, code sha256 0123456789abcdef')" in line, line
+    assert not out.exists()

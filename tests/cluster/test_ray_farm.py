@@ -153,7 +153,7 @@ def lose(cluster: Cluster, node) -> None:
 
 
 def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, tmp_path, monkeypatch, capsys):
-    from vsexcolor.render import farm
+    from vsexcolor.render import farm, scheduling
 
     # One node to work on at first (the head takes no task), replaced when it is lost.
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -161,8 +161,8 @@ def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, 
     cluster.wait_for_nodes()
     # One task of the five scenes; the parts come through the driver, so that what the lost
     # node had sent and the driver had not taken yet would be lost with it.
-    monkeypatch.setattr(farm, "PLAN_PIECE", 1000)  # planned in one piece, so that balance() cuts the tasks
-    monkeypatch.setattr(farm, "balance", lambda parts, tasks: [parts])
+    monkeypatch.setattr(scheduling, "PLAN_PIECE", 1000)  # planned in one piece, so that balance() cuts the tasks
+    monkeypatch.setattr(scheduling, "balance", lambda parts, tasks: [parts])
     through_the_driver(monkeypatch)
     monkeypatch.setattr(farm, "AHEAD", 1)  # a task waits for the driver after each object it gives
     reports = report_of(monkeypatch)
@@ -316,8 +316,7 @@ def test_a_node_with_other_versions_stops_the_render_naming_node_item_and_both(f
 
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.fullmatch(rf"vsexcolor colorize: node .+ node \w+ has OpenCV {re.escape(cv2.__version__)}, this machine "
-                        r"0\.0: every machine must run the same versions; the finished parts are kept in .+: run the "
-                        r"same command with --resume to continue", line), line
+                        r"0\.0: every machine must run the same versions", line), line  # no parts to resume
     assert not [item for item in seen if isinstance(item, farm.Part)]
 
 
@@ -393,3 +392,83 @@ def test_automatic_keyframes_are_made_by_the_nodes_and_give_the_serial_bytes(fil
     assert made == []  # the keyframes were made where their shots were rendered
     assert re.search(r"in 5 shots", capsys.readouterr().err.splitlines()[-1])
 
+
+
+# --- the device: resolved by each node ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mixed():
+    """A head without a GPU, a node that Ray gives a GPU (none is here: a test pretends torch
+    sees it, :func:`pretending`) and two CPUs, and a node with a CPU; the cluster and the
+    GPU node."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    gpu = cluster.add_node(num_cpus=2, num_gpus=1)
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster, gpu
+    cluster.shutdown()
+
+
+def pretending():
+    """Each node's devices as :func:`~vsexcolor.render.node_tasks.devices_here` finds them,
+    where torch sees as many CUDA devices as Ray gave the node (a function made here, so that
+    Ray sends it whole: the nodes cannot import the tests)."""
+    def devices(render):
+        from unittest import mock
+
+        import ray
+        import torch
+
+        from vsexcolor.render.node_tasks import devices_here
+
+        here = ray.get_runtime_context().get_node_id()
+        gpus = int(next(n["Resources"].get("GPU", 0) for n in ray.nodes() if n["NodeID"] == here))
+        with mock.patch.object(torch.cuda, "is_available", lambda: gpus > 0), \
+                mock.patch.object(torch.cuda, "device_count", lambda: gpus):
+            return devices_here(render)
+
+    return devices
+
+
+def test_with_device_auto_the_nodes_with_a_gpu_take_every_task_one_a_gpu_whatever_the_driver_has(
+        film, mixed, serial, tmp_path, monkeypatch, capsys):
+    from vsexcolor.render import farm
+    from vsexcolor.render.scheduling import Placement
+
+    cluster, gpu = mixed
+    monkeypatch.setattr(farm, "devices_here", pretending())
+    reports = report_of(monkeypatch)
+    out = tmp_path / "out.mkv"
+    assert cli(*colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray", cluster.address)) == 0
+    # (The node renders on its CPU in fact, as this machine has no GPU: the bytes of a serial render.)
+    assert out.read_bytes() == serial["ffv1"]
+    [report] = reports
+    assert report.where == Placement(gpu=True, slots=1)  # one task at a time: the node has one GPU
+    assert [node for node in report.nodes if gpu.node_id[:8] in node] == list(report.nodes)
+    assert re.search(rf"node {gpu.node_id[:8]}: 101 frames$", capsys.readouterr().err.splitlines()[-1])
+
+
+def test_a_driver_with_a_gpu_renders_on_the_cpus_of_nodes_without_one(film, two_nodes, serial, tmp_path,
+                                                                       monkeypatch):
+    import torch
+
+    from vsexcolor.render.scheduling import Placement
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # this machine, as a laptop with a GPU
+    reports = report_of(monkeypatch)
+    out = tmp_path / "out.mkv"
+    assert cli(*colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray", two_nodes.address)) == 0
+    assert out.read_bytes() == serial["ffv1"]
+    assert reports[0].where == Placement(gpu=False, slots=2)  # every CPU of the nodes
+
+
+def test_device_cuda_where_no_node_has_a_gpu_stops_in_one_line(film, mixed, tmp_path, capsys):
+    cluster, _ = mixed  # Ray counts a GPU on a node, but torch sees none there
+    out = tmp_path / "out.mkv"
+    began = time.monotonic()
+    assert cli(*colorize_args(film, out, "--backend", "propagate", "--device", "cuda", "--ray", cluster.address)) == 2
+    assert time.monotonic() - began < 60
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == ("vsexcolor colorize: the render asks for device cuda and no node of the cluster has a GPU: "
+                    "render with --device auto or cpu, or add a node with a GPU"), line
+    assert not (tmp_path / "out.mkv.parts").exists()

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
-from ..render.environment import environment
+from ..render.cluster import Access
+from ..render.environment import code_version, environment
 from ..render.pipeline import (DEFAULT_CHUNK, Render, RenderError, build, fingerprint_dicts, finish, frames_in, gaps,
                         render_here)
 from ..render.encode import CODECS, check_output
@@ -44,11 +44,11 @@ def add_output_options(parser: argparse.ArgumentParser, default_output: str, chu
     farm = parser.add_argument_group("render farm (needs the cluster extra: pip install 'vsexcolor[cluster]')")
     farm.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                       help="render the scenes as Ray tasks: on the cluster at ADDRESS (HOST:PORT of `ray start "
-                           "--head`), else at $RAY_ADDRESS, else on a Ray started here with --workers workers; "
+                           "--head`, or auto for the one started on this machine), else at $RAY_ADDRESS, else on a Ray started here with --workers workers; "
                            "the result is the same file, byte for byte")
     farm.add_argument("--workers", type=int, metavar="N",
-                      help="workers of the Ray started here (default: one per CPU core, or per GPU with "
-                           "--device cuda; fewer where the free memory would not hold them), sharing the cores")
+                      help="workers of the Ray started here (default: one per CPU core, or per GPU where the "
+                           "render runs on CUDA; fewer where the free memory would not hold them), sharing the cores")
     farm.add_argument("--insecure-cluster", action="store_true",
                       help="use a cluster at ADDRESS that requires no token (refused otherwise, unless ADDRESS is "
                            "loopback): anyone who reaches its ports can run any code on its machines")
@@ -143,14 +143,31 @@ class Summary:
                 f"{self.rendered} frames in {_clock(self.seconds)} ({rate} frames/s){farm}")
 
 
+def check_cluster(name: str, ray: str | None, insecure_cluster: bool) -> Access | None:
+    """The cluster of ``--ray`` (an address, or "" for $RAY_ADDRESS or a Ray started here)
+    checked (:func:`~vsexcolor.render.cluster.check`), before the input is read: a refusal
+    costs a line, not the film's indexing; None without ``--ray``. ``insecure_cluster``: use
+    a cluster that requires no token on an address that is not loopback (refused
+    otherwise), with a warning."""
+    if ray is None:
+        if insecure_cluster:
+            raise CommandError("--insecure-cluster goes with --ray ADDRESS")
+        return None
+    from ..render.cluster import check
+
+    try:
+        return check(ray, insecure=insecure_cluster, warn=lambda text: print(f"vsexcolor {name}: {text}",
+                                                                             file=sys.stderr))
+    except RenderError as e:
+        raise CommandError(str(e)) from None
+
+
 def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool = False, overwrite: bool = False,
-        ray: str | None = None, workers: int | None = None, insecure_cluster: bool = False,
-        progress: bool = True) -> Summary:
-    """Check, render what is missing (here, or on Ray with ``ray``: an address, or "" for
-    $RAY_ADDRESS or a Ray started here with ``workers``), join, summarise. A run that fails
-    before it has rendered anything leaves no work folder behind (unless it resumed one).
-    ``insecure_cluster``: use a cluster that requires no token on an address that is not
-    loopback (refused otherwise), with a warning.
+        cluster: Access | None = None, workers: int | None = None, progress: bool = True) -> Summary:
+    """Check, render what is missing (here, or on Ray with ``cluster``, from
+    :func:`check_cluster`: a Ray started here has ``workers``), join, summarise. A run that
+    fails before it has rendered anything leaves no work folder behind (unless it resumed
+    one).
 
     ``settings``: what shapes the output besides ``render``'s encoder and range (recorded in
     the manifest; a ``--resume`` with any of them changed is refused).
@@ -158,20 +175,13 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
     def note(text: str) -> None:
         print(f"vsexcolor {name}: note: {text}", file=sys.stderr)
 
-    farm = ray is not None
-    if insecure_cluster and not farm:
-        raise CommandError("--insecure-cluster goes with --ray ADDRESS")
+    farm = cluster is not None
     try:
         built = build(render, planning=farm)
         check_output(output, CODECS[render.codec], render.crf, built.clip, built.pix_fmt, render.info)
-        if farm:  # before anything is written: the cluster answers, and lets no stranger in
-            from ..render.cluster import check
-
-            access = check(ray, insecure=insecure_cluster,
-                           warn=lambda text: print(f"vsexcolor {name}: {text}", file=sys.stderr))
     except (VideoError, RenderError) as e:
         raise CommandError(str(e)) from None
-    settings = {**settings, "vsexcolor": __version__, "codec": render.codec, "crf": render.crf,
+    settings = {**settings, "vsexcolor": code_version(), "codec": render.codec, "crf": render.crf,
                 "start": render.first, "end": render.last, "chunk": render.chunk if not built.by_scene else None}
     work = WorkFolder(output)
     began = time.monotonic()
@@ -188,7 +198,7 @@ def run(name: str, render: Render, output: Path, settings: dict, *, resume: bool
         if todo and farm:
             from ..render.farm import render_on_ray
 
-            report = render_on_ray(render, work, todo, address=access, workers=workers, progress=progress,
+            report = render_on_ray(render, work, todo, address=cluster, workers=workers, progress=progress,
                                    name=name)
             nodes, lost = report.nodes, len(report.retried())
         elif todo:

@@ -30,7 +30,8 @@ from ..filter.resolution import DEFAULT_PIXELS, MAX_PIXELS
 from ..filter.scenes import DEFAULT_THRESHOLD
 from ..render.video import VideoError, VideoInfo, check_input, open_clip, probe
 from ._errors import CommandError
-from ._output import Summary, add_output_options, check_output_path, check_range, crf, run as run_render
+from ._output import (Summary, add_output_options, check_cluster, check_output_path, check_range, crf,
+                      run as run_render)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def render(job: Job) -> Summary:
             raise CommandError(f"--refs {str(job.refs_dir)!r} is not a folder")
         for path in job.refs.values():
             read_image(path, MAX_PIXELS)  # that it decodes, at no more than an exemplar's cost
+        cluster = check_cluster("colorize", job.ray, job.insecure_cluster)  # before a film is indexed
         info = probe(job.input, job.progress)
     except (VideoError, ReferenceError) as e:
         raise CommandError(str(e)) from None
@@ -226,8 +228,8 @@ def render(job: Job) -> Summary:
                             tuple(sorted((k, p.absolute()) for k, p in job.refs.items())), tuple(options.items()),
                             job.refs_dir.resolve() if job.refs_dir else None)
     return run_render("colorize", Render(recipe, info, job.codec, quality, job.start, last), job.output,
-                      _settings(job, info, keyframe_model), resume=job.resume, overwrite=job.overwrite, ray=job.ray,
-                      workers=job.workers, insecure_cluster=job.insecure_cluster, progress=job.progress)
+                      _settings(job, info, keyframe_model), resume=job.resume, overwrite=job.overwrite, cluster=cluster,
+                      workers=job.workers, progress=job.progress)
 
 
 def _keyframe_model(job: Job) -> Path | None:

@@ -24,7 +24,7 @@ from ..filter import recording
 from ..render.pipeline import Render, RenderError, one_line
 from ..render.video import VideoError, check_input, clip_info
 from ._errors import CommandError
-from ._output import add_output_options, check_output_path, check_range, crf, run as run_render
+from ._output import add_output_options, check_cluster, check_output_path, check_range, crf, run as run_render
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         # run's) hold files open: freed while this script builds, their descriptors would
         # be taken again by its files, which would then pass for held before.
         gc.collect()
+        cluster = check_cluster("render", args.ray, args.insecure_cluster)  # before the script opens its sources
         before = held_open()
         with recording(planning=True):  # colorize's planning clip: a frame costs no network
             clip = recipe.build()
@@ -139,8 +140,7 @@ def run(args: argparse.Namespace) -> int:
     del clip  # each render builds its own
     render = Render(recipe, info, args.codec, quality, args.start, last, chunk=args.chunk)
     summary = run_render("render", render, output, _settings(recipe, args.audio), resume=args.resume,
-                         overwrite=args.overwrite, ray=args.ray, workers=args.workers,
-                         insecure_cluster=args.insecure_cluster)
+                         overwrite=args.overwrite, cluster=cluster, workers=args.workers)
     print(f"vsexcolor render: {summary.line()}", file=sys.stderr)
     return 0
 

@@ -6,7 +6,8 @@ machines"). Before anything is written, :func:`check` asks the cluster at an add
 short process of its own, so that Ray's retries cannot hold the command for minutes and
 Ray's settings in this process stay as they were) whether it answers without a token, and if
 not, whether it takes ours. A cluster that answers without one is refused on an address that
-is not loopback, unless the user opts out (``--insecure-cluster``). :func:`session` then
+is not loopback, or on loopback where its port listens beyond loopback too, unless the user
+opts out (``--insecure-cluster``). :func:`session` then
 joins it, sending the token only where the cluster requires one; a Ray started here always
 requires one.
 
@@ -109,6 +110,8 @@ def check(address: str | None, *, insecure: bool = False, warn: Callable[[str], 
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address:
         return Access(None, token=True)
+    if address == "auto":
+        address = _started_here()
     host, port = _split(address)
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
@@ -119,14 +122,7 @@ def check(address: str | None, *, insecure: bool = False, warn: Callable[[str], 
     if "error" in found:
         raise RenderError(f"cannot join the Ray cluster at {address}: {found['error']}")
     if not found["token"]:
-        if not insecure and not _loopback(host):
-            raise RenderError(
-                f"the Ray cluster at {address} requires no token, so anyone who reaches its ports can run any code on "
-                f"its machines: restart it with {AUTH_MODE}=token on every machine (README, \"Rendering on a "
-                "cluster\"), or add --insecure-cluster to use it as it is")
-        if insecure and warn is not None:
-            warn(f"WARNING: --insecure-cluster: the Ray cluster at {address} requires no token; anyone who reaches "
-                 "its ports can run any code on its machines, this one included, and read or change what they render")
+        _open_cluster(address, host, port, insecure, warn or (lambda text: None))
         return Access(address, token=False)
     ours = found["ours"]
     if ours == "ok":
@@ -140,6 +136,32 @@ def check(address: str | None, *, insecure: bool = False, warn: Callable[[str], 
                           f"{found.get('why', '')}")
     raise RenderError(f"the Ray cluster at {address} refuses the token in {token_source()}: use the one it was "
                       "started with (the head's ~/.ray/auth_token)")
+
+
+def _open_cluster(address: str, host: str, port: int, insecure: bool, warn: Callable[[str], None]) -> None:
+    """Refuse the cluster at ``address``, which requires no token, where others may reach it:
+    on an address that is not loopback, or on loopback where this machine listens on its port
+    beyond loopback too (Ray binds its head where its node address says, which need not be
+    the address a user names it by, and some versions bind every interface); unless
+    ``insecure``, which ``warn``s. Where that cannot be told, it ``warn``s."""
+    on_loopback = _loopback(host)
+    listening = _listening(port) if on_loopback else []
+    beyond = [ip for ip in listening or [] if not _is_loopback(ip)]
+    if on_loopback and listening and not beyond:
+        return  # only this machine reaches it
+    if on_loopback and listening is None:
+        warn(f"WARNING: the Ray cluster at {address} requires no token, and where it listens cannot be told here: if it "
+             "listens beyond loopback, anyone who reaches its ports can run any code on its machines; restart it with "
+             f"{AUTH_MODE}=token to be sure")
+        return
+    if not insecure:
+        where = f" and listens beyond loopback (on {beyond[0]})" if beyond else ""
+        raise RenderError(
+            f"the Ray cluster at {address} requires no token{where}, so anyone who reaches its ports can run any code "
+            f"on its machines: restart it with {AUTH_MODE}=token on every machine (README, \"Rendering on a "
+            "cluster\"), or add --insecure-cluster to use it as it is")
+    warn(f"WARNING: --insecure-cluster: the Ray cluster at {address} requires no token; anyone who reaches "
+         "its ports can run any code on its machines, this one included, and read or change what they render")
 
 
 @contextlib.contextmanager
@@ -205,7 +227,22 @@ def _probe(address: str) -> dict:
     return {"error": lines[-1] if lines else f"the check exited with {done.returncode}"}
 
 
+def _started_here() -> str:
+    """The address of the cluster ``ray start --head`` started on this machine, found as Ray
+    finds it for ``auto`` (the address it noted, else the one cluster running here)."""
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    try:
+        return canonicalize_bootstrap_address_or_die("auto")
+    except ConnectionError:
+        raise RenderError("--ray auto: no Ray cluster was started on this machine; start one with `ray start --head`, "
+                          "or give its HOST:PORT") from None
+
+
 def _split(address: str) -> tuple[str, int]:
+    if address.startswith("ray://"):  # Ray Client's port (10001) takes no tasks from this driver
+        raise RenderError("--ray takes the address of `ray start --head` (HOST:PORT, port 6379 unless --port changed "
+                          f"it), not a Ray Client address (ray://...): give the head's HOST:PORT, got {address!r}")
     host, _, port = address.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not host or not port.isdigit():
@@ -220,9 +257,47 @@ def _loopback(host: str) -> bool:
     except OSError:
         return False
     try:
-        return bool(found) and all(ipaddress.ip_address(ip.split("%")[0]).is_loopback for ip in found)
+        return bool(found) and all(_is_loopback(ip) for ip in found)
     except ValueError:
         return False
+
+
+def _listening(port: int) -> list[str] | None:
+    """The addresses this machine listens on at TCP ``port`` (``0.0.0.0`` and ``::`` are every
+    interface), from Linux's tables of sockets; None where there are none to read, or they
+    show nothing listening there (a head in another network namespace)."""
+    found, read = [], False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        read = True
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            where, _, at = local.partition(":")
+            if state == _LISTEN and int(at, 16) == port:
+                found.append(_address(where))
+    return found if read and found else None
+
+
+#: A listening socket's state in Linux's tables.
+_LISTEN = "0A"
+
+
+def _address(hex_address: str) -> str:
+    """An address as Linux's socket tables write it: 32-bit words, each in this machine's
+    byte order."""
+    raw = bytes.fromhex(hex_address)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(raw))
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, as Ray's head binds 127.0.0.1
+    return (mapped or address).is_loopback
 
 
 def _version(text: str) -> tuple[int, ...]:

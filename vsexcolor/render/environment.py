@@ -1,6 +1,9 @@
 """What a machine renders with, beyond the render's settings: the versions of the libraries
 that make or write its frames, and what the files it reads hold.
 
+vsexcolor itself is told by its version and a fingerprint of its code (:func:`code_version`):
+two checkouts between releases share a version number, not their code.
+
 Every machine of a farm must render with the same: the driver compares each worker's
 :func:`environment` with its own, and the work folder's manifest records it, so that a
 ``--resume`` with a library upgraded meanwhile, or a file changed, is refused, naming it.
@@ -32,7 +35,7 @@ def environment(codec: str, files: Iterable[Path]) -> dict[str, str]:
     and the encoder of ``codec``, and what each of ``files`` holds (folders: each file in
     them that counts, :func:`~vsexcolor.filter.ref_inputs.files_in`), by name ("torch",
     "file /films/reel1.mkv")."""
-    found = dict(_versions())
+    found = {"vsexcolor": code_version(), **dict(_versions())}
     found["encoder"] = encoder_version(codec)
     for path in files:
         for file in files_in(path):
@@ -46,6 +49,26 @@ def differences(mine: dict[str, str], theirs: dict[str, str]) -> list[tuple[str,
             if mine.get(key) != theirs.get(key)]
 
 
+def code_version() -> str:
+    """vsexcolor as this process runs it: its version and its code's fingerprint, as
+    "0.1.0, code sha256 <16 hex digits>" (see :func:`code_fingerprint`)."""
+    from .. import __version__
+
+    return f"{__version__}, code {code_fingerprint(Path(__file__).resolve().parents[1])}"
+
+
+@cache
+def code_fingerprint(package: Path) -> str:
+    """The SHA-256 of the ``.py`` files in the folder ``package`` and below, their paths in it
+    and their bytes (compiled files and anything else left out), as "sha256 <16 hex digits>";
+    read once per process (about a hundred small files)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        name, code = path.relative_to(package).as_posix().encode(), path.read_bytes()
+        digest.update(b"%d %s %d\0" % (len(name), name, len(code)) + code)
+    return f"sha256 {digest.hexdigest()[:16]}"
+
+
 @cache
 def _versions() -> tuple[tuple[str, str], ...]:
     import av
@@ -53,11 +76,9 @@ def _versions() -> tuple[tuple[str, str], ...]:
     import torch
     import vapoursynth as vs
 
-    from .. import __version__
-
     libav = [(f"FFmpeg {name}", ".".join(map(str, av.library_versions[name])))
              for name in ("libavcodec", "libavformat", "libavutil") if name in av.library_versions]
-    return (("vsexcolor", __version__), ("VapourSynth", str(vs.core.core_version)), ("torch", torch.__version__),
+    return (("VapourSynth", str(vs.core.core_version)), ("torch", torch.__version__),
             ("OpenCV", cv2.__version__), ("PyAV", av.__version__), *libav)
 
 

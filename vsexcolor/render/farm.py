@@ -1,12 +1,13 @@
 """A render's parts as Ray tasks: scenes rendered on many machines, joined here.
 
-The driver (this process) has the parts planned (:class:`Planning`: pieces of the film
-read in parallel tasks, no network run) and hands runs of consecutive parts to Ray as
-tasks as soon as they are known (:class:`Schedule`: rendering starts while the rest of the
-film is planned; once it all is, tasks of decreasing length, the longest first). A task
-builds the clip where it runs (each worker process reads the weights once: :mod:`~vsexcolor.weights`
-keeps them) and is a generator: it gives each part as soon as it is encoded, as objects of
-its own, so the driver never holds more than a piece of a part (``CHUNK`` bytes) at once:
+The driver (this process) has the parts planned (:class:`~.scheduling.Planning`: pieces of
+the film read in parallel tasks, no network run) and hands runs of consecutive parts to Ray
+as tasks as soon as they are known (:class:`~.scheduling.Schedule`: rendering starts while
+the rest of the film is planned; once it all is, tasks of decreasing length, the longest
+first). A task (:mod:`.node_tasks`) builds the clip where it runs (each worker process
+reads the weights once: :mod:`~vsexcolor.weights` keeps them) and is a generator: it gives
+each part as soon as it is encoded, as objects of its own, so the driver never holds more
+than a piece of a part (``CHUNK`` bytes) at once:
 
 * where the work folder is on storage the worker sees too (it reads back the probe the
   driver left there, :meth:`~vsexcolor.render.workfolder.WorkFolder.share`), the worker writes the
@@ -25,74 +26,28 @@ import contextlib
 import dataclasses
 import os
 import secrets
-import socket
 import sys
-import tempfile
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tqdm import tqdm
 
 from . import cluster
 from .cluster import Access
 from .environment import differences, environment
-from .pipeline import Built, Render, RenderError, build, encode, fingerprint_dicts, frames_in, part_firsts, plan_parts
-from .workfolder import Incoming, WorkFolder, part_path, sees_probe, write_durably
+from .node_tasks import (Chunk, Counter, Finished, Part, Started, cannot_read, check_task, devices_here, plan_task,
+                         render_task)
+from .pipeline import Render, RenderError, build, frames_in, plan_parts
+from .scheduling import NodeCheck, Placement, Planning, Schedule, piece_size, placement
+from .workfolder import Incoming, WorkFolder
 
-#: Frames a planning task reads at least: its first frame's scene start is looked for
-#: again by each, so pieces much shorter than a scene would repeat that work.
-PLAN_PIECE = 100
-#: Bytes of a part sent in one object (the most the driver holds of a part at once).
-CHUNK = 32 << 20
 #: Objects a task may have given that the driver has not taken yet (Ray's backpressure):
 #: the most a worker's object store holds of its task's output.
 AHEAD = 4
 #: Times the rest of a task is handed out again after its machine, worker or objects were lost.
 RETRIES = 3
-
-
-@dataclass
-class Started:
-    """A task's first object: where it runs and what the filter resolved there; ``waited``:
-    seconds from its submission to its start (Ray's scheduling, a worker process's start;
-    by the clocks of two machines), ``built``: seconds to build the clip (the weights'
-    loading among them)."""
-
-    node: str
-    fingerprints: list[dict]
-    waited: float
-    built: float
-    environment: dict[str, str] = field(default_factory=dict)  # see vsexcolor.render.environment
-
-
-@dataclass
-class Chunk:
-    """Bytes of the part being sent (not its last)."""
-
-    data: bytes
-
-
-@dataclass
-class Part:
-    """A part done: frames ``first``..``last``, ``size`` bytes; ``data``: its last bytes, or
-    None where the worker wrote it into the shared work folder."""
-
-    first: int
-    last: int
-    restart: bool  # it restarts a shot at a keyframe inside it
-    size: int
-    data: bytes | None = None
-
-
-@dataclass
-class Finished:
-    """A task's last object: seconds it spent rendering and encoding its parts."""
-
-    rendered: float
 
 
 @dataclass
@@ -123,167 +78,70 @@ class FarmReport:
     tasks: list[Task]
     storing: float = 0.0
     parts: int = 0
+    where: Placement | None = None  # the device the tasks ran on, and how many ran at once
 
     def retried(self) -> list[Task]:
         return [t for t in self.tasks if t.lost]
 
 
-def balance(parts: list[tuple[int, int]], slots: int) -> list[list[tuple[int, int]]]:
-    """Runs of consecutive ``parts`` as tasks of decreasing length, the longest first: each
-    takes about 1/(GUIDE x ``slots``) of the frames not yet given to one (at least a part),
-    so that the first tasks are long and the last ones short, and the workers finish within
-    a short task of each other. A part is never split: it is a scene, which starts from
-    nothing; a scene longer than its share is a task of its own, and goes out first."""
-    left = frames_in(parts)
-    groups: list[list[tuple[int, int]]] = [[]]
-    for a, b in parts:
-        if groups[-1] and (a != groups[-1][-1][1] + 1 or frames_in(groups[-1]) + b - a + 1 > _share(left, slots)):
-            left -= frames_in(groups[-1])
-            groups.append([])
-        groups[-1].append((a, b))
-    return sorted((g for g in groups if g), key=frames_in, reverse=True)
-
-
-#: A task takes 1/(GUIDE x slots) of the frames left (guided self-scheduling).
-GUIDE = 2
-
-
-def _share(left: int, slots: int) -> int:
-    return max(1, left // (GUIDE * max(1, slots)))
-
-
-class Planning:
-    """The parts of the runs of frames ``todo`` as planning pieces come back.
-
-    The runs are cut into pieces of ``size`` frames (:attr:`pieces`: first, last, the first
-    and last frames of the run), each planned by a task of its own (where parts start in it,
-    :func:`~vsexcolor.render.pipeline.part_firsts`), in any order; :meth:`done` gives the parts made
-    known by a piece: those whose first and last frames are both known, which a part is once
-    the pieces from its first frame to the one after its last are in (a part ends where the
-    next starts). A slow piece (one inside a long scene looks back to its start) holds up
-    only the parts around it."""
-
-    def __init__(self, todo: list[tuple[int, int]], size: int) -> None:
-        self.pieces = [(a, min(a + size - 1, b), first, b) for first, b in todo for a in range(first, b + 1, size)]
-        self._firsts: dict[int, list[int]] = {}  # the pieces done: where parts start in them
-        self._given: set[int] = set()  # the first frames of the parts given
-
-    def done(self, piece: int, firsts: list[int]) -> list[tuple[int, int]]:
-        self._firsts[piece] = firsts
-        lo = hi = piece  # the pieces done around it, in its run
-        while lo - 1 in self._firsts and self.pieces[lo - 1][2] == self.pieces[piece][2]:
-            lo -= 1
-        while hi + 1 in self._firsts and self.pieces[hi + 1][2] == self.pieces[piece][2]:
-            hi += 1
-        starts = [n for i in range(lo, hi + 1) for n in self._firsts[i]]
-        ends = [n - 1 for n in starts[1:]]
-        if self.pieces[hi][1] == self.pieces[hi][3]:  # the block ends its run: so does its last part
-            ends.append(self.pieces[hi][1])
-        known = [(a, b) for a, b in zip(starts, ends) if a not in self._given]
-        self._given.update(a for a, _ in known)
-        return known
-
-    @property
-    def finished(self) -> bool:
-        return len(self._firsts) == len(self.pieces)
-
-
-class Schedule:
-    """Which parts a free worker gets next: the farm's rule, without Ray (the scale model
-    in benchmarks/scale.py plays it too).
-
-    Parts are handed out as they become known (:meth:`known`), so that rendering starts
-    while the rest of the film is still being planned: a free worker gets the consecutive
-    known parts at the head of the film, up to its share (:func:`balance`'s). Once every part
-    is known (:meth:`planned`), the rest are cut by :func:`balance`, the longest first. The
-    parts of a lost task that were not received go out again before anything else
-    (:meth:`again`)."""
-
-    def __init__(self, frames: int, slots: int) -> None:
-        self.left, self.slots = frames, slots
-        self.ready: list[tuple[int, int]] = []  # known, not handed out, in film order
-        self.queue: deque[list[tuple[int, int]]] = deque()
-
-    def known(self, parts: list[tuple[int, int]]) -> None:
-        self.ready = sorted(self.ready + parts)
-
-    def planned(self) -> None:
-        self.queue.extend(balance(self.ready, self.slots))
-        self.ready = []
-
-    def again(self, parts: list[tuple[int, int]]) -> None:
-        self.queue.appendleft(parts)
-        self.left += frames_in(parts)
-
-    def next(self) -> list[tuple[int, int]] | None:
-        if self.queue:
-            group = self.queue.popleft()
-        elif self.ready:
-            share, group = _share(self.left, self.slots), [self.ready[0]]
-            while (len(group) < len(self.ready) and self.ready[len(group)][0] == group[-1][1] + 1
-                   and frames_in([*group, self.ready[len(group)]]) <= share):
-                group.append(self.ready[len(group)])
-            del self.ready[:len(group)]
-        else:
-            return None
-        self.left -= frames_in(group)
-        return group
-
-
-def piece_size(frames: int, planners: int) -> int:
-    """Frames a planning piece reads: about a quarter of each planner's share, so that the
-    first parts are known early, but at least PLAN_PIECE."""
-    return max(PLAN_PIECE, -(-frames // (4 * max(1, planners))))
-
-
 def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]], *, address: Access | str | None,
                   workers: int | None, progress: bool, name: str) -> FarmReport:
-    """Render the runs of frames ``todo`` on Ray into ``work``: planned in parallel tasks
-    where its parts are scenes (pieces of the film read, no network run), the parts handed
-    out as they become known, once every node has shown it reads the render's files and
-    renders with what this machine does (:mod:`.environment`).
+    """Render the runs of frames ``todo`` on Ray into ``work``, once every node has shown it
+    reads the render's files and renders with what this machine does (:mod:`.environment`),
+    on the device each node resolves (:func:`~.scheduling.placement`): planned in parallel
+    tasks where its parts are scenes (pieces of the film read, no network run), the parts
+    handed out as they become known.
 
     Whatever stops it (a task's error, a task lost too often, Ray's own failure, Ctrl-C)
-    ends in one line saying that the finished parts are kept for ``--resume``."""
+    ends in one line saying that the finished parts, if any, are kept for ``--resume``."""
     ray = _ray()
-    hint = f"the finished parts are kept in {work.folder}: run the same command with --resume to continue"
     planned = build(render, planning=True)
-    gpu = any(f.device == "cuda" for f in planned.fingerprints)
     access = address if isinstance(address, Access) else cluster.check(address)
-    if access.address is None:  # a Ray started here
-        workers, threads = local_workers(workers, gpu, [f.backend for f in planned.fingerprints])
+    here_gpu = False  # a Ray started here has this machine's GPUs, where the render runs on one here
+    if access.address is None:
+        here_gpu = any(f.device == "cuda" for f in planned.fingerprints)
+        workers, threads = local_workers(workers, here_gpu, [f.backend for f in planned.fingerprints])
         render = dataclasses.replace(render, threads=threads)
     ours = environment(render.codec, render.recipe.paths())
     try:
-        with _connected(ray, access, workers, gpu) as slots:
-            cpus = int(ray.cluster_resources().get("CPU", 1))
+        with cluster.session(ray, access, workers=workers, gpu=here_gpu):
+            shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
+            nodes = _checked(ray, shipped, ours)
+            where = placement(nodes)
+            cpus = int(sum(n.cpus for n in nodes))
             # Planning takes the CPUs that rendering leaves (a task takes a GPU and a CPU).
-            planners = max(1, cpus - slots) if gpu else cpus
+            planners = max(1, cpus - where.slots) if where.gpu else cpus
             # Scenes are found by planning tasks; chunks are counted here.
             planning = Planning(todo if planned.by_scene else [], piece_size(frames_in(todo), planners))
-            counter = ray.remote(_Counter).options(num_cpus=0, max_restarts=-1).remote()
-            task = ray.remote(_render_task).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=0,
-                                                    _generator_backpressure_num_objects=AHEAD)
-            plan = ray.remote(_plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
+            counter = ray.remote(Counter).options(num_cpus=0, max_restarts=-1).remote()
+            task = ray.remote(render_task).options(num_gpus=1 if where.gpu else 0, num_cpus=1, max_retries=0,
+                                                   _generator_backpressure_num_objects=AHEAD)
+            plan = ray.remote(plan_task).options(num_cpus=1, max_retries=3, retry_exceptions=False)
             total = frames_in(todo)
             bar = tqdm(total=render.frames, initial=render.frames - total, desc=f"{name} on ray", unit="frame",
                        disable=not progress, dynamic_ncols=True)
-            shipped, key = ray.put(render), secrets.token_hex(8)  # sent once, not with every task
-            driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), slots, ours)
+            driver = _Driver(ray, shipped, work, task, counter, _shared_folder(work), where, ours)
             with bar:
                 if not planned.by_scene:
                     driver.schedule.known(plan_parts(render, planned, todo))
                 return driver.run(planning, lambda piece: plan.remote(shipped, key, *piece[:3]), planners,
-                                  _checks(ray, shipped, gpu),
                                   lambda received: _show(bar, render.frames - total + max(received, _count(
                                       ray, counter, received))))
     except KeyboardInterrupt:
-        print(f"vsexcolor {name}: stopped; {hint}", file=sys.stderr)
+        print(f"vsexcolor {name}: stopped{_kept(work)}", file=sys.stderr)
         raise
     except RenderError as e:
-        raise RenderError(f"{e}; {hint}") from None
+        raise RenderError(f"{e}{_kept(work)}") from None
     except ray.exceptions.RayError as e:  # Ray itself failed (a planning task lost too often, the cluster gone)
-        raise RenderError(f"Ray failed: {_cause(e)}; {hint}") from None
+        raise RenderError(f"Ray failed: {_cause(e)}{_kept(work)}") from None
+
+
+def _kept(work: WorkFolder) -> str:
+    """What a stopped render leaves to do: resume from its finished parts, where it has any
+    (a work folder without any is removed)."""
+    if not work.parts():
+        return ""
+    return f"; the finished parts are kept in {work.folder}: run the same command with --resume to continue"
 
 
 #: Memory a worker process may take at its peak, by the backend it runs (README: devc 2.3 to
@@ -324,14 +182,36 @@ def _free_memory() -> int:
     return 0
 
 
-def _checks(ray, render, gpu: bool) -> dict:
-    """A check task on each node that takes tasks (:func:`_check_task`): its ref, by node."""
+def _checks(ray, render) -> dict:
+    """A check task (:func:`~.node_tasks.check_task`) on each node that may take a task (it
+    has a CPU): its ref, and the node as Ray lists it."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    check = ray.remote(_check_task)
+    check = ray.remote(check_task)
     return {check.options(num_cpus=0, max_retries=3, retry_exceptions=False, scheduling_strategy=(
-        NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(render): node["NodeID"]
-        for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("GPU" if gpu else "CPU", 0) > 0}
+        NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(render, devices_here): node
+        for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0}
+
+
+def _checked(ray, render, ours: dict[str, str]) -> list[NodeCheck]:
+    """Every node's check, waited for: what each can run, or RenderError naming the first
+    node that cannot read a path, or renders with anything else than this machine."""
+    found = []
+    for ref, node in _checks(ray, render).items():
+        try:
+            checked = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:
+            raise RenderError(_cause(e)) from None
+        except ray.exceptions.RayError:  # the node went: it takes no task either
+            continue
+        if checked.unreadable:
+            raise RenderError(cannot_read(checked.node, checked.unreadable[0]))
+        if problem := _disagreement(checked.node, ours, checked.environment):
+            raise RenderError(problem)
+        resources = node.get("Resources", {})
+        found.append(NodeCheck(checked.node, cpus=resources.get("CPU", 0), gpus=resources.get("GPU", 0),
+                               cuda=checked.cuda, asks=checked.asks))
+    return found
 
 
 def _show(bar: tqdm, n: int) -> None:
@@ -347,24 +227,23 @@ def _shared_folder(work: WorkFolder) -> tuple[str, str] | None:
 
 class _Driver:
     """Has the film planned (``planners`` pieces at once) and hands the parts out as they
-    become known (:class:`Schedule`, to ``slots`` workers, with as many tasks again waiting
-    in Ray's queue), takes the tasks' objects as they come and stores the parts, and hands out
-    again what a lost task had not sent."""
+    become known (:class:`~.scheduling.Schedule`, to as many workers as ``where`` has slots,
+    with as many tasks again waiting in Ray's queue), takes the tasks' objects as they come
+    and stores the parts, and hands out again what a lost task had not sent."""
 
     def __init__(self, ray, render: Render, work: WorkFolder, task, counter, shared: tuple[str, str] | None,
-                 slots: int, environment: dict[str, str]) -> None:
+                 where: Placement, environment: dict[str, str]) -> None:
         self.ray, self.render, self.work, self.task, self.counter, self.shared = ray, render, work, task, counter, shared
         self.environment = environment
-        self.limit = 2 * max(1, slots)
-        self.schedule = Schedule(0, max(1, slots))
+        self.limit = 2 * max(1, where.slots)
+        self.schedule = Schedule(0, max(1, where.slots))
         self.attempts: dict[tuple, int] = {}  # parts of lost tasks handed out again: the attempt
-        self.report = FarmReport({}, [])
+        self.report = FarmReport({}, [], where=where)
         self.running: dict[object, Task] = {}
         self.incoming: dict[int, Incoming] = {}
 
-    def run(self, planning: Planning, plan, planners: int, checks: dict, progress) -> FarmReport:
-        """Plan (``plan(piece)`` submits a piece's task) and render, once every node's check
-        (``checks``: refs) has come back good."""
+    def run(self, planning: Planning, plan, planners: int, progress) -> FarmReport:
+        """Plan (``plan(piece)`` submits a piece's task) and render."""
         ray, schedule = self.ray, self.schedule
         schedule.left = sum(b - a + 1 for a, b, _, _ in planning.pieces) + frames_in(schedule.ready)
         pieces = deque(enumerate(planning.pieces))
@@ -377,23 +256,11 @@ class _Driver:
                 while pieces and len(planned) < planners:
                     index, piece = pieces.popleft()
                     planned[plan(piece)] = index
-                while not checks and len(self.running) < self.limit and (group := schedule.next()) is not None:
+                while len(self.running) < self.limit and (group := schedule.next()) is not None:
                     self._start(Task(group, self.attempts.pop(tuple(group), 1)))
-                ready, _ = ray.wait([*checks, *planned, *self.running], num_returns=1, timeout=0.5)
+                ready, _ = ray.wait([*planned, *self.running], num_returns=1, timeout=0.5)
                 for ref in ready:
-                    if ref in checks:
-                        del checks[ref]
-                        try:
-                            node, unreadable, theirs = ray.get(ref)
-                        except ray.exceptions.RayTaskError as e:
-                            raise RenderError(_cause(e)) from None
-                        except ray.exceptions.RayError:  # the node went: it takes no task either
-                            continue
-                        if unreadable:
-                            raise RenderError(_cannot_read(node, unreadable[0]))
-                        if problem := _disagreement(node, self.environment, theirs):
-                            raise RenderError(problem)
-                    elif ref in planned:
+                    if ref in planned:
                         try:
                             firsts = ray.get(ref)
                         except ray.exceptions.RayTaskError as e:
@@ -407,7 +274,7 @@ class _Driver:
                     progress(received)
                     shown = time.monotonic()
         except BaseException:
-            for ref in [*checks, *planned, *self.running]:
+            for ref in [*planned, *self.running]:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
             for incoming in self.incoming.values():
@@ -493,44 +360,12 @@ class _Driver:
         self.report.tasks.append(task)
 
 
-def _plan_task(render: Render, key: str, a: int, b: int, run_first: int) -> list[int]:
-    """One planning task: where parts start in frames ``a``..``b``. The planning clip is
-    built once per worker process and render (``key``), and kept for its next pieces."""
-    if key not in _planning_clips:
-        _planning_clips.clear()
-        _planning_clips[key] = _built_on_node(render, planning=True)[1]
-    return part_firsts(render, _planning_clips[key], a, b, run_first)
-
-
-_planning_clips: dict[str, Built] = {}
-
-
-def _node() -> str:
-    """The machine a task runs on, as messages and the summary name it."""
-    import ray
-
-    return f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {ray.get_runtime_context().get_node_id()[:8]}"
-
-
-def _unreadable(render: Render) -> list[Path]:
-    return [path for path in render.recipe.paths() if not os.access(path, os.R_OK)]
-
-
-def _cannot_read(node: str, path: Path) -> str:
-    return (f"node {node} cannot read {path}: every machine must read the input, script, references and weights at "
-            "the same path")
-
-
-def _check_task(render: Render) -> tuple[str, list[Path], dict[str, str]]:
-    """A node's check before anything is rendered: its name, the paths it cannot read, and
-    its environment (where it can read them all)."""
-    node, unreadable = _node(), _unreadable(render)
-    return node, unreadable, {} if unreadable else environment(render.codec, render.recipe.paths())
-
-
 def _disagreement(node: str, ours: dict[str, str], theirs: dict[str, str]) -> str | None:
     """One line naming the first thing ``node`` renders with differently from this machine."""
     for item, mine, other in differences(ours, theirs):
+        if item == "vsexcolor":
+            return (f"node {node} runs other vsexcolor code ({other or 'none'}) than this machine ({mine}): every "
+                    "machine must run the same vsexcolor, installed from the same release or checkout")
         if item.startswith("file "):
             return (f"node {node} reads {item[5:]} as {other or 'nothing'}, this machine as {mine or 'nothing'}: "
                     "every machine must read the same files at the same paths")
@@ -538,65 +373,6 @@ def _disagreement(node: str, ours: dict[str, str], theirs: dict[str, str]) -> st
                 "run the same versions")
     return None
 
-
-def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:
-    """The render's clip built on the node a task runs on, and the node's name; what fails
-    there (a path it cannot read, a script that fails) names the node."""
-    node = _node()
-    for path in _unreadable(render)[:1]:
-        raise RenderError(_cannot_read(node, path))
-    try:
-        return node, build(render, planning)
-    except RenderError as e:
-        raise RenderError(f"node {node}: {e}") from None
-
-
-def _render_task(render: Render, group: list[tuple[int, int]], counter, submitted: float,
-                 shared: tuple[str, str] | None) -> Iterator[Started | Chunk | Part | Finished]:
-    """One task: the parts ``group`` (consecutive) rendered where Ray runs it, each given
-    as soon as it is encoded (see the module's docstring)."""
-    started = time.time()
-    node, built = _built_on_node(render)
-    ready = time.time()
-    yield Started(node, fingerprint_dicts(built), waited=started - submitted, built=ready - started,
-                  environment=environment(render.codec, render.recipe.paths()))
-    firsts = {a for a, _ in group}
-    frames = [0]
-
-    def tick() -> None:
-        frames[0] += 1
-        if frames[0] % 8 == 0:
-            counter.add.remote(8)
-
-    folder = Path(shared[0]) if shared and sees_probe(*shared) else None
-    with tempfile.TemporaryDirectory(prefix="vsexcolor-") as scratch:
-        for first, last, path, restart in encode(render, built, group[0][0], group[-1][1],
-                                                 lambda n, frame: n in firsts, folder or Path(scratch), tick):
-            size = path.stat().st_size
-            if folder is not None:
-                write_durably(part_path(folder, first, last), path)
-                yield Part(first, last, restart, size)
-                continue
-            with path.open("rb") as f:
-                data = f.read(CHUNK)
-                while len(data) == CHUNK and (more := f.read(CHUNK)):
-                    yield Chunk(data)
-                    data = more
-            yield Part(first, last, restart, size, data)
-    yield Finished(time.time() - ready)
-
-
-class _Counter:
-    """Frames made across the cluster, for the progress bar (a task run again counts twice)."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-
-    def add(self, n: int) -> None:
-        self.frames += n
-
-    def total(self) -> int:
-        return self.frames
 
 
 def _count(ray, counter, fallback: int) -> int:
@@ -608,27 +384,6 @@ def _count(ray, counter, fallback: int) -> int:
 
 def _ray():
     return cluster.ray_module()
-
-
-class _connected:
-    """A Ray session for the render on ``address``: a checked :class:`~vsexcolor.render.cluster.Access`,
-    or an address (None or "": $RAY_ADDRESS, else a Ray started here), checked here; gives
-    the number of task slots (GPUs or CPUs)."""
-
-    def __init__(self, ray, address: Access | str | None, workers: int | None, gpu: bool) -> None:
-        self.ray, self.address, self.workers, self.gpu = ray, address, workers, gpu
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> int:
-        access = self.address if isinstance(self.address, Access) else cluster.check(self.address)
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(cluster.session(self.ray, access, workers=self.workers, gpu=self.gpu))
-            resources = self.ray.cluster_resources()
-            self._stack = stack.pop_all()
-        return max(1, int(resources.get("GPU" if self.gpu else "CPU", 1)))
-
-    def __exit__(self, *exc) -> None:
-        self._stack.__exit__(*exc)
 
 
 def _cause(error: Exception) -> str:
