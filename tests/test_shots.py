@@ -208,6 +208,9 @@ def test_restore_vpy_s_shots_are_exported_and_taken_back_as_the_readme_shows(fil
     ("vsexcolor.colorize(open_clip(probe(FILM, progress=False)), 'a.png', scene_threshold=0.2).set_output()",
      ["--scene-threshold", "0.3"], "--scene-threshold 0.3 differs from the 0.2 of {script}'s colorize call: leave "
      "it out, so that the shots are its"),
+    ("vsexcolor.colorize(open_clip(probe(FILM, progress=False)), 'a.png', keyframe_pick='first').set_output()",
+     ["--pick", "sharpest"], "--pick sharpest differs from the keyframe_pick 'first' of {script}'s colorize call: "
+     "leave it out, so that the frames are those it colours"),
     ("raise ValueError('no source given')", [], "{script} failed: ValueError: no source given"),
 ])
 def test_a_script_whose_shots_cannot_be_found_is_one_line(film, tmp_path, capsys, body, args, message):
@@ -218,6 +221,22 @@ def test_a_script_whose_shots_cannot_be_found_is_one_line(film, tmp_path, capsys
     assert code == 2
     assert err.strip().splitlines() == [f"vsexcolor shots: {message.format(script=script)}"]
     assert not (tmp_path / "shots").exists()
+
+
+@pytest.mark.parametrize("call, shots_and_picks", [
+    ("keyframe_pick='first'", [(0, 13, 0), (14, 22, 14), (23, 34, 23)]),
+    ("scenes=False", [(0, 34, 20)]),  # one shot: the sharpest of its first second, across what are cuts
+])
+def test_a_script_s_shots_are_found_and_picked_as_its_colorize_call_does(film, tmp_path, capsys, call,
+                                                                         shots_and_picks):
+    script = tmp_path / "film.vpy"
+    script.write_text("import vsexcolor\nfrom vsexcolor import open_clip, probe\n"
+                      f"vsexcolor.colorize(open_clip(probe({str(film)!r}, progress=False)), 'a.png', {call})"
+                      ".set_output()\n")
+    code, err = cli(capsys, "shots", script, "-o", tmp_path / "shots")
+    assert code == 0, err
+    report = json.loads((tmp_path / "shots" / "shots.json").read_text())
+    assert [(s["first"], s["last"], s["frame"]) for s in report["shots"]] == shots_and_picks
 
 
 def test_a_folder_that_cannot_be_written_into_is_one_line(film, tmp_path, capsys):

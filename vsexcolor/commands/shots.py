@@ -12,6 +12,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -55,10 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "colorize sees them")
     add_script_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write into")
-    parser.add_argument("--pick", choices=shots_mod.PICKS, default="sharpest",
-                        help="which frame of a shot: its first, its middle, or (default) the sharpest of its "
-                             "first second, which avoids fades and motion blur; first and sharpest are the frame "
-                             "colorize colours as the shot's automatic keyframe with that --keyframe-pick")
+    parser.add_argument("--pick", choices=shots_mod.PICKS, default=None,
+                        help="which frame of a shot: its first, its middle, or the sharpest of its first second, "
+                             "which avoids fades and motion blur; first and sharpest are the frame colorize "
+                             "colours as the shot's automatic keyframe with that --keyframe-pick (default: a "
+                             "script's colorize call's keyframe_pick, else sharpest)")
     parser.add_argument("--scene-threshold", type=float, default=None, metavar="T",
                         help=f"as colorize's: 0..1, lower finds more cuts (default: a script's colorize call's, "
                              f"else {DEFAULT_THRESHOLD})")
@@ -89,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
     earlier = _earlier_export(folder)
     # Before the film is read: without a model nothing is worth finding.
     model, colorizer = _colorizer(args.keyframe_model, args.device or "auto") if args.colorize else (None, None)
-    clip, info, threshold, scene_clip = _film(args)
+    film = _film(args)
+    clip, info, threshold = film.clip, film.info, film.scene_threshold
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False) as bar:
-        picked = shots_mod.find(clip, threshold, bar.update, args.pick, scene_clip)
+        picked = shots_mod.find(clip, threshold, bar.update, film.pick, film.scene_clip, film.scenes)
     names = [f"{shot.pick:06d}.png" for shot in picked]
     ours = [*names, *([f"{GRAY}/{n}" for n in names] if colorizer else []), "shots.json", "shots.csv", SHEET]
     if clashes := [n for n in ours if (folder / n).exists()] if folder.exists() else []:
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     # shots.json first: an export cut short is then an earlier export of its own frames.
     write_durably(folder / "shots.json", json.dumps(
         {"input": str(args.input.resolve()), **({"arguments": dict(args.arg)} if args.arg else {}),
-         "frames": info.num_frames, "fps": float(info.fps), "scene_threshold": threshold, "pick": args.pick,
+         "frames": info.num_frames, "fps": float(info.fps), "scene_threshold": threshold, "pick": film.pick,
          "shots": rows}, indent=2).encode())
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]))
@@ -161,17 +164,29 @@ def _remove(folder: Path, stale: set[str]) -> None:
         gray.rmdir()
 
 
-def _film(args: argparse.Namespace) -> tuple[vs.VideoNode, VideoInfo, float, vs.VideoNode | None]:
-    """The clip whose shots to find, its timing, the cut threshold and the scene clip: a
-    file's frames, or the clip a script's colorize call colours, found as that call finds
-    them (a script that calls none: its output)."""
+class Film(NamedTuple):
+    """The clip whose shots to find, its timing, and how its shots and frames are found
+    (``scene_threshold``, ``scene_clip``, ``scenes`` as colorize's; ``pick`` as ``--pick``)."""
+
+    clip: vs.VideoNode
+    info: VideoInfo
+    scene_threshold: float
+    scene_clip: vs.VideoNode | None
+    scenes: bool
+    pick: str
+
+
+def _film(args: argparse.Namespace) -> Film:
+    """A file's frames, or the clip a script's colorize call colours, its shots found and
+    picked as that call finds and picks them (a script that calls none: its output)."""
     threshold = DEFAULT_THRESHOLD if args.scene_threshold is None else args.scene_threshold
+    pick = args.pick or "sharpest"
     try:
         if args.input.suffix.lower() != ".vpy":
             if args.arg:
                 raise CommandError(f"-a sets a variable of a .vpy script, and {args.input} is not one")
             info = probe(args.input)
-            return open_clip(info), info, threshold, None
+            return Film(open_clip(info), info, threshold, None, True, pick)
         recipe = script_recipe(args.input, args.arg)
         with calls() as made:
             output = recipe.build()
@@ -179,12 +194,16 @@ def _film(args: argparse.Namespace) -> tuple[vs.VideoNode, VideoInfo, float, vs.
             raise CommandError(f"{args.input} calls vsexcolor.colorize {len(made)} times, and shots finds the shots "
                                "of one clip: export them from a script that calls it once")
         if not made:
-            return output, clip_info(output, recipe.script), threshold, None
+            return Film(output, clip_info(output, recipe.script), threshold, None, True, pick)
         call = made[0]
         if args.scene_threshold is not None and args.scene_threshold != call.scene_threshold:
             raise CommandError(f"--scene-threshold {args.scene_threshold:g} differs from the {call.scene_threshold:g} "
                                f"of {args.input}'s colorize call: leave it out, so that the shots are its")
-        return call.clip, clip_info(call.clip, recipe.script), call.scene_threshold, call.scene_clip
+        if args.pick in ("first", "sharpest") and args.pick != call.keyframe_pick:
+            raise CommandError(f"--pick {args.pick} differs from the keyframe_pick {call.keyframe_pick!r} of "
+                               f"{args.input}'s colorize call: leave it out, so that the frames are those it colours")
+        return Film(call.clip, clip_info(call.clip, recipe.script), call.scene_threshold, call.scene_clip,
+                    call.scenes, args.pick or call.keyframe_pick)
     except (VideoError, RenderError) as e:
         raise CommandError(str(e)) from None
 
