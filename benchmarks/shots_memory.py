@@ -12,7 +12,10 @@ with ``propagate`` three ways, each in a process of its own whose peak resident 
 * ``filter``: ``colorize(clip, FOLDER)`` on the file's frames, every frame requested in order;
 * ``cli``: ``vsexcolor colorize FILM --refs FOLDER``;
 * ``ray``: the same with ``--ray`` on a one-node cluster started here, the peak of its
-  worker processes (where the filter is built and run).
+  worker processes (where the filter is built and run);
+* ``planning``: what a farm's worker does to plan its pieces, the film's planning clip
+  built with ``backend="devc"`` (the deterministic test weights, of the real checkpoint's
+  size) and read through: it reads the weights for their digest and loads no network.
 
 The target (issue: 1500 shots within 1.3x the memory of 10 shots) is printed with the ratio.
 Ray must not reach past loopback: the script runs in a network namespace of its own.
@@ -49,6 +52,16 @@ for frame in out.frames(close=True):
     pass
 """
 COMMAND = "import sys; from vsexcolor.commands import main; sys.exit(main(sys.argv[1:]))"
+#: A farm worker's planning of the film, with the DEVC weights (``sys.argv[4]``).
+PLANNING = """
+import sys, vapoursynth as vs, vsexcolor
+from vsexcolor.filter import recording
+clip = vsexcolor.open_clip(vsexcolor.probe(sys.argv[1], progress=False))
+with recording(planning=True):
+    out = vsexcolor.colorize(clip, sys.argv[2], backend="devc", weights=sys.argv[4], pixels=int(sys.argv[3]))
+for frame in out.frames(close=True):
+    pass
+"""
 EXEMPLAR_SIZE = (1920, 1080)
 
 
@@ -57,7 +70,8 @@ def main() -> None:
     parser.add_argument("--shots", type=int, nargs="+", default=[1500, 10], help="films to compare (default 1500 10)")
     parser.add_argument("--size", default="320x180", help="WxH of the film (default 320x180)")
     parser.add_argument("--pixels", type=int, default=96 * 54, help="colorize's pixels (default 5184)")
-    parser.add_argument("--ways", nargs="+", choices=("filter", "cli", "ray"), default=["filter", "cli", "ray"])
+    parser.add_argument("--ways", nargs="+", choices=("filter", "cli", "ray", "planning"),
+                        default=["filter", "cli", "ray", "planning"])
     args = parser.parse_args()
     in_loopback_namespace()
     width, height = map(int, args.size.split("x"))
@@ -67,10 +81,11 @@ def main() -> None:
     print(f"{'shots':>6} {'frames':>7} {'way':<7} {'s':>7} {'peak RSS MiB':>13}")
     peaks: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="vsexcolor-shots-memory-") as tmp:
+        weights = _test_weights(Path(tmp) / "weights") if "planning" in args.ways else None
         for shots in args.shots:
             film, refs, frames = _film(Path(tmp) / f"{shots}", shots, width, height)
             for way in args.ways:
-                seconds, peak = _render(way, film, refs, args.pixels, Path(tmp) / f"{shots}-{way}.mkv")
+                seconds, peak = _render(way, film, refs, args.pixels, Path(tmp) / f"{shots}-{way}.mkv", weights)
                 peaks[(way, shots)] = peak
                 print(f"{shots:>6} {frames:>7} {way:<7} {seconds:7.1f} {peak / 2**20:13.0f}", flush=True)
     if len(args.shots) == 2:
@@ -110,7 +125,18 @@ def _film(folder: Path, shots: int, width: int, height: int) -> tuple[Path, Path
     return film, refs, first
 
 
-def _render(way: str, film: Path, refs: Path, pixels: int, out: Path) -> tuple[float, int]:
+def _test_weights(folder: Path) -> Path:
+    """The deterministic DEVC test weights in the official unpacked layout."""
+    import torch
+    from detnets import state_dicts
+
+    for name, state in state_dicts().items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, folder / name)
+    return folder
+
+
+def _render(way: str, film: Path, refs: Path, pixels: int, out: Path, weights: Path | None) -> tuple[float, int]:
     """Seconds and peak resident bytes of one render (of its Ray workers for ``ray``)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "VSEXCOLOR_INDEX_DIR": str(out.parent / "index")}
@@ -119,6 +145,8 @@ def _render(way: str, film: Path, refs: Path, pixels: int, out: Path) -> tuple[f
     cluster = None
     if way == "filter":
         argv = [sys.executable, "-c", FILTER, str(film), str(refs), str(pixels)]
+    elif way == "planning":
+        argv = [sys.executable, "-c", PLANNING, str(film), str(refs), str(pixels), str(weights)]
     elif way == "cli":
         argv = [sys.executable, "-c", COMMAND, *command]
     else:
