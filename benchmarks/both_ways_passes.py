@@ -89,14 +89,14 @@ def run_segment(backend: RecordingBackend, L: torch.Tensor, order: list[int], ke
     internal = geometry.to_internal(L[order])
     acc = None
     for start in range(0, len(order), BATCH):
-        started = time.perf_counter()
+        started = time.process_time()
         corr = backend.correspond(internal[start:start + BATCH], prepared)
-        into.seconds += time.perf_counter() - started
+        into.seconds += time.process_time() - started
         for i in range(len(corr.lab)):
             n = start + i
-            started = time.perf_counter()
+            started = time.process_time()
             ab = backend.step(internal[n:n + 1], corr[i], last)
-            into.seconds += time.perf_counter() - started
+            into.seconds += time.process_time() - started
             previous, last = last, torch.cat((internal[n:n + 1], ab), 1)
             if n == 0:
                 continue
