@@ -265,10 +265,11 @@ def by_rule(threshold: float, min_gap: float, max_gap: float) -> Placement:
 PLACEMENTS = (
     Placement("one per shot", lambda clip: [a for a, _ in clip.shots]),
     Placement("shot ends", lambda clip: sorted({k for a, b in clip.shots for k in (a, b)})),
+    by_rule(0.6, 1.6, 4.0),
+    by_rule(0.4, 1.6, 4.0),
+    by_rule(0.8, 1.6, 4.0),
     by_rule(0.6, 1.2, 4.0),
-    by_rule(0.4, 1.2, 4.0),
-    by_rule(0.6, 0.8, 2.4),
-    by_rule(0.6, 1.2, 8.0),
+    by_rule(0.6, 2.4, 6.0),
 )
 
 
@@ -296,7 +297,7 @@ def placement_table(clips: list[Clip], pixels: int) -> None:
             minutes = len(clip.colour) / clip.fps / 60
             print(f"{placement.name:24}{clip.name:20}{len(keys):5d}{budget:7d}{len(keys) / minutes:9.1f}"
                   f"{statistics.mean(forward.values()):9.2f}{statistics.mean(both.values()):10.2f}  "
-                  + ", ".join(drifts), flush=True)
+                  + ", ".join(drifts) + f"  keys {keys}", flush=True)
 
 
 def check(clips: list[Clip]) -> None:

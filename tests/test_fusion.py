@@ -121,8 +121,8 @@ def test_a_pan_gets_a_keyframe_once_the_last_no_longer_explains_the_frame():
     keys = place(lambda i: frames[i], 40, 10.0, min_gap=0.3, max_gap=10.0, threshold=0.5)
     assert keys[0] == 0 and len(keys) >= 3
     for before, key in zip(keys, keys[1:]):
-        if key == 39 and explained(frames[before], frames[key]) >= 0.5:
-            assert key - before >= 3  # the shot's last frame, a shortest gap after the last
+        if key == 39:  # the shot's last frame, a shortest gap or more after the last
+            assert key - before >= 3
             continue
         assert explained(frames[before], frames[key]) < 0.5
         assert key - before == 3 or explained(frames[before], frames[key - 1]) >= 0.5
@@ -131,7 +131,13 @@ def test_a_pan_gets_a_keyframe_once_the_last_no_longer_explains_the_frame():
 def test_no_keyframe_comes_sooner_than_the_shortest_gap():
     frames = panning_shot(40, 20)  # every frame mostly new
     keys = place(lambda i: frames[i], 40, 10.0, min_gap=1.0, max_gap=10.0, threshold=0.5)
-    assert keys == [0, 10, 20, 30]
+    assert keys == [0, 10, 20, 39]  # the one due at 30 lies within 10 of the end
+
+
+def test_a_keyframe_due_near_the_shots_end_goes_to_its_last_frame():
+    still = panning_shot(1, 0)[0]
+    # The longest gap falls due at 40, 10 frames from the end: within the shortest gap.
+    assert place(lambda i: still, 50, 10.0, min_gap=1.5, max_gap=4.0) == [0, 49]
 
 
 def test_a_short_shot_keeps_one_keyframe():

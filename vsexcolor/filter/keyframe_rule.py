@@ -68,7 +68,8 @@ def place(L: Callable[[int], torch.Tensor], length: int, fps: float, *, min_gap:
             :func:`explained` by that keyframe falls below this (0..1).
 
     The shot's last frame is a keyframe as well when it lies ``min_gap`` or more after the
-    last one: the frames before it are then coloured both ways instead of forward alone.
+    last one (the frames before it are then coloured both ways instead of forward alone),
+    and a keyframe due within ``min_gap`` of the shot's end is put on its last frame instead.
     """
     if length < 1 or fps <= 0 or not 0 < min_gap <= max_gap:
         raise ValueError(f"place: need length >= 1, fps > 0, 0 < min_gap <= max_gap; got {length}, {fps}, "
@@ -78,11 +79,12 @@ def place(L: Callable[[int], torch.Tensor], length: int, fps: float, *, min_gap:
     key_L = L(0)
     for i in range(shortest, length):
         gap = i - keys[-1]
-        if gap < shortest:
+        if gap < shortest or (gap < longest and explained(key_L, L(i)) >= threshold):
             continue
-        if gap >= longest or explained(key_L, L(i)) < threshold:
-            keys.append(i)
-            key_L = L(i)
+        if length - 1 - i < shortest:
+            break
+        keys.append(i)
+        key_L = L(i)
     if length - 1 - keys[-1] >= shortest:
         keys.append(length - 1)
     return keys
