@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -136,8 +137,8 @@ RULES: dict[str, Rule] = {
     "forward": lambda x: x.forward,
     "backward": lambda x: x.backward,
     "linear (distance)": linear,
-    "linear x match": chosen,
-    "linear x match^2": confident("match", 2.0),
+    "linear x match": confident("match"),
+    "linear x match^2 (fusion.fuse)": chosen,
     "linear x match, blurred 2px": confident("match", 1.0, blur=2.0),
     "linear x chain": confident("chain"),
     "linear x chain^2": confident("chain", 2.0),
@@ -150,7 +151,7 @@ RULES: dict[str, Rule] = {
     "disagreement -> match": disagreement,
     "oracle per pixel (truth)": oracle,
 }
-SHORT = ("forward", "backward", "linear (distance)", "linear x match", "linear x chain^2",
+SHORT = ("forward", "backward", "linear (distance)", "linear x match^2 (fusion.fuse)", "linear x chain^2",
          "saturating tau 4 x chain^2", "oracle per pixel (truth)")
 
 
@@ -165,7 +166,8 @@ class Clip:
         self.gray = core.std.ShufflePlanes(yuv_clip(np.ascontiguousarray(rgb)), 0, vs.GRAY)
         self.props = colour_props(self.gray, self.gray.get_frame(0).props)
         self.L = clip_luma(self.gray)
-        self.fps = self.gray.fps.numerator / self.gray.fps.denominator if self.gray.fps.numerator else 25.0
+        with av.open(str(sample_clip_path(name))) as container:
+            self.fps = float(container.streams.video[0].average_rate)
         self.shots = [(s.first, s.last) for s in find(self.gray, vsexcolor.filter.DEFAULT_THRESHOLD, pick="first")]
 
     def score(self, abs_: dict[int, np.ndarray], geometry) -> dict[int, float]:
@@ -266,16 +268,16 @@ PLACEMENTS = (
     Placement("one per shot", lambda clip: [a for a, _ in clip.shots]),
     Placement("shot ends", lambda clip: sorted({k for a, b in clip.shots for k in (a, b)})),
     by_rule(0.6, 1.6, 4.0),
-    by_rule(0.4, 1.6, 4.0),
     by_rule(0.8, 1.6, 4.0),
-    by_rule(0.6, 1.2, 4.0),
+    by_rule(0.4, 1.6, 4.0),
     by_rule(0.6, 2.4, 6.0),
+    by_rule(0.6, 1.2, 4.0),
 )
 
 
 def placement_table(clips: list[Clip], pixels: int) -> None:
     print(f"\nPlacement: drift (dB, first 10 non-keyframe frames minus last 10) of each shot of {LONG_SHOT}+ "
-          f"frames, forward-only and fused (linear x match); pixels={pixels}")
+          f"frames, forward-only and fused (fusion.fuse); pixels={pixels}")
     print(f"{'placement':24}{'clip':20}{'keys':>5}{'budget':>7}{'keys/min':>9}{'PSNR fwd':>9}{'PSNR both':>10}"
           f"  drift per long shot (fwd / both)")
     for placement in PLACEMENTS:

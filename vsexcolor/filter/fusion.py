@@ -6,7 +6,12 @@ how near each keyframe is, and by how sure each pass's match of the pixel to its
 keyframe is (the backend's correspondence confidence: where a keyframe shows the pixel's
 surface, its pass carries the right colour; where the surface is new to it, the pass
 guesses). ``benchmarks/both_ways.py`` measured this rule against the others tried
-(benchmarks/README.md).
+(benchmarks/README.md): on the bundled clips, propagate backend, ground-truth keyframes every
+40 frames, +2.7 / +2.3 / +0.8 dB over the forward pass alone (bikes, bigbuckbunny,
+carphone), where weights by distance alone give +2.2 / +1.4 / +0.7.
+
+The confidence is the propagate backend's (0..1). DEVC's is a cosine similarity (-1..1, most
+pixels above 0.5), on which the rule stays close to the distance weights: not measured.
 
 Pure torch: tensors on any device, [1, C, H, W] at the engine's internal size.
 """
@@ -17,8 +22,9 @@ import torch
 #: Confidence added to each pass's before weighting, so that a pixel neither pass is sure
 #: of falls back to the distance weights instead of dividing noise by noise.
 CONFIDENCE_FLOOR = 0.05
-#: Power of the confidences in the weights (1: proportional).
-CONFIDENCE_POWER = 1.0
+#: Power of the confidences in the weights: 2 measured 0.01 to 0.05 dB above 1 on each
+#: bundled clip, 4 no better.
+CONFIDENCE_POWER = 2.0
 
 
 def distance_weights(since: int, until: int) -> tuple[float, float]:

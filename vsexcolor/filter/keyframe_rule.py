@@ -24,7 +24,7 @@ EXPLAINED_PIXELS = 192 * 108
 #: L difference (CIE units) up to which a flow's landing point counts as the same surface.
 LUMA_TOLERANCE = 6.0
 #: Defaults of :func:`place` (see benchmarks/README.md, "both_ways.py").
-MIN_GAP_S = 1.2
+MIN_GAP_S = 1.6
 MAX_GAP_S = 4.0
 THRESHOLD = 0.6
 
