@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import av
@@ -39,18 +40,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the sample clips
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import vsexcolor  # noqa: E402
-from both_ways_passes import Pass, both_passes, clip_luma  # noqa: E402
-from clips import decode_rgb, sample_clip_path, yuv_clip  # noqa: E402
-from vsexcolor.eval.clips import frames_lab  # noqa: E402
-from vsexcolor.eval.metrics import psnr  # noqa: E402
-from vsexcolor.filter import PRESETS  # noqa: E402
-from vsexcolor.filter.formats import colour_props, frame_rgb, in_format, output_format  # noqa: E402
-from vsexcolor.filter.fusion import fuse  # noqa: E402
-from vsexcolor.filter.keyframe_rule import place  # noqa: E402
-from vsexcolor.filter.postprocess import finish_rgb, for_backend  # noqa: E402
-from vsexcolor.filter.resolution import DEFAULT_PIXELS  # noqa: E402
-from vsexcolor.filter.shots import find  # noqa: E402
+from both_ways_passes import Pass, both_passes, clip_luma
+from clips import decode_rgb, sample_clip_path, yuv_clip
+
+import vsexcolor
+from vsexcolor.eval.clips import frames_lab
+from vsexcolor.eval.metrics import psnr
+from vsexcolor.filter import PRESETS
+from vsexcolor.filter.formats import colour_props, frame_rgb, in_format, output_format
+from vsexcolor.filter.fusion import fuse
+from vsexcolor.filter.keyframe_rule import place
+from vsexcolor.filter.postprocess import finish_rgb, for_backend
+from vsexcolor.filter.resolution import DEFAULT_PIXELS
+from vsexcolor.filter.shots import find
 
 core = vs.core
 CLIPS = ("bikes", "bigbuckbunny", "carphone_pristine")
@@ -111,7 +113,7 @@ def confident(key: str, power: float = 1.0, blur: float = 0.0, tau: float | None
 
 def chosen(x: Frame) -> np.ndarray:
     """The rule of :func:`vsexcolor.filter.fusion.fuse`, on the backend's correspondence confidence."""
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None]  # noqa: E731
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None]
     return fuse(t(x.forward), t(x.backward), x.since, x.until, t(x.evidence_f["match"])[None],
                 t(x.evidence_b["match"])[None])[0].numpy()
 
@@ -196,7 +198,7 @@ def frames_of(clip: Clip, keys: list[int], forward: Pass, backward: Pass, geomet
         before = max(k for k in keys if k < t)
         has_back = t in backward.ab
         after = min(k for k in keys if k > t) if has_back else t
-        truth = lambda t=t: geometry.to_internal(frames_lab(clip.rgb[t])[None])[0, 1:].numpy()  # noqa: E731
+        truth = lambda t=t: geometry.to_internal(frames_lab(clip.rgb[t])[None])[0, 1:].numpy()
         out[t] = Frame(forward.ab[t], backward.ab[t] if has_back else forward.ab[t], t - before,
                        after - t, {k: v[t] for k, v in forward.evidence.items()},
                        {k: v[t] for k, v in backward.evidence.items() if t in v} if has_back else {}, truth)
@@ -275,6 +277,11 @@ PLACEMENTS = (
 )
 
 
+def _drift(scored: list[int], psnrs: dict[int, float]) -> float:
+    """Mean PSNR of the first DRIFT_SPAN of the frames ``scored`` minus that of the last."""
+    return float(np.mean([psnrs[t] for t in scored[:DRIFT_SPAN]]) - np.mean([psnrs[t] for t in scored[-DRIFT_SPAN:]]))
+
+
 def placement_table(clips: list[Clip], pixels: int) -> None:
     print(f"\nPlacement: drift (dB, first 10 non-keyframe frames minus last 10) of each shot of {LONG_SHOT}+ "
           f"frames, forward-only and fused (fusion.fuse); pixels={pixels}")
@@ -292,8 +299,7 @@ def placement_table(clips: list[Clip], pixels: int) -> None:
                 if b - a + 1 < LONG_SHOT:
                     continue
                 scored = [t for t in sorted(forward) if a <= t <= b]
-                drift = lambda s: np.mean([s[t] for t in scored[:DRIFT_SPAN]]) - np.mean(  # noqa: E731
-                    [s[t] for t in scored[-DRIFT_SPAN:]])
+                drift = partial(_drift, scored)
                 drifts.append(f"{a}-{b}: {drift(forward):+.1f} / {drift(both):+.1f}")
             budget = len(clip.shots) + len(clip.colour) // 60
             minutes = len(clip.colour) / clip.fps / 60

@@ -4,6 +4,8 @@ ab values are CIE units; confidences 0..1.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -120,7 +122,7 @@ def test_a_pan_gets_a_keyframe_once_the_last_no_longer_explains_the_frame():
     frames = panning_shot(40, 2)
     keys = place(lambda i: frames[i], 40, 10.0, min_gap=0.3, max_gap=10.0, threshold=0.5)
     assert keys[0] == 0 and len(keys) >= 3
-    for before, key in zip(keys, keys[1:]):
+    for before, key in itertools.pairwise(keys):
         if key == 39:  # the shot's last frame, a shortest gap or more after the last
             assert key - before >= 3
             continue
