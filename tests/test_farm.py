@@ -246,7 +246,7 @@ def test_a_cluster_on_loopback_that_requires_no_token_is_refused_where_it_listen
     from vsexcolor.render import cluster
     from vsexcolor.render.pipeline import RenderError
 
-    answers(monkeypatch, OPEN, asked := [])
+    answers(monkeypatch, OPEN, [])
     ports = []
     monkeypatch.setattr(cluster, "_listening", lambda port: ports.append(port) or listening)
     warned: list[str] = []
