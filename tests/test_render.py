@@ -175,14 +175,7 @@ def test_a_resume_takes_a_shots_folder_s_references_alone(film, tmp_path, capsys
     for name in ("000000.png", "contact-sheet.png", "gray/000000.png"):
         cv2.imwrite(str(refs / name), still)
     (refs / "shots.json").write_text("{}")
-    chain = script(tmp_path, "from pathlib import Path\n"
-                             "c = open_clip(probe(source, progress=False))\n"
-                             "vsexcolor.colorize(c, Path(refs), backend='propagate', pixels=64 * 48).set_output()\n")
-    out = tmp_path / "out.mkv"
-    command = ["render", chain, "-a", f"source={film}", "-a", f"refs={refs}", "--codec", "ffv1", "-o", out]
-    crash_encoder_at(monkeypatch, 8)
-    assert cli(capsys, *command)[0] == 2
-    monkeypatch.undo()
+    command = crashed_render_of_a_folder(tmp_path, film, refs, capsys, monkeypatch)
     for name in ("contact-sheet.png", "gray/000000.png", "shots.json"):  # `vsexcolor shots` run again
         (refs / name).write_bytes((refs / name).read_bytes() + b" ")
     kept = (refs / "000000.png").read_bytes()
@@ -194,6 +187,20 @@ def test_a_resume_takes_a_shots_folder_s_references_alone(film, tmp_path, capsys
     assert code == 0, err
 
 
+def crashed_render_of_a_folder(tmp_path, film, refs, capsys, monkeypatch) -> list:
+    """``render`` of a script colouring ``film`` from the folder ``refs``, crashed at frame 8
+    (a resume has a part to keep); the command, to run again."""
+    chain = script(tmp_path, "from pathlib import Path\n"
+                             "c = open_clip(probe(source, progress=False))\n"
+                             "vsexcolor.colorize(c, Path(refs), backend='propagate', pixels=64 * 48).set_output()\n")
+    command = ["render", chain, "-a", f"source={film}", "-a", f"refs={refs}", "--codec", "ffv1",
+               "-o", tmp_path / "out.mkv"]
+    crash_encoder_at(monkeypatch, 8)
+    assert cli(capsys, *command)[0] == 2
+    monkeypatch.undo()
+    return command
+
+
 def test_a_resume_and_the_nodes_pass_over_what_a_file_manager_writes_into_a_folder(film, tmp_path, capsys,
                                                                                    monkeypatch):
     import cv2
@@ -203,14 +210,7 @@ def test_a_resume_and_the_nodes_pass_over_what_a_file_manager_writes_into_a_fold
     refs = tmp_path / "refs"  # a folder of references made by hand, without shots.json
     refs.mkdir()
     cv2.imwrite(str(refs / "000000.png"), cv2.imread(str(film.with_name("still.png"))))
-    chain = script(tmp_path, "from pathlib import Path\n"
-                             "c = open_clip(probe(source, progress=False))\n"
-                             "vsexcolor.colorize(c, Path(refs), backend='propagate', pixels=64 * 48).set_output()\n")
-    out = tmp_path / "out.mkv"
-    command = ["render", chain, "-a", f"source={film}", "-a", f"refs={refs}", "--codec", "ffv1", "-o", out]
-    crash_encoder_at(monkeypatch, 8)
-    assert cli(capsys, *command)[0] == 2
-    monkeypatch.undo()
+    command = crashed_render_of_a_folder(tmp_path, film, refs, capsys, monkeypatch)
     before = environment("ffv1", [refs])
     (refs / ".DS_Store").write_bytes(b"Bud1")  # the folder opened in Finder
     (refs / "._000000.png").write_bytes(b"AppleDouble")  # and copied over SMB
