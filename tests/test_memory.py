@@ -163,9 +163,13 @@ def test_a_references_folder_is_read_when_its_segments_need_it_and_not_held(tmp_
     frames = decode_rgb(sample_clip_path("bikes"), 24, (64, 48))
     for n in range(0, 24, 2):
         write_image(tmp_path / f"{n:06d}.png", np.ascontiguousarray(frames[n][::-1]))  # exemplars: flipped
-    read, original = [], ref_inputs._read  # what reads a reference's file
-    monkeypatch.setattr(ref_inputs, "_read", lambda path, frame: read.append(weakref.ref(r := original(path, frame)))
-                        or r)
+    read = []
+    for reader in ("read_image", "read_reference"):  # what reads a reference's file, to sort it or to use it
+        def watched(*args, original=getattr(ref_inputs, reader)):
+            read.append(weakref.ref(picture := original(*args)))
+            return picture
+
+        monkeypatch.setattr(ref_inputs, reader, watched)
 
     def alive() -> int:
         gc.collect()

@@ -18,7 +18,8 @@ import vapoursynth as vs
 
 from .formats import colour_props, fail, frame_rgb, to_rgbs
 from .luma import Luma
-from .reference import IMAGE_SUFFIXES, ReferenceError, check_array, image_lab, read_image, read_reference
+from .reference import (IMAGE_SUFFIXES, ReferenceError, check_array, image_lab, image_size, read_image,
+                        read_reference)
 
 RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
 
@@ -35,6 +36,9 @@ MANAGER_FILES = frozenset(("thumbs.db", "desktop.ini"))
 #: gray frame at 57 dB, and coloured as an image colorizer does (the gray frame's L*, the
 #: original's a and b) at 58 to 59 dB; the original of a frame 4 frames away at 19 to 24 dB.
 KEYFRAME_DB = 33.0
+#: Pixels a folder's picture of another size than the clip's (an exemplar) is read at while
+#: the folder is sorted: enough to tell whether it holds colour (:data:`GRAY_CHROMA`).
+SORT_PIXELS = 256 * 256
 #: Chroma (Lab) below which a picture has no colour: a frame not coloured yet.
 GRAY_CHROMA = 2.0
 
@@ -130,11 +134,14 @@ def _keyed(clip: vs.VideoNode, start: int, given: object, rgb: np.ndarray, keyfr
            frame: tuple[int, int] | None) -> Keyed:
     """A reference given as ``given`` and read as ``rgb`` (for ``frame``, see :class:`Keyed`);
     an image file is kept by its path."""
-    if keyframe and rgb.shape[:2] != (clip.height, clip.width):
-        raise fail(name, f"its frame in colour, {clip.width}x{clip.height} like the clip, to be a keyframe "
-                         "(propagate=True); an exemplar of any size needs propagate=False",
-                   f"{rgb.shape[1]}x{rgb.shape[0]}")
+    _check_keyframe_size(clip, keyframe, (rgb.shape[1], rgb.shape[0]), name)
     return Keyed(start, Path(given) if isinstance(given, (str, os.PathLike)) else rgb, keyframe, name, frame)
+
+
+def _check_keyframe_size(clip: vs.VideoNode, keyframe: bool, size: tuple[int, int], name: str) -> None:
+    if keyframe and size != (clip.width, clip.height):
+        raise fail(name, f"its frame in colour, {clip.width}x{clip.height} like the clip, to be a keyframe "
+                         "(propagate=True); an exemplar of any size needs propagate=False", f"{size[0]}x{size[1]}")
 
 
 def files_in(path: Path) -> list[Path]:
@@ -184,7 +191,12 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
     # One image at a time: a film's folder holds hundreds, and none is kept (Keyed.rgb).
     for frame, path in sorted(found.items()):
         try:
-            rgb, name = _read(path, size), path.name
+            width, height = image_size(path)
+            # Only a picture of the clip's size may be a keyframe, matched at full size; of any
+            # other only whether it holds colour is asked here, of a small copy (a folder of
+            # 1080p exemplars read whole, one by one, raised the build's peak with their number).
+            own_size = (width, height) == (clip.width, clip.height)
+            rgb, name = read_image(path, None if own_size else SORT_PIXELS), path.name
         except ReferenceError:
             problems.append(f"{path.name} cannot be read as an image: export it again or remove it")
             continue
@@ -194,9 +206,10 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
         if torch.quantile(lab[1:].norm(dim=0).flatten()[::7], 0.99) < GRAY_CHROMA:
             uncoloured.append(name)
             continue
-        db = _best_match(lumas, frame, rgb, lab) if rgb.shape[:2] == (clip.height, clip.width) else None
+        db = _best_match(lumas, frame, rgb, lab) if own_size else None
         keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
-        refs.append(_keyed(clip, frame, path, rgb, keyframe, name, size))
+        _check_keyframe_size(clip, keyframe, (width, height), name)
+        refs.append(Keyed(frame, path, keyframe, name, size))
         how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
         lines.append(f"  {name}: frame {frame}, {'keyframe' if keyframe else 'exemplar'} ({how})")
     if problems:
