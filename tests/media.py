@@ -1,6 +1,7 @@
 """Video, image and zip files for the tests."""
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 from fractions import Fraction
@@ -96,3 +97,34 @@ def declare_size(path: Path, name: str, size: int) -> Path:
             entry += 46 + sum(struct.unpack_from("<HHH", data, entry + 28))
     path.write_bytes(bytes(data))
     return path
+
+
+def _packets(data: bytes | Path) -> list[tuple]:
+    with av.open(io.BytesIO(data) if isinstance(data, bytes) else str(data)) as container:
+        return [(p.stream.index, p.pts, p.dts, p.duration, p.is_keyframe, bytes(p))
+                for p in container.demux() if p.size]
+
+
+def first_difference(path: Path, expected: bytes) -> str | None:
+    """Where the file at ``path`` first differs from ``expected`` (None: the same bytes): the
+    byte, and the first packet that differs, or that the packets are equal and only the
+    container around them is not."""
+    data = path.read_bytes()
+    if data == expected:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(data, expected)) if a != b), min(len(data), len(expected)))
+    where = f"byte {at} of {len(data)} (expected {len(expected)} bytes)"
+    got, want = _packets(data), _packets(expected)
+    fields = ("stream", "pts", "dts", "duration", "keyframe", "data")
+    for i, (a, b) in enumerate(zip(got, want)):
+        if a != b:
+            diff = [f"{f} {x!r:.40} != {y!r:.40}" for f, x, y in zip(fields, a, b) if x != y]
+            return f"{where}; packet {i}: {', '.join(diff)}"
+    if len(got) != len(want):
+        return f"{where}; {len(got)} packets, expected {len(want)}"
+    return f"{where}; every packet equal: only the container differs"
+
+
+def assert_same_bytes(path: Path, expected: bytes, label: str = "") -> None:
+    difference = first_difference(path, expected)
+    assert difference is None, f"{label}: {difference}" if label else difference

@@ -126,7 +126,9 @@ def _in_loopback_namespace() -> list[str]:
 def test_the_cluster_tests_pass_in_a_loopback_only_network():
     done = subprocess.run([*_in_loopback_namespace(), sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            str(ROOT / "tests" / "cluster")], cwd=ROOT, capture_output=True, text=True, timeout=2400)
-    report = done.stdout[-6000:] + done.stderr[-3000:]
+    # The failing tests' names and reasons first: a long difference must not push them out.
+    failed = [line[:400] for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    report = "\n".join(failed) + "\n" + done.stdout[-6000:] + done.stderr[-3000:]
     assert done.returncode == 0, report
     assert " passed" in done.stdout and " failed" not in done.stdout, report
     print(done.stdout.splitlines()[-1])

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from clips import decode_rgb, sample_clip_path
-from media import write_image, write_video
+from media import assert_same_bytes, write_image, write_video
 from vsexcolor import commands
 
 pytestmark = pytest.mark.slow
@@ -194,7 +194,7 @@ class TestAClusterThatRequiresAToken:
         (driver / ".ray" / "auth_token").write_text(token)  # copied from the head, as the README says
         out = tmp_path / "out.mkv"
         assert colorize(film, out, "--ray", address) == 0
-        assert out.read_bytes() == serial
+        assert_same_bytes(out, serial)
         summary = errors(capfd)[-1]
         assert re.search(rf" on \S+ {re.escape(OUTSIDE)} node \w+: 32 frames$", summary), summary  # the second
         assert os.environ.get("RAY_AUTH_MODE") is None  # the run leaves this process's Ray settings as they were
@@ -245,7 +245,7 @@ def test_a_cluster_that_requires_no_token_is_refused_unless_insecure_cluster_is_
                 "can run any code on its machines: restart it with RAY_AUTH_MODE=token on every machine (README, "
                 "\"Rendering on a cluster\"), or add --insecure-cluster to use it as it is"]
             assert colorize(film, out, "--ray", address, "--insecure-cluster") == 0
-            assert out.read_bytes() == serial
+            assert_same_bytes(out, serial)
             lines = errors(capfd)
             assert (
                 f"vsexcolor colorize: WARNING: --insecure-cluster: the Ray cluster at {address} requires no token; "
@@ -292,11 +292,11 @@ def test_the_readme_recipe_works_on_one_machine_that_holds_a_token_already(film,
             assert options[options.index("--codec") + 1] == "ffv1"
             monkeypatch.setenv(name, value)
             assert colorize(film, out, "--ray", "127.0.0.1:6379") == 0, errors(capfd)
-            assert out.read_bytes() == serial
+            assert_same_bytes(out, serial)
             monkeypatch.delenv(name)
             again = tmp_path / "again.mkv"
             assert colorize(film, again, "--ray", "127.0.0.1:6379") == 0, errors(capfd)
-            assert again.read_bytes() == serial
+            assert_same_bytes(again, serial)
             assert not [line for line in errors(capfd) if "InvalidAuthToken" in line or "Traceback" in line]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -334,7 +334,7 @@ def test_the_readme_recipe_works_on_two_machines_from_nothing(film, serial, driv
                 assert typed(render)[-2:] == ["--ray", address]
                 capfd.readouterr()
                 assert colorize(film, out, *typed(render)[-2:]) == 0, errors(capfd)
-                assert out.read_bytes() == serial
+                assert_same_bytes(out, serial)
                 summary = errors(capfd)[-1]
                 assert re.search(rf" on \S+ {re.escape(OUTSIDE)} node \w+: 32 frames$", summary), summary
     finally:

@@ -21,7 +21,7 @@ import pytest
 from ray.cluster_utils import Cluster
 
 from clips import decode_rgb, sample_clip_path
-from media import write_image, write_video
+from media import assert_same_bytes, write_image, write_video
 from vsexcolor import commands
 from vsexcolor.render import workfolder
 
@@ -129,7 +129,7 @@ def test_a_render_on_two_nodes_is_the_serial_render_byte_for_byte(film, two_node
                         ("devc", devc_range(devc_weights))):
         out = tmp_path / f"{name}.mkv"
         assert cli(*colorize_args(film, out, *extra, "--ray", two_nodes.address)) == 0
-        assert out.read_bytes() == serial[name], name
+        assert_same_bytes(out, serial[name], name)
         summary = capsys.readouterr().err.splitlines()[-1]
         # Both nodes took tasks, and the summary says how much each made.
         assert len(re.findall(r"node \w+: \d+ frames", summary)) == 2, summary
@@ -193,7 +193,7 @@ def test_a_node_lost_mid_task_costs_only_the_part_it_was_encoding(film, serial, 
     assert again.group == gone.rest() and again.node != gone.node and not again.lost, again
     received = [p for t in report.tasks for p in t.received]
     assert len(received) == len(set(received)) == 5  # no part stored twice
-    assert out.read_bytes() == serial["ffv1"]
+    assert_same_bytes(out, serial["ffv1"])
     assert capsys.readouterr().err.splitlines()[-1].endswith(
         "; 1 task was lost midway and the parts not received handed out again")
 
@@ -238,7 +238,7 @@ def test_a_driver_killed_mid_render_resumes_from_its_finished_parts(film, two_no
     assert kept, "the killed run left no finished part"
     assert seen["sent"] and not set(seen["sent"]) & set(kept)  # the parts it left were used, not made again
     assert all(untouched)
-    assert out.read_bytes() == serial["ffv1"]
+    assert_same_bytes(out, serial["ffv1"])
 
 
 def test_a_script_renders_on_the_farm_as_it_does_here(film, two_nodes, tmp_path):
@@ -371,7 +371,7 @@ def test_ctrl_c_on_the_farm_keeps_the_finished_parts_and_resume_gives_the_same_b
     assert len(list((tmp_path / "out.mkv.parts").glob("frames-*.mp4"))) >= 1
     monkeypatch.undo()
     assert cli(*command, "--resume") == 0
-    assert out.read_bytes() == serial["ffv1"]
+    assert_same_bytes(out, serial["ffv1"])
 
 
 def test_automatic_keyframes_are_made_by_the_nodes_and_give_the_serial_bytes(film, two_nodes, tmp_path, capsys):
@@ -441,7 +441,7 @@ def test_with_device_auto_the_nodes_with_a_gpu_take_every_task_one_a_gpu_whateve
     out = tmp_path / "out.mkv"
     assert cli(*colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray", cluster.address)) == 0
     # (The node renders on its CPU in fact, as this machine has no GPU: the bytes of a serial render.)
-    assert out.read_bytes() == serial["ffv1"]
+    assert_same_bytes(out, serial["ffv1"])
     [report] = reports
     assert report.where == Placement(gpu=True, slots=1)  # one task at a time: the node has one GPU
     assert [node for node in report.nodes if gpu.node_id[:8] in node] == list(report.nodes)
@@ -458,7 +458,7 @@ def test_a_driver_with_a_gpu_renders_on_the_cpus_of_nodes_without_one(film, two_
     reports = report_of(monkeypatch)
     out = tmp_path / "out.mkv"
     assert cli(*colorize_args(film, out, "--backend", "propagate", "--codec", "ffv1", "--ray", two_nodes.address)) == 0
-    assert out.read_bytes() == serial["ffv1"]
+    assert_same_bytes(out, serial["ffv1"])
     assert reports[0].where == Placement(gpu=False, slots=2)  # every CPU of the nodes
 
 
