@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 # Test helpers (detnets, clips) live beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -41,11 +40,7 @@ def index_folder(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def devc_weights(tmp_path_factory) -> Path:
     """A folder in the official unpacked layout holding the deterministic test weights."""
-    root = tmp_path_factory.mktemp("devc-weights")
-    for name, state in detnets.state_dicts().items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, root / name)
-    return root
+    return detnets.write_unpacked(tmp_path_factory.mktemp("devc-weights"))
 
 
 # The suite runs in one process on CI machines of 24 GB; a node that kept its memory once
