@@ -42,16 +42,6 @@ def render(clip: vs.VideoNode, order) -> dict[int, bytes]:
     return {n: frame_bytes(clip.get_frame(n)) for n in order}
 
 
-@pytest.fixture
-def run(devc_weights):
-    def colorize(clip, ref, **kwargs):
-        kwargs.setdefault("backend", "devc")
-        kwargs.setdefault("weights", devc_weights)
-        kwargs.setdefault("pixels", PIXELS)
-        return vsexcolor.colorize(clip, ref, **kwargs)
-    return colorize
-
-
 def test_frames_between_two_keyframes_of_a_shot_take_both_passes_and_say_which(bikes):
     keys = {4: bikes[4], 13: bikes[13]}
     both = vsexcolor.colorize(gray(bikes), keys, backend="propagate", propagate=True, pixels=PIXELS)

@@ -35,16 +35,6 @@ def bunny() -> np.ndarray:
     return decode_rgb(sample_clip_path("bigbuckbunny"), 6, (W, H))
 
 
-@pytest.fixture
-def run(devc_weights):
-    def colorize(clip, ref, **kwargs):
-        kwargs.setdefault("backend", "devc")
-        kwargs.setdefault("weights", devc_weights)
-        kwargs.setdefault("pixels", PIXELS)
-        return vsexcolor.colorize(clip, ref, **kwargs)
-    return colorize
-
-
 def frame_bytes(frame: vs.VideoFrame) -> bytes:
     return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
 
