@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the sample clips and the file writer
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from detnets import write_unpacked  # noqa: E402
 from scale import in_loopback_namespace  # noqa: E402
 
 #: The filter on its own, as a script renders it: every frame asked for in order.
@@ -86,7 +87,7 @@ def main() -> None:
     print(f"{'references':>10} {'frames':>7} {'way':<9} {'s':>7} {'peak RSS MiB':>13}")
     peaks: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="vsexcolor-shots-memory-") as tmp:
-        weights = _test_weights(Path(tmp) / "weights") if "planning" in args.ways else None
+        weights = write_unpacked(Path(tmp) / "weights") if "planning" in args.ways else None
         film, folders, frames = _film(Path(tmp), args.shots, args.fewer, width, height)
         for refs, folder in folders.items():
             for way in args.ways:
@@ -128,17 +129,6 @@ def _film(folder: Path, shots: int, fewer: int, width: int, height: int) -> tupl
         first += length
     film = write_video(folder / "film.mkv", np.concatenate(pieces), codec="ffv1", pix_fmt="yuv420p", audio=False)
     return film, {shots: every, fewer: spread}, first
-
-
-def _test_weights(folder: Path) -> Path:
-    """The deterministic DEVC test weights in the official unpacked layout."""
-    import torch
-    from detnets import state_dicts
-
-    for name, state in state_dicts().items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, folder / name)
-    return folder
 
 
 def _render(way: str, film: Path, refs: Path, pixels: int, out: Path, weights: Path | None) -> tuple[float, int]:

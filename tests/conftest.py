@@ -5,12 +5,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 # Test helpers (detnets, clips) live beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
 
 import detnets  # noqa: E402
+import vsexcolor  # noqa: E402
 
 # The cluster tests start Ray, which must not reach past loopback: tests/test_farm.py runs
 # them in a network namespace of their own (where loopback is the only interface).
@@ -41,12 +41,20 @@ def index_folder(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def devc_weights(tmp_path_factory) -> Path:
     """A folder in the official unpacked layout holding the deterministic test weights."""
-    root = tmp_path_factory.mktemp("devc-weights")
-    for name, state in detnets.state_dicts().items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, root / name)
-    return root
+    return detnets.write_unpacked(tmp_path_factory.mktemp("devc-weights"))
 
+
+
+@pytest.fixture
+def run(devc_weights):
+    """``vsexcolor.colorize`` on the DEVC test weights at a tiny internal size (48 x 64, which
+    keeps the networks fast on the CPU), unless the keywords say otherwise."""
+    def colorize(clip, ref, **kwargs):
+        kwargs.setdefault("backend", "devc")
+        kwargs.setdefault("weights", devc_weights)
+        kwargs.setdefault("pixels", 48 * 64)
+        return vsexcolor.colorize(clip, ref, **kwargs)
+    return colorize
 
 # The suite runs in one process on CI machines of 24 GB; a node that kept its memory once
 # took it to 20 GB and the kernel killed it. The peak is reported, and bounded.

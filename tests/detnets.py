@@ -28,6 +28,14 @@ def state_dicts(seeds: tuple[int, int, int] = (1, 2, 3)) -> dict[str, dict[str, 
     }
 
 
+def write_unpacked(folder: Path) -> Path:
+    """``folder`` holding the deterministic weights in the official unpacked layout."""
+    for name, state in state_dicts().items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, folder / name)
+    return folder
+
+
 def nets(seeds: tuple[int, int, int] = (1, 2, 3)) -> tuple[VGG19Features, WarpNet, ColorVidNet]:
     modules = (VGG19Features(), WarpNet(), ColorVidNet())
     for module, sd in zip(modules, state_dicts(seeds).values()):

@@ -35,16 +35,6 @@ def bunny() -> np.ndarray:
     return decode_rgb(sample_clip_path("bigbuckbunny"), 6, (W, H))
 
 
-@pytest.fixture
-def run(devc_weights):
-    def colorize(clip, ref, **kwargs):
-        kwargs.setdefault("backend", "devc")
-        kwargs.setdefault("weights", devc_weights)
-        kwargs.setdefault("pixels", PIXELS)
-        return vsexcolor.colorize(clip, ref, **kwargs)
-    return colorize
-
-
 def frame_bytes(frame: vs.VideoFrame) -> bytes:
     return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
 
@@ -401,8 +391,9 @@ def test_planning_reads_the_scene_clip_and_of_the_clip_only_what_the_scene_clip_
 
 
 def test_keyframe_references_restart_at_their_frames(run, bikes):
+    # Forward alone: both ways, frames 1..4 take the second reference too (test_both_ways.py).
     clip = yuv_clip(bikes[:8])
-    out = run(clip, {0: bikes[0], 5: bikes[7]}, batch=2)
+    out = run(clip, {0: bikes[0], 5: bikes[7]}, batch=2, direction="forward")
     props = [out.get_frame(n).props for n in range(8)]
     assert [p[PROP_REFERENCE] for p in props] == [0] * 5 + [1] * 3
     assert [p[PROP_SCENE_START] for p in props] == [0] * 5 + [5] * 3
@@ -467,14 +458,15 @@ def test_a_folder_of_references_named_by_frame_sorts_keyframes_from_exemplars(ru
     save("000004.png", np.repeat(bikes[4].mean(-1, keepdims=True).astype(np.uint8), 3, -1))  # not coloured yet
     (refs / "shots.json").write_text("{}")  # what `vsexcolor shots` wrote beside them
     with pytest.warns(UserWarning, match="vsexcolor: references in") as said:
-        out = run(clip, refs, batch=2)
+        out = run(clip, refs, batch=2, direction="forward")  # frames 0..2 from the keyframe alone
     report = "\n".join(str(w.message) for w in said)
     assert f"references in {refs} (each serves its whole shot):" in report
     assert re.search(r"000000\.png: frame 0, keyframe \(lightness \d+\.\d dB against frame 0\)", report)
     assert re.search(r"ref_3\.png: frame 3, exemplar \(lightness \d+\.\d dB against frame 3\)", report)
     assert "not coloured, left out: 000004.png" in report
     assert [out.get_frame(n).props[PROP_SCENE_START] for n in range(6)] == [0, 0, 0, 3, 3, 3]
-    assert render(out, range(3)) == render(run(clip, {0: bikes[0]}, propagate=True, batch=2), range(3))
+    assert render(out, range(3)) == render(run(clip, {0: bikes[0]}, propagate=True, batch=2, direction="forward"),
+                                           range(3))
 
 
 def test_every_problem_of_a_references_folder_is_named_at_once(run, bikes, tmp_path):

@@ -195,3 +195,14 @@ def test_the_shots_setting_keys_every_shot_and_scores_each_through_the_filter(tm
     plot = tmp_path / "shots.png"
     benchmark.plot_psnr(report, plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_ntire_setting_keys_frames_0_50_and_100_and_both_ways_beats_forward_on_a_late_keyframe():
+    # bikes' second shot (frames 30..59) has one keyframe, frame 50: both ways its frames
+    # before it take its colours carried backward, forward they start from them as a state.
+    scores = {d: benchmark.run(["bikes"], frames=60, methods=["propagate"], settings=["ntire"], full=False,
+                               direction=d, progress=lambda _: None)["results"][0] for d in ("both", "forward")}
+    both = scores["both"]
+    assert both["direction"] == "both" and both["scored_frames"] == [t for t in range(60) if t not in (0, 50)]
+    assert [(s["first"], s["last"]) for s in both["shots"]] == [(0, 29), (30, 59)]
+    assert both["shots"][1]["propagate"]["psnr"] > scores["forward"]["shots"][1]["propagate"]["psnr"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._direction import add_direction_option
 from ._errors import CommandError
 from ..devices import parse_device
 from ..eval import benchmark
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="PSNR only: skips SSIM, CIEDE2000, colourfulness and the temporal metrics")
     parser.add_argument("--overwrite", action="store_true", help="replace existing report and plot files")
+    add_direction_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = benchmark.run(args.clips, frames=args.frames, methods=methods, settings=settings,
                                reference=args.ref, device=device, weights=args.weights,
-                               full=not args.quick)
+                               full=not args.quick, direction=args.direction)
     except (OSError, ValueError) as e:
         raise CommandError(str(e)) from None
     print(benchmark.table(report))

@@ -12,6 +12,9 @@ backends, run on the direct loop (:func:`colorize_directly`). Three settings:
 * ``shots``: each shot's first frame in colour (as the filter's cut detector finds the
   shots) is its keyframe, the papers' protocol per shot; naive propagation restarts at
   each shot too. Every frame but the keyframes is scored, and each shot on its own.
+* ``ntire``: the colour frames 0, 50 and 100 (those the clip has) are keyframes, as NTIRE
+  2023's video colorization track gives them; the filter carries each through its shot
+  (``direction`` decides whether backward too). Scored as ``shots``.
 
 Per clip, setting and method: mean PSNR / SSIM (RGB) and CIEDE2000 against the original,
 PSNR over the first and last 10 scored frames (drift), colourfulness, CDC and the flow warp
@@ -48,7 +51,9 @@ from . import metrics
 from .baselines import GrayBackend, NaiveBackend
 
 METHODS = ("gray", "naive", "propagate", "devc")
-SETTINGS = ("keyframe", "reference", "shots")
+SETTINGS = ("keyframe", "reference", "shots", "ntire")
+#: The keyframes of the ``ntire`` setting.
+NTIRE_FRAMES = (0, 50, 100)
 #: Methods scored through the VapourSynth filter; the others are baselines on the direct loop.
 FILTER_METHODS = ("propagate", "devc")
 #: Methods that need the initial state, so are run in the keyframe setting only.
@@ -119,8 +124,8 @@ def make_backend(method: str, device: torch.device) -> Backend:
 
 
 def colorize_through_filter(frames_gray: torch.Tensor, refs: dict[int, np.ndarray], keyframes: bool,
-                            method: str, device: torch.device, weights: str | Path | None = None
-                            ) -> Iterator[np.ndarray]:
+                            method: str, device: torch.device, weights: str | Path | None = None,
+                            direction: str = "both") -> Iterator[np.ndarray]:
     """Colorize a gray clip with ``vsexcolor.colorize`` at its defaults, as users get it.
 
     Args:
@@ -129,6 +134,7 @@ def colorize_through_filter(frames_gray: torch.Tensor, refs: dict[int, np.ndarra
         refs: {first frame: float32 sRGB [H', W', 3] in [0, 1]}.
         keyframes: each reference is its frame in colour (``propagate=True``).
         method: the backend, ``propagate`` or ``devc``.
+        direction: as ``colorize``'s.
 
     Yields:
         [H, W, 3] float32 RGB in [0, 1] per frame: the filter's YUV output converted back
@@ -136,7 +142,7 @@ def colorize_through_filter(frames_gray: torch.Tensor, refs: dict[int, np.ndarra
     """
     ref = refs[0] if list(refs) == [0] and not keyframes else refs
     out = colorize(_gray_clip(frames_gray), ref, backend=method, weights=weights, propagate=keyframes,
-                   device=str(device))
+                   device=str(device), direction=direction)
     rgb = vs.core.resize.Bicubic(out, format=vs.RGBS)
     for frame in rgb.frames(prefetch=2, close=True):
         yield frame_rgb(frame)
@@ -188,7 +194,8 @@ class _Track:
 
 
 def score_clip(clip: clips_mod.Clip, setting: str, methods: Sequence[str], reference_rgb: np.ndarray | None = None,
-               full: bool = True, device: torch.device | str = "cpu", weights: str | Path | None = None) -> dict:
+               full: bool = True, device: torch.device | str = "cpu", weights: str | Path | None = None,
+               direction: str = "both") -> dict:
     """Run every method on one clip in one setting and score it (see the module doc).
 
     ``reference_rgb``: float32 sRGB [H, W, 3] in [0, 1], the reference of the ``reference``
@@ -203,13 +210,16 @@ def score_clip(clip: clips_mod.Clip, setting: str, methods: Sequence[str], refer
     if setting == "shots":
         shots = _shots(gray)
         refs, keyframes = {a: colour[a] for a, _ in shots}, True
+    elif setting == "ntire":
+        shots = _shots(gray)
+        refs, keyframes = {k: colour[k] for k in NTIRE_FRAMES if k < len(gray)}, True
     else:
         shots = [(0, len(gray) - 1)]
         keyframes = setting == "keyframe"
         far = clip.far.astype(np.float32) / 255.0 if reference_rgb is None else reference_rgb
         refs = {0: colour[0] if keyframes else far}
     unscored = set(refs) if keyframes else set()
-    streams = {m: colorize_through_filter(gray, refs, keyframes, m, device, weights) if m in FILTER_METHODS
+    streams = {m: colorize_through_filter(gray, refs, keyframes, m, device, weights, direction) if m in FILTER_METHODS
                else _directly(gray, shots, refs, keyframes, make_backend(m, device)) for m in methods}
     tracks = {m: _Track(full) for m in methods}
     per_shot = {m: [_Track(False) for _ in shots] for m in methods}
@@ -228,10 +238,10 @@ def score_clip(clip: clips_mod.Clip, setting: str, methods: Sequence[str], refer
             if scored:
                 tracks[m].add(out, colour[t], motion)
                 per_shot[m][shot_of[t]].add(out, colour[t], None)
-    result = {"clip": clip.name, "setting": setting, "size": list(clip.frames.shape[1:3]),
+    result = {"clip": clip.name, "setting": setting, "direction": direction, "size": list(clip.frames.shape[1:3]),
               "scored_frames": [t for t in range(len(clip.frames)) if t not in unscored],
               "methods": {m: tr.summary() for m, tr in tracks.items()}}
-    if setting == "shots":
+    if setting in ("shots", "ntire"):
         result["shots"] = [{"first": a, "last": b, "length": b - a + 1,
                             **{m: _shot_summary(per_shot[m][i]) for m in methods}} for i, (a, b) in enumerate(shots)]
     if full:
@@ -270,7 +280,7 @@ def _directly(gray: torch.Tensor, shots: list[tuple[int, int]], refs: dict[int, 
 def run(clip_specs: Sequence[str], *, frames: int = 120, methods: Sequence[str] = METHODS,
         settings: Sequence[str] = SETTINGS, reference: str | Path | None = None,
         device: torch.device | str = "cpu", weights: str | Path | None = None, full: bool = True,
-        progress: Callable[[str], None] = log) -> dict:
+        direction: str = "both", progress: Callable[[str], None] = log) -> dict:
     """The whole benchmark: every clip x setting x method. Returns the JSON-ready report.
 
     ``reference``: an image file used as the reference of the ``reference`` setting instead
@@ -297,7 +307,7 @@ def run(clip_specs: Sequence[str], *, frames: int = 120, methods: Sequence[str] 
         for setting in settings:
             chosen = [m for m in usable if setting != "reference" or m not in KEYFRAME_ONLY]
             progress(f"{clip.name} ({len(clip.frames)} frames, {setting}): {', '.join(chosen)}")
-            results.append(score_clip(clip, setting, chosen, reference_rgb, full, device, weights))
+            results.append(score_clip(clip, setting, chosen, reference_rgb, full, device, weights, direction))
     return {"frames": frames, "device": str(device), "methods": usable,
             "reference": None if reference is None else str(reference), "results": results}
 

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 import vapoursynth as vs
 
 from .backend_choice import build_backend, choose_backend, fingerprint
-from .formats import (PROP_BACKEND, PROP_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START, check_clip,
-                      colour_props, fail, in_format, output_format)
+from .formats import (PROP_BACKEND, PROP_KEYFRAME, PROP_NEXT_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START,
+                      check_clip, colour_props, fail, in_format, output_format)
 from .luma import Luma
 from .nodes import finished, planned
-from .options import PRESETS, BackendName, KeyframePick, Preset, check_options
+from .options import PRESETS, BackendName, Direction, KeyframePick, Preset, check_options
 from .plan import plan_references
 from .postprocess import for_backend
 from .recording import Call, Fingerprint, calls, planning, record, record_call, recording
@@ -29,7 +29,7 @@ from .scenes import DEFAULT_THRESHOLD
 from .wiring import wire
 
 __all__ = ["colorize", "recording", "calls", "Call", "Fingerprint", "PRESETS", "PROP_BACKEND", "PROP_SCENE_START",
-           "PROP_SHOT_START", "PROP_REFERENCE", "PROP_KEYFRAME"]
+           "PROP_SHOT_START", "PROP_REFERENCE", "PROP_KEYFRAME", "PROP_NEXT_KEYFRAME"]
 
 core = vs.core
 
@@ -44,6 +44,7 @@ def colorize(
     keyframe_model: str | os.PathLike[str] | None = None,
     keyframe_pick: KeyframePick = "sharpest",
     propagate: bool = False,
+    direction: Direction = "both",
     preset: Preset = "default",
     saturation: float | None = None,
     smooth: float | None = None,
@@ -100,6 +101,14 @@ def colorize(
             recurrence at that frame (a later shot starts from it as an exemplar alone).
             With ``ref=None`` the clip itself (YUV or RGB) supplies it: the first frame of
             each scene is taken in colour and propagated through the scene.
+        direction: ``"both"``: a frame between two keyframes (or references) of its shot
+            takes the colours carried forward from the one before it and backward from the
+            one after it, fused per pixel by how near each is and how sure each match is;
+            the frames of a shot before its first keyframe take them backward from it alone.
+            Colour then holds to the end of a long shot instead of fading; a render costs
+            up to twice as much between keyframes. ``"forward"``: from the one before only
+            (the paper's recurrence). For ``devc`` the backward pass feeds the network the
+            later frame's output, a use the authors did not train it for.
         preset: ``"default"`` (smoothing on, saturation 1.0) or ``"official"`` (the authors'
             settings: smoothing lambda 500 / sigma 4, saturation 1.25). The propagate
             backend's output is not smoothed by default: its fusion already is, edge-aware.
@@ -135,13 +144,15 @@ def colorize(
         (first frame of its recurrence), ``VsexcolorShotStart`` (first frame of its shot),
         ``VsexcolorReference`` (index of the reference in force, the scene start in
         propagation from the clip, -1 for an automatic keyframe) and ``VsexcolorKeyframe``
-        (the frame whose colour version the reference is, -1 for an exemplar).
+        (the frame whose colour version the reference is, -1 for an exemplar) and
+        ``VsexcolorNextKeyframe`` (with ``direction="both"``, the frame of the keyframe or
+        reference after it in its shot that it is also coloured backward from, else -1).
     """
     check_clip(clip)
     if record_call(Call(clip, scene_clip, scene_threshold, scenes, keyframe_pick)):
         return core.std.BlankClip(clip, format=output_format(clip, out_format).id, keep=True)
     options = check_options(clip, backend=backend, weights=weights, keyframe_model=keyframe_model,
-                            keyframe_pick=keyframe_pick, propagate=propagate, preset=preset, saturation=saturation,
+                            keyframe_pick=keyframe_pick, propagate=propagate, direction=direction, preset=preset, saturation=saturation,
                             smooth=smooth, pixels=pixels, scenes=scenes, scene_threshold=scene_threshold,
                             device=device, fp16=fp16, out_format=out_format, batch=batch, cache_frames=cache_frames,
                             checkpoint_every=checkpoint_every, checkpoints=checkpoints, planning=planning())
@@ -155,7 +166,7 @@ def colorize(
     if planning():
         return planned(clip, wiring, options.out_format, props)
     finish = for_backend(options.finish, choice.output_smoothing, options.smooth)
-    rgb = finished(clip, wiring, build_backend(choice, options), options.engine, finish)
+    rgb = finished(clip, wiring, build_backend(choice, options), options.engine, finish, options.direction)
     return in_format(clip, rgb, options.out_format, props)
 
 

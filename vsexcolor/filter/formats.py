@@ -15,7 +15,8 @@ PROP_SCENE_START = "VsexcolorSceneStart"
 PROP_SHOT_START = "VsexcolorShotStart"
 PROP_REFERENCE = "VsexcolorReference"
 PROP_KEYFRAME = "VsexcolorKeyframe"
-OUTPUT_PROPS = (PROP_BACKEND, PROP_SCENE_START, PROP_SHOT_START, PROP_REFERENCE, PROP_KEYFRAME)
+PROP_NEXT_KEYFRAME = "VsexcolorNextKeyframe"
+OUTPUT_PROPS = (PROP_BACKEND, PROP_SCENE_START, PROP_SHOT_START, PROP_REFERENCE, PROP_KEYFRAME, PROP_NEXT_KEYFRAME)
 
 # Frame-prop codes (ITU-T H.273) of the usual defaults.
 _BT709, _BT601, _RGB_MATRIX = 1, 6, 0
@@ -153,6 +154,12 @@ def plane(frame: vs.VideoFrame, p: int) -> torch.Tensor:
 def frame_ab(frame: vs.VideoFrame) -> torch.Tensor:
     """A frame of the recurrence clip -> [1, 2, h, w] ab (float32) from its U and V planes."""
     return torch.from_numpy(np.stack([np.asarray(frame[p]) for p in (1, 2)])).unsqueeze(0)
+
+
+def frame_confidence(frame: vs.VideoFrame) -> torch.Tensor:
+    """A frame of the recurrence clip -> [1, 1, h, w] confidence of its correspondence
+    (float32, the backend's scale) from its Y plane."""
+    return torch.from_numpy(np.array(frame[0], dtype=np.float32))[None, None]
 
 
 def frame_rgb(frame: vs.VideoFrame) -> np.ndarray:

@@ -287,8 +287,9 @@ class ScenesProbe:
 
 class RecurrenceRequests:
     """The recurrence as a clip (:attr:`clip`): its frame n holds output n's ab at the
-    internal size in the U and V planes, and every request for it is planned when it is
-    made (see the module's doc).
+    internal size in the U and V planes (with ``confidence``, the confidence of its
+    correspondence in the Y plane, which the fusion of two passes weighs by), and every
+    request for it is planned when it is made (see the module's doc).
 
     Args:
         engine: the recurrence engine.
@@ -298,11 +299,14 @@ class RecurrenceRequests:
         is_cut: ``is_cut(before, frame)``: does a scene start at ``frame``, given the
             frame before it (both :class:`Seen`)? The engine's own test, on frames at hand.
         props: ``props(segment)`` -> the frame props of an output of that segment.
+        confidence: also write each output's correspondence confidence.
     """
 
     def __init__(self, engine: Recurrence, source: Source, internal: vs.VideoNode,
-                 is_cut: Callable[[Seen, Seen], bool], props: Callable[[object], dict]) -> None:
+                 is_cut: Callable[[Seen, Seen], bool], props: Callable[[object], dict],
+                 confidence: bool = False) -> None:
         self.engine, self.source, self._is_cut, self.props = engine, source, is_cut, props
+        self._confidence = confidence
         weakref.finalize(self, engine.close)
         sizes = source.sizes
         # Requests planned and not computed yet (frame -> its node), and the states that
@@ -368,6 +372,7 @@ class RecurrenceRequests:
         with self._recurring:
             self.source.offer(n, f[1:], catch_up)
             ab, segment = self.engine.ab(n, state)
+            confidence = self.engine.confidence(n) if self._confidence else None
         with self._planning:
             self._pending.pop(n)
             self._computed += 1
@@ -377,6 +382,8 @@ class RecurrenceRequests:
         out = f[0].copy()
         for p, plane in enumerate(ab[0].cpu().numpy(), start=1):
             np.copyto(np.asarray(out[p]), plane)
+        if confidence is not None:
+            np.copyto(np.asarray(out[0]), confidence[0, 0].cpu().numpy())
         for key, value in self.props(segment).items():
             out.props[key] = value
         return out

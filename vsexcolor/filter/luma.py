@@ -1,6 +1,7 @@
 """What the networks see of a clip: the CIE L* of its luma."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import numpy as np
@@ -40,6 +41,12 @@ class Luma:
             # per pixel it would weigh on the recurrence's thread, which takes one frame at a time.
             self.clip = luma
             self._table = _l_of_codes(fmt.bits_per_sample, props)
+
+    def reversed(self) -> Luma:
+        """The same conversion, of the clip played backwards."""
+        played_back = copy.copy(self)
+        played_back.clip = core.std.Reverse(self.clip)
+        return played_back
 
     def L(self, frame: vs.VideoFrame) -> torch.Tensor:
         """[1, 1, H, W] float32 L (0..100) of a frame of :attr:`clip`."""

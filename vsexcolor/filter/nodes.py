@@ -7,7 +7,9 @@ import vapoursynth as vs
 
 from ..backends.base import Backend
 from .formats import OUTPUT_PROPS, frame_ab
+from .both_ways import BothWays
 from .frame_requests import RecurrenceRequests, ScenesProbe
+from .options import Direction
 from .postprocess import Finish, finish_rgb
 from .recurrence import EngineConfig, Recurrence
 from .wiring import Wiring
@@ -36,7 +38,7 @@ def planned(clip: vs.VideoNode, wiring: Wiring, out_fmt: vs.VideoFormat, props: 
 
 
 def finished(clip: vs.VideoNode, wiring: Wiring, backend: Backend, config: EngineConfig,
-             finish: Finish) -> vs.VideoNode:
+             finish: Finish, direction: Direction = "both") -> vs.VideoNode:
     """An RGBS clip of ``clip``'s size: the recurrence's ab brought to full size and
     finished (:func:`finish_rgb`) under the full-size L.
 
@@ -44,13 +46,19 @@ def finished(clip: vs.VideoNode, wiring: Wiring, backend: Backend, config: Engin
     one thread at a time, so the recurrence of one frame and the finish of the frame before
     run side by side. The finish callback owns the requests (see
     :mod:`~vsexcolor.filter.frame_requests`): the recurrence lives as long as this clip.
+
+    ``direction``: ``"both"`` fuses each frame between two keyframes of its shot with a
+    backward pass (:mod:`.both_ways`); ``"forward"`` takes the forward recurrence alone.
     """
     engine = Recurrence(backend, wiring.scenes, wiring.source.internal_L, wiring.references, config)
-    requests = RecurrenceRequests(engine, wiring.source, wiring.internal, wiring.is_cut, wiring.props)
+    both = direction == "both"
+    requests = RecurrenceRequests(engine, wiring.source, wiring.internal, wiring.is_cut, wiring.props,
+                                  confidence=both)
+    chroma = BothWays(wiring, requests, backend, config) if both else requests
     geometry, device = wiring.geometry, backend.device
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        L = requests.source.full_L(n, f[2]).to(device)
+        L = chroma.source.full_L(n, f[2]).to(device)
         rgb = finish_rgb(L, frame_ab(f[1]), geometry, finish)[0].cpu().numpy()
         out = f[0].copy()
         for p in range(3):
@@ -60,4 +68,4 @@ def finished(clip: vs.VideoNode, wiring: Wiring, backend: Backend, config: Engin
         return out
 
     canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
-    return core.std.ModifyFrame(canvas, [canvas, requests.clip, requests.source.clip], render)
+    return core.std.ModifyFrame(canvas, [canvas, chroma.clip, requests.source.clip], render)

@@ -16,6 +16,7 @@ from .resolution import DEFAULT_PIXELS, MAX_PIXELS
 BackendName = Literal["auto", "devc", "propagate"]
 Preset = Literal["default", "official"]
 KeyframePick = Literal["sharpest", "first"]
+Direction = Literal["both", "forward"]
 
 #: Frames of a shot's opening that the sharpest pick looks at: its first second, and no
 #: more than this many (each is held in memory while a shot starts).
@@ -40,6 +41,7 @@ class Options:
     keyframe_model: object
     keyframe_pick: KeyframePick
     propagate: bool
+    direction: Direction
     finish: Finish
     smooth: float | None
     pixels: int
@@ -76,7 +78,7 @@ def _number_in(param: str, value: object, low: float, high: float, what: str = "
 
 
 def check_options(clip: vs.VideoNode, *, backend: str, weights: object, keyframe_model: object,
-                  keyframe_pick: str, propagate: bool, preset: str, saturation: float | None,
+                  keyframe_pick: str, propagate: bool, direction: str, preset: str, saturation: float | None,
                   smooth: float | None, pixels: int | None, scenes: bool, scene_threshold: float, device: str,
                   fp16: bool | None, out_format: object, batch: int, cache_frames: int, checkpoint_every: int,
                   checkpoints: int, planning: bool) -> Options:
@@ -86,6 +88,7 @@ def check_options(clip: vs.VideoNode, *, backend: str, weights: object, keyframe
     _choice("backend", backend, BackendName)
     _choice("preset", preset, Preset)
     _choice("keyframe_pick", keyframe_pick, KeyframePick)
+    _choice("direction", direction, Direction)
     finish, default_pixels = PRESETS[preset]
     if saturation is not None:
         finish = replace(finish, saturation=_number_in("saturation", saturation, 0.0, 4.0))
@@ -103,6 +106,6 @@ def check_options(clip: vs.VideoNode, *, backend: str, weights: object, keyframe
     except ValueError as e:
         raise vs.Error(f"colorize: device {e}") from None
     return Options(backend=backend, weights=weights, keyframe_model=keyframe_model, keyframe_pick=keyframe_pick,
-                   propagate=bool(propagate), finish=finish, smooth=smooth, pixels=pixels, scenes=bool(scenes),
+                   propagate=bool(propagate), direction=direction, finish=finish, smooth=smooth, pixels=pixels, scenes=bool(scenes),
                    scene_threshold=scene_threshold, device=dev,
                    fp16=dev.type == "cuda" if fp16 is None else bool(fp16), out_format=out, engine=engine)

@@ -135,6 +135,9 @@ class Recurrence:
         # One worker: batches are done in the order they are asked for.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="vsexcolor-correspond")
         self._outputs: LRU[int, torch.Tensor] = LRU(config.cache_frames)
+        # Their correspondences' confidence, which the fusion of two passes asks for once
+        # the batch that worked it out is gone.
+        self._confidences: LRU[int, torch.Tensor] = LRU(config.cache_frames)
         self._checkpoints: LRU[int, torch.Tensor] = LRU(config.checkpoints)
         self._current: tuple[int, torch.Tensor] | None = None
         #: Frames stepped since creation (to measure how much work requests cost).
@@ -158,10 +161,23 @@ class Recurrence:
             last = ref.initial if k < segment.start else torch.cat((self.luma(k), ab), 1)
             for i in range(k + 1, n + 1):
                 L = self.luma(i)
-                ab = self.backend.step(L, self._correspondence(i, segment, prepared), last)
+                corr = self._correspondence(i, segment, prepared)
+                ab = self.backend.step(L, corr, last)
                 last = torch.cat((L, ab), 1)
-                self._keep(i, segment, ab)
+                self._keep(i, segment, ab, corr.confidence)
             return ab, segment
+
+    def confidence(self, n: int) -> torch.Tensor:
+        """[1, 1, h, w] confidence of frame n's correspondence to its segment's reference
+        (the backend's scale, higher is surer): from the batch just stepped where it is still
+        held, else worked out again (the same batch, the same bytes)."""
+        with self._lock:
+            held = self._confidences.get(n)
+            if held is not None:
+                return held
+            segment = self.scenes.segment(n)
+            _, prepared = self._prepare(segment)
+            return self._correspondence(n, segment, prepared).confidence
 
     def close(self) -> None:
         """Stop the worker thread; batches not started are dropped. The engine must not be
@@ -260,9 +276,10 @@ class Recurrence:
             self._batch.put(key, batch)
         return batch
 
-    def _keep(self, i: int, segment: Segment, ab: torch.Tensor) -> None:
+    def _keep(self, i: int, segment: Segment, ab: torch.Tensor, confidence: torch.Tensor) -> None:
         self.steps += 1
         self._current = (i, ab)
         self._outputs.put(i, ab)
+        self._confidences.put(i, confidence)
         if (i - segment.start) % self.config.checkpoint_every == 0:
             self._checkpoints.put(i, ab)

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from .formats import (PROP_BACKEND, PROP_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START, colour_props,
-                      frame_rgb, to_rgbs)
+from .formats import (PROP_BACKEND, PROP_KEYFRAME, PROP_NEXT_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START,
+                      PROP_SHOT_START, colour_props, frame_rgb, to_rgbs)
 from .frame_requests import SEEK_STEP, Seen, Source, Window
 from .luma import Luma
 from .options import Options
@@ -38,7 +38,10 @@ class Wiring:
     ``geometry``: the networks' size; ``source``: the frames; ``scenes``: frame -> segment;
     ``is_cut``: the cut test on two frames as the detector sees them; ``references``: a
     segment's :class:`Reference`; ``props``: a segment's output props; ``internal``: a blank
-    YUV444PS clip of the internal size, what the recurrence's clips are made from.
+    YUV444PS clip of the internal size, what the recurrence's clips are made from;
+    ``next_keyframe``: the segment that a segment's frames are also coloured backward from
+    (:func:`next_keyframe`), None where forward alone; ``forward_counts``: whether a
+    segment's forward pass counts (not where its keyframe comes later in it).
     """
 
     geometry: Geometry
@@ -48,6 +51,8 @@ class Wiring:
     references: SegmentReferences
     props: Callable[[Segment], dict]
     internal: vs.VideoNode
+    next_keyframe: Callable[[Segment], Segment | None]
+    forward_counts: Callable[[Segment], bool]
 
 
 class SegmentReferences:
@@ -113,15 +118,38 @@ def wire(clip: vs.VideoNode, luma: Luma, scene_luma: Luma | None, plan: Referenc
     references = SegmentReferences(plan, geometry, options.pixels, multiple, source,
                                    _keyframe_maker(plan, props, source, options.device))
 
+    def next_keyframe(segment: Segment) -> Segment | None:
+        return None if options.direction == "forward" else next_segment_of_shot(scenes, shot_of, segment)
+
     def output_props(segment: Segment) -> dict:
-        keyframe = plan.keyframe_of(segment)
+        keyframe, after = plan.keyframe_of(segment), next_keyframe(segment)
         return {PROP_BACKEND: backend_name, PROP_SCENE_START: segment.start,
                 PROP_SHOT_START: segment.shot if segment.shot is not None else segment.start,
-                PROP_REFERENCE: segment.reference, PROP_KEYFRAME: -1 if keyframe is None else keyframe}
+                PROP_REFERENCE: segment.reference, PROP_KEYFRAME: -1 if keyframe is None else keyframe,
+                PROP_NEXT_KEYFRAME: -1 if after is None else after.start}
+
+    def forward_counts(segment: Segment) -> bool:
+        keyframe = plan.keyframe_of(segment)
+        return keyframe is None or keyframe == segment.start
 
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
-    return Wiring(geometry, source, scenes, cut, references, output_props, internal)
+    return Wiring(geometry, source, scenes, cut, references, output_props, internal, next_keyframe, forward_counts)
+
+
+def next_segment_of_shot(scenes: Scenes, shot_of: dict[int, int], segment: Segment) -> Segment | None:
+    """The segment after ``segment`` where it is of the same shot (a keyframe or a reference
+    inside the shot restarts the recurrence there), else None. Known without reading a
+    frame: the plan placed each restart in its shot (``shot_of``), and an automatic
+    keyframe's frames before it are its own segment."""
+    if segment.reference == AUTOMATIC:
+        keyframe = segment.keyframe
+        return Segment(keyframe, AUTOMATIC, keyframe, segment.shot) if segment.start < keyframe else None
+    after = scenes.next_restart(segment.start)
+    shot = segment.shot if segment.shot is not None else segment.start
+    if after >= scenes.num_frames or shot_of.get(after, after) != shot:
+        return None
+    return scenes.segment(after)  # a restart: its segment starts there, whatever the frames
 
 
 def _keyframe_maker(plan: ReferencePlan, props: dict[str, int], source: Source,

@@ -1,0 +1,14 @@
+"""The ``--direction`` option, as ``colorize``'s ``direction``."""
+from __future__ import annotations
+
+import argparse
+from typing import get_args
+
+from ..filter.options import Direction
+
+
+def add_direction_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--direction", choices=get_args(Direction), default="both",
+                        help="both (default): a frame between two keyframes or references of its shot takes the "
+                             "colours carried forward from the one before and backward from the one after, fused, "
+                             "so colour holds to a long shot's end; forward: from the one before only (the paper's)")
