@@ -73,8 +73,8 @@ def colorize(
             the next (the first also before it), or a folder of images named by their first
             frame (``000123.png``; see ``vsexcolor shots``), each a keyframe where its
             lightness matches its frame's, else an exemplar. With scene detection a
-            reference serves its whole shot, the frames before it included (as an exemplar
-            up to it where it is a keyframe). A shot without a reference of its own gets an
+            reference serves its whole shot, the frames before it included (see
+            ``direction`` for how a keyframe's colours reach them). A shot without a reference of its own gets an
             *automatic keyframe*: its picked frame (``keyframe_pick``) coloured by the
             keyframe model, propagated through the shot like a keyframe; with no keyframe
             model, it takes the reference before it. None: every shot gets an automatic

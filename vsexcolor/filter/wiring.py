@@ -68,9 +68,10 @@ class SegmentReferences:
         self._held: LRU[tuple[int, int | None, bool], Reference] = LRU(REFERENCES_HELD)
 
     def __call__(self, segment: Segment) -> Reference:
-        # The frames of a shot before its keyframe start from the keyframe's colours too:
-        # closer to the truth than from the keyframe as an exemplar alone in 7 of 9 cases on
-        # the bundled clips (benchmarks/keyframe_placement.py; the README's shots workflow).
+        # Forward alone, the frames of a shot before its keyframe start from the keyframe's
+        # colours too: closer to the truth than from the keyframe as an exemplar alone in 7
+        # of 9 cases on the bundled clips (benchmarks/keyframe_placement.py). Both ways they
+        # take the backward pass from it instead, and this forward pass is not used.
         seeded = self.plan.keyframe_of(segment) is not None
         key = (*segment.source, seeded)
         held = self._held.get(key)
