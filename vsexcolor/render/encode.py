@@ -30,13 +30,33 @@ class Codec:
     options: Mapping[str, str] = field(default_factory=dict)
 
 
+def _has_avx512() -> bool:
+    """Whether this CPU (and its OS) runs the AVX-512 instructions x264 uses (F, CD, BW, DQ, VL)."""
+    # numpy tests the CPU once at import; its table has no public name.
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX512_SKX"))
+
+
+def _x264_params() -> str:
+    """x264's threads as slices of each frame, and its SIMD code capped at AVX2.
+
+    x264's AVX-512 code (in its macroblock tree) reads memory it never wrote: the same frames
+    came out as other bytes from one encoder to the next in one process (720x480: 3 outputs
+    in 6 runs), and in farm renders (tests/cluster). Its AVX2 code gives the bytes the
+    AVX-512 code gives when lucky, as fast (benchmarks/README.md). Naming AVX2 where the CPU
+    lacks it would crash x264, and such a CPU has no AVX-512 to avoid. Slices are what PyAV
+    opens x264 with; named, so the bytes do not hang on PyAV's default.
+    """
+    return "sliced-threads=1" + (":asm=AVX2" if _has_avx512() else "")
+
+
 #: ``--codec`` choices. Their threads are fixed: an encoder's output depends on how many it
-#: uses, and a part must come out the same on every machine that may encode it. x264's
-#: threads split each frame into slices: with its default frame threads (and the lookahead
-#: thread they bring), the same frames in the same order came out as other bytes in about
-#: one farm render in six (tests/cluster); slices fix every decision by position.
+#: uses, and a part must come out the same on every machine that may encode it.
 CODECS: dict[str, Codec] = {
-    "h264": Codec("libx264", 18, {"threads": "4", "x264-params": "sliced-threads=1"}),
+    "h264": Codec("libx264", 18, {"threads": "4", "x264-params": _x264_params()}),
     # x265 logs to stderr itself; its rows run in parallel within one frame (WPP).
     "h265": Codec("libx265", 20, {"x265-params": "log-level=error:pools=4:frame-threads=1"}),
     # The archival settings (as in the Library of Congress and IETF CELLAR guidance):
