@@ -69,8 +69,8 @@ def main() -> None:
           f"{CODECS['h264'].options['x264-params']}")
     print("| setting | fps (spread) | distinct outputs |\n|---|---|---|")
     for name, done in runs.items():
-        fps = [f for _, f in done]
-        print(f"| {name} | {statistics.median(fps):.1f} ({min(fps):.1f}-{max(fps):.1f}) | {len({h for h, _ in done})} |")
+        fps, outputs = [f for _, f in done], {h for h, _ in done}
+        print(f"| {name} | {statistics.median(fps):.1f} ({min(fps):.1f}-{max(fps):.1f}) | {len(outputs)} |")
     print(f"distinct outputs of all settings together: {len({h for done in runs.values() for h, _ in done})}")
 
 

@@ -11,6 +11,7 @@ import pytest
 from vsexcolor.commands import main
 from vsexcolor.color import l_to_gray
 from vsexcolor.eval import benchmark, clips, metrics
+from vsexcolor.filter import keyframe_rule
 
 
 def texture(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:
@@ -156,8 +157,8 @@ def test_eval_command_writes_table_json_and_plot(tmp_path, capsys):
                  "--json", str(out_json), "--plot", str(out_png)])
     assert code == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].split()[:4] == ["clip", "setting", "method", "PSNR"]
-    assert {line.split()[2] for line in table.splitlines()[1:]} == {"gray", "naive", "truth"}
+    assert table.splitlines()[0].split()[:5] == ["clip", "setting", "direction", "method", "PSNR"]
+    assert {line.split()[3] for line in table.splitlines()[1:]} == {"gray", "naive", "truth"}
     report = json.loads(out_json.read_text())
     assert report["results"][0]["clip"] == "frames"
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -200,9 +201,52 @@ def test_the_shots_setting_keys_every_shot_and_scores_each_through_the_filter(tm
 def test_the_ntire_setting_keys_frames_0_50_and_100_and_both_ways_beats_forward_on_a_late_keyframe():
     # bikes' second shot (frames 30..59) has one keyframe, frame 50: both ways its frames
     # before it take its colours carried backward, forward they start from them as a state.
-    scores = {d: benchmark.run(["bikes"], frames=60, methods=["propagate"], settings=["ntire"], full=False,
-                               direction=d, progress=lambda _: None)["results"][0] for d in ("both", "forward")}
-    both = scores["both"]
-    assert both["direction"] == "both" and both["scored_frames"] == [t for t in range(60) if t not in (0, 50)]
+    both, forward = benchmark.run(["bikes"], frames=60, methods=["propagate"], settings=["ntire"], full=False,
+                                  directions=("both", "forward"), progress=lambda _: None)["results"]
+    assert (both["direction"], forward["direction"]) == ("both", "forward")
+    assert both["scored_frames"] == [t for t in range(60) if t not in (0, 50)]
+    assert both["keyframes"] == [0, 50]
     assert [(s["first"], s["last"]) for s in both["shots"]] == [(0, 29), (30, 59)]
-    assert both["shots"][1]["propagate"]["psnr"] > scores["forward"]["shots"][1]["propagate"]["psnr"]
+    assert both["shots"][1]["propagate"]["psnr"] > forward["shots"][1]["propagate"]["psnr"]
+
+
+@pytest.fixture(scope="module")
+def placed_report():
+    return benchmark.run(["carphone_pristine"], frames=120, methods=["gray", "propagate"], settings=["placed"],
+                         full=False, directions=("both", "forward"), progress=lambda _: None)
+
+
+def test_the_placed_setting_keys_a_long_shot_where_the_rule_for_long_shots_would(placed_report):
+    both = placed_report["results"][0]
+    fps = clips.load(clips.resolve("carphone_pristine"), 2).fps
+    # One shot of 120 frames: its first frame, its last, and between them frames within the
+    # rule's shortest and longest gap of each other.
+    assert [(s["first"], s["last"]) for s in both["shots"]] == [(0, 119)]
+    keys = both["keyframes"]
+    assert keys[0] == 0 and keys[-1] == 119 and len(keys) >= 3
+    for a, b in zip(keys, keys[1:]):
+        assert round(keyframe_rule.MIN_GAP_S * fps) <= b - a <= round(keyframe_rule.MAX_GAP_S * fps)
+    assert both["scored_frames"] == [t for t in range(120) if t not in keys]
+    assert both["keyframes_per_minute"] == pytest.approx(len(keys) / (120 / fps / 60))
+
+
+def test_a_long_shot_s_drift_is_reported_and_both_ways_holds_its_colour_better(placed_report):
+    both, forward = (next(r for r in placed_report["results"] if r["direction"] == d) for d in ("both", "forward"))
+    # The baselines have no direction: they run once.
+    assert set(both["methods"]) == {"gray", "propagate"} and set(forward["methods"]) == {"propagate"}
+    for result in (both, forward):
+        shot = result["shots"][0]["propagate"]
+        assert result["methods"]["propagate"]["shot_drift"] == pytest.approx(shot["drift"])
+    assert both["methods"]["propagate"]["psnr"] > forward["methods"]["propagate"]["psnr"]
+
+
+def test_figures_are_averaged_per_clip_then_over_clips():
+    results = [{"clip": clip, "setting": "shots", "direction": "both", "keyframes_per_minute": kpm,
+                "methods": {"propagate": {"psnr": psnr, "psnr_per_frame": [psnr] * frames}}}
+               for clip, psnr, frames, kpm in (("a", 30.0, 100, 2.0), ("b", 40.0, 10, 4.0))]
+    # A clip of 10 frames counts as much as one of 100: the mean of the clips' means.
+    assert benchmark.over_clips(results) == [{"setting": "shots", "direction": "both", "method": "propagate",
+                                              "clips": 2, "psnr": 35.0, "keyframes_per_minute": 3.0}]
+    report = {"results": results, "over_clips": benchmark.over_clips(results)}
+    mean_row = benchmark.table(report).splitlines()[-1].split()
+    assert mean_row[:5] == ["mean", "shots", "both", "propagate", "35.00"] and "3.0" in mean_row

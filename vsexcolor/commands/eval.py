@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
 
 from ._direction import add_direction_option
 from ._errors import CommandError
 from ..devices import parse_device
 from ..eval import benchmark
 from ..eval.clips import BUNDLED
+from ..filter.options import Direction
 
 
 def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -27,11 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="score colorization methods on gray versions of colour clips",
         description="Turn colour clips gray (the L of their Lab), colorize them and score the result "
                     "against the originals: PSNR, SSIM, CIEDE2000, drift (PSNR of the first and last "
-                    "10 scored frames), colourfulness and temporal stability (CDC, flow warp error). "
+                    "10 scored frames, and per shot of 40 frames or more), colourfulness and temporal "
+                    "stability (CDC, flow warp error), per clip and averaged over clips. "
                     "propagate and devc run through vsexcolor.colorize at its defaults, as users get them. "
                     "Settings: 'keyframe' gives frame 0 in colour as reference and initial state; "
                     "'reference' gives a colour frame far from the scored ones (or --ref); 'shots' gives "
-                    "each shot's first frame in colour as its keyframe and scores each shot.")
+                    "each shot's first frame in colour as its keyframe and scores each shot; 'ntire' gives "
+                    "frames 0, 50 and 100 in colour (NTIRE 2023's protocol); 'placed' gives in colour the "
+                    "keyframes the filter's rule for long shots places (a perfect keyframe colorizer).")
     parser.add_argument("clips", nargs="*", default=list(BUNDLED),
                         help=f"video files, folders of frames, or bundled clip names (default: {' '.join(BUNDLED)})")
     parser.add_argument("--frames", type=int, default=120, help="frames scored per clip, from the start (default 120)")
@@ -39,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated, from gray, naive, propagate, devc (devc is skipped "
                              "when its weights do not load); default all")
     parser.add_argument("--settings", default=",".join(benchmark.SETTINGS),
-                        help="comma-separated, from keyframe, reference, shots (default all)")
+                        help=f"comma-separated, from {', '.join(benchmark.SETTINGS)} (default all)")
     parser.add_argument("--ref", type=Path, default=None,
                         help="image used as the reference of the 'reference' setting for every clip "
                              "(default: each clip's frame FRAMES after the scored ones, or its last)")
@@ -52,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="PSNR only: skips SSIM, CIEDE2000, colourfulness and the temporal metrics")
     parser.add_argument("--overwrite", action="store_true", help="replace existing report and plot files")
-    add_direction_option(parser)
+    add_direction_option(parser, several=True)
     parser.set_defaults(func=run)
 
 
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--frames must be at least 2, got {args.frames}")
     methods = _names(args.methods, benchmark.METHODS, "methods")
     settings = _names(args.settings, benchmark.SETTINGS, "settings")
+    directions = _names(args.direction, get_args(Direction), "direction")
     try:
         device = parse_device(args.device)
     except ValueError as e:
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = benchmark.run(args.clips, frames=args.frames, methods=methods, settings=settings,
                                reference=args.ref, device=device, weights=args.weights,
-                               full=not args.quick, direction=args.direction)
+                               full=not args.quick, directions=directions)
     except (OSError, ValueError) as e:
         raise CommandError(str(e)) from None
     print(benchmark.table(report))

@@ -3,7 +3,7 @@
 ``propagate`` and ``devc`` are scored as users get them: through ``vsexcolor.colorize``
 with its defaults (scene cuts, batches, precision), on a float gray clip whose gray value
 has the frames' L*, its YUV output brought back to RGB. The baselines, which are no filter
-backends, run on the direct loop (:func:`colorize_directly`). Three settings:
+backends, run on the direct loop (:func:`colorize_directly`). Five settings:
 
 * ``keyframe``: the clip's colour frame 0 is the reference and the initial state (the
   authors' propagation mode); frame 0 is an input then, so frames 1.. are scored.
@@ -15,12 +15,24 @@ backends, run on the direct loop (:func:`colorize_directly`). Three settings:
 * ``ntire``: the colour frames 0, 50 and 100 (those the clip has) are keyframes, as NTIRE
   2023's video colorization track gives them; the filter carries each through its shot
   (``direction`` decides whether backward too). Scored as ``shots``.
+* ``placed``: keyframes where the filter's rule for long shots puts them
+  (:func:`~vsexcolor.filter.keyframe_rule.place`: each shot's first frame, another where the
+  last no longer explains the picture, within its shortest and longest gap, and the shot's
+  last frame), each in colour from the original: a perfect keyframe colorizer, so that only
+  the carrying of colour between keyframes is scored. Scored as ``shots``.
+
+Every setting runs in each of the ``directions`` asked for; the baselines, which have none,
+in the first only.
 
 Per clip, setting and method: mean PSNR / SSIM (RGB) and CIEDE2000 against the original,
 PSNR over the first and last 10 scored frames (drift), colourfulness, CDC and the flow warp
 error (temporal stability), and the speed of the whole colorizing loop (backend, chroma
 upsampling, Lab -> RGB at full size). The ground truth's own colourfulness, CDC and warp
 error are reported beside them for scale. All metrics are at the clip's own resolution.
+Where a setting scores shots, each method's ``shot_drift`` is the mean drift of its shots of
+:data:`DRIFT_SHOT` frames or more, and the keyframes given are counted per minute of the clip.
+The report's ``over_clips`` averages each figure per clip, then over the clips (as papers do),
+per setting, direction and method.
 """
 from __future__ import annotations
 
@@ -40,6 +52,7 @@ from ..backends.base import Backend
 from ..color import l_to_gray
 from ..filter import PRESETS, colorize
 from ..filter.formats import frame_rgb, gray_clip
+from ..filter.keyframe_rule import place
 from ..filter.postprocess import Finish, finish_rgb, for_backend
 from ..filter.reference import initial_state, read_image, reference_lab
 from ..filter.resolution import DEFAULT_PIXELS, Geometry
@@ -51,7 +64,9 @@ from . import metrics
 from .baselines import GrayBackend, NaiveBackend
 
 METHODS = ("gray", "naive", "propagate", "devc")
-SETTINGS = ("keyframe", "reference", "shots", "ntire")
+SETTINGS = ("keyframe", "reference", "shots", "ntire", "placed")
+#: Settings whose keyframes are in each shot and that score each shot.
+SHOT_SETTINGS = ("shots", "ntire", "placed")
 #: The keyframes of the ``ntire`` setting.
 NTIRE_FRAMES = (0, 50, 100)
 #: Methods scored through the VapourSynth filter; the others are baselines on the direct loop.
@@ -60,6 +75,8 @@ FILTER_METHODS = ("propagate", "devc")
 KEYFRAME_ONLY = ("naive",)
 #: Frames at each end of the scored range whose PSNR measures drift.
 DRIFT_SPAN = 10
+#: Shots at least this long make a method's per-shot drift (as issue #34 measured it).
+DRIFT_SHOT = 40
 #: Frames matched per ``correspond`` call on the direct loop.
 BATCH = 8
 #: The filter's default preset, for the direct loop.
@@ -213,6 +230,9 @@ def score_clip(clip: clips_mod.Clip, setting: str, methods: Sequence[str], refer
     elif setting == "ntire":
         shots = _shots(gray)
         refs, keyframes = {k: colour[k] for k in NTIRE_FRAMES if k < len(gray)}, True
+    elif setting == "placed":
+        shots = _shots(gray)
+        refs, keyframes = {k: colour[k] for k in _placed(gray, shots, clip.fps)}, True
     else:
         shots = [(0, len(gray) - 1)]
         keyframes = setting == "keyframe"
@@ -241,9 +261,15 @@ def score_clip(clip: clips_mod.Clip, setting: str, methods: Sequence[str], refer
     result = {"clip": clip.name, "setting": setting, "direction": direction, "size": list(clip.frames.shape[1:3]),
               "scored_frames": [t for t in range(len(clip.frames)) if t not in unscored],
               "methods": {m: tr.summary() for m, tr in tracks.items()}}
-    if setting in ("shots", "ntire"):
+    if setting in SHOT_SETTINGS:
         result["shots"] = [{"first": a, "last": b, "length": b - a + 1,
                             **{m: _shot_summary(per_shot[m][i]) for m in methods}} for i, (a, b) in enumerate(shots)]
+        result["keyframes"] = sorted(refs)
+        result["keyframes_per_minute"] = len(refs) / (len(gray) / clip.fps / 60.0)
+        for m in methods:
+            drifts = [shot[m]["drift"] for shot in result["shots"] if shot["length"] >= DRIFT_SHOT and shot[m]]
+            if drifts:
+                result["methods"][m]["shot_drift"] = float(np.mean(drifts))
     if full:
         result["truth"] = truth_track.summary()
     return result
@@ -255,6 +281,11 @@ def _shot_summary(track: _Track) -> dict:
         return {}
     s = track.summary()
     return {"psnr": s["psnr"], "drift": s["psnr_first"] - s["psnr_last"]}
+
+
+def _placed(gray: torch.Tensor, shots: list[tuple[int, int]], fps: float) -> list[int]:
+    """The keyframes the filter's rule for long shots places in each shot, on the gray clip."""
+    return [a + k for a, b in shots for k in place(lambda i, a=a: gray[a + i:a + i + 1], b - a + 1, fps)]
 
 
 def _shots(gray: torch.Tensor) -> list[tuple[int, int]]:
@@ -280,8 +311,8 @@ def _directly(gray: torch.Tensor, shots: list[tuple[int, int]], refs: dict[int, 
 def run(clip_specs: Sequence[str], *, frames: int = 120, methods: Sequence[str] = METHODS,
         settings: Sequence[str] = SETTINGS, reference: str | Path | None = None,
         device: torch.device | str = "cpu", weights: str | Path | None = None, full: bool = True,
-        direction: str = "both", progress: Callable[[str], None] = log) -> dict:
-    """The whole benchmark: every clip x setting x method. Returns the JSON-ready report.
+        directions: Sequence[str] = ("both",), progress: Callable[[str], None] = log) -> dict:
+    """The whole benchmark: every clip x setting x direction x method. Returns the JSON-ready report.
 
     ``reference``: an image file used as the reference of the ``reference`` setting instead
     of each clip's far frame. Methods that cannot run (DEVC without weights) are skipped
@@ -305,31 +336,60 @@ def run(clip_specs: Sequence[str], *, frames: int = 120, methods: Sequence[str] 
     for spec in clip_specs:
         clip = clips_mod.load(clips_mod.resolve(spec), frames)
         for setting in settings:
-            chosen = [m for m in usable if setting != "reference" or m not in KEYFRAME_ONLY]
-            progress(f"{clip.name} ({len(clip.frames)} frames, {setting}): {', '.join(chosen)}")
-            results.append(score_clip(clip, setting, chosen, reference_rgb, full, device, weights, direction))
+            for i, direction in enumerate(directions):
+                chosen = [m for m in usable if (setting != "reference" or m not in KEYFRAME_ONLY)
+                          and (i == 0 or m in FILTER_METHODS)]
+                if not chosen:
+                    continue
+                progress(f"{clip.name} ({len(clip.frames)} frames, {setting}, {direction}): {', '.join(chosen)}")
+                results.append(score_clip(clip, setting, chosen, reference_rgb, full, device, weights, direction))
     return {"frames": frames, "device": str(device), "methods": usable,
-            "reference": None if reference is None else str(reference), "results": results}
+            "reference": None if reference is None else str(reference), "results": results,
+            "over_clips": over_clips(results)}
+
+
+def over_clips(results: Sequence[dict]) -> list[dict]:
+    """Each figure of each setting, direction and method averaged over the clips that have it
+    (each clip's figure is already its mean over frames or shots), with the clips counted."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in results:
+        for method, scores in r["methods"].items():
+            groups.setdefault((r["setting"], r["direction"], method), []).append(
+                {**scores, "keyframes_per_minute": r.get("keyframes_per_minute")})
+    rows = []
+    for (setting, direction, method), per_clip in groups.items():
+        keys = [k for k in dict.fromkeys(k for scores in per_clip for k in scores)
+                if all(isinstance(scores.get(k), (int, float)) for scores in per_clip)]
+        rows.append({"setting": setting, "direction": direction, "method": method, "clips": len(per_clip),
+                     **{k: float(np.mean([scores[k] for scores in per_clip])) for k in keys}})
+    return rows
 
 
 COLUMNS = (("psnr", "PSNR", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("ciede2000", "dE00", "{:.2f}"),
            ("psnr_first", "PSNR1st", "{:.2f}"), ("psnr_last", "PSNRlast", "{:.2f}"),
-           ("colorfulness", "colour", "{:.1f}"), ("cdc", "CDC", "{:.5f}"),
-           ("warp_error", "Ewarp", "{:.5f}"), ("fps", "fps", "{:.1f}"))
+           ("shot_drift", "drift", "{:.2f}"), ("colorfulness", "colour", "{:.1f}"), ("cdc", "CDC", "{:.5f}"),
+           ("warp_error", "Ewarp", "{:.5f}"), ("keyframes_per_minute", "kf/min", "{:.1f}"), ("fps", "fps", "{:.1f}"))
+#: Columns of text before the figures.
+_NAMES = 4
 
 
 def table(report: dict) -> str:
-    """The report as an aligned text table, one row per clip, setting and method (and the
-    ground truth's own temporal figures)."""
-    header = ["clip", "setting", "method", *(title for _, title, _ in COLUMNS)]
+    """The report as an aligned text table, one row per clip, setting, direction and method
+    (and the ground truth's own temporal figures), then the means over clips (clip "mean")."""
+    header = ["clip", "setting", "direction", "method", *(title for _, title, _ in COLUMNS)]
     rows = []
     for r in report["results"]:
         entries = list(r["methods"].items()) + ([("truth", r["truth"])] if "truth" in r else [])
         for name, s in entries:
-            rows.append([r["clip"], r["setting"], name,
+            s = {**s, "keyframes_per_minute": r["keyframes_per_minute"]} if "keyframes_per_minute" in r else s
+            rows.append([r["clip"], r["setting"], r["direction"], name,
+                         *(fmt.format(s[key]) if key in s else "-" for key, _, fmt in COLUMNS)])
+    if len({r["clip"] for r in report["results"]}) > 1:
+        for s in report["over_clips"]:
+            rows.append(["mean", s["setting"], s["direction"], s["method"],
                          *(fmt.format(s[key]) if key in s else "-" for key, _, fmt in COLUMNS)])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(x).rjust(w) if i > 2 else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(str(x).rjust(w) if i >= _NAMES else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths)))
              for row in (header, *rows)]
     return "\n".join(lines)
 
@@ -350,24 +410,24 @@ def write_json(report: dict, path: Path) -> None:
 
 
 def plot_psnr(report: dict, path: Path) -> None:
-    """PNG: PSNR per frame per method, one panel per clip (rows) and setting (columns)."""
+    """PNG: PSNR per frame per method, one panel per clip (rows) and setting and direction (columns)."""
     # The object API renders with Agg and leaves pyplot's global state alone.
     from matplotlib.figure import Figure
 
     results = report["results"]
     clip_names = list(dict.fromkeys(r["clip"] for r in results))
-    setting_names = list(dict.fromkeys(r["setting"] for r in results))
-    fig = Figure(figsize=(6 * len(setting_names), 3.2 * len(clip_names)))
-    axes = fig.subplots(len(clip_names), len(setting_names), squeeze=False)
+    columns = list(dict.fromkeys((r["setting"], r["direction"]) for r in results))
+    fig = Figure(figsize=(6 * len(columns), 3.2 * len(clip_names)))
+    axes = fig.subplots(len(clip_names), len(columns), squeeze=False)
     for r in results:
-        ax = axes[clip_names.index(r["clip"])][setting_names.index(r["setting"])]
+        ax = axes[clip_names.index(r["clip"])][columns.index((r["setting"], r["direction"]))]
         frames = r["scored_frames"]
         for name, s in r["methods"].items():
             v = s.get("psnr_per_frame", [])
             ax.plot(frames[:len(v)], v, label=name, linewidth=1)
         for shot in r.get("shots", [])[1:]:
             ax.axvline(shot["first"], color="gray", linewidth=0.6, linestyle=":")
-        ax.set_title(f"{r['clip']} - {r['setting']}")
+        ax.set_title(f"{r['clip']} - {r['setting']}, {r['direction']}")
         ax.set_xlabel("frame")
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)

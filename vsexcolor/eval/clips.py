@@ -53,11 +53,17 @@ class Clip:
 
     ``frames``: [T, H, W, 3] uint8 RGB. ``far``: the frame ``T`` frames after the last of
     them, or the clip's last frame if it is shorter; the *other reference* setting's default.
+    ``fps``: frames per second (a folder of frames: :data:`FOLDER_FPS`).
     """
 
     name: str
     frames: np.ndarray
     far: np.ndarray
+    fps: float
+
+
+#: The frame rate a folder of frames is taken to have (film's).
+FOLDER_FPS = 24.0
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -76,6 +82,14 @@ def _video_frames(path: Path, stop: int) -> Iterator[np.ndarray]:
             yield frame.to_ndarray(format="rgb24")
 
 
+def _frame_rate(path: Path) -> float:
+    """The first video stream's frames per second (:data:`FOLDER_FPS` where it declares none)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else FOLDER_FPS
+
+
 def load(path: Path, count: int) -> Clip:
     """Read the first ``count`` frames of a video file or image folder, and the far frame."""
     if count < 2:
@@ -85,6 +99,7 @@ def load(path: Path, count: int) -> Clip:
         files = _image_files(path)
         frames = [_read_frame(p) for p in files[:count]]
         far = _read_frame(files[min(far_index, len(files) - 1)])
+        fps = FOLDER_FPS
     else:
         frames, far = [], None
         for i, rgb in enumerate(_video_frames(path, far_index + 1)):
@@ -93,12 +108,13 @@ def load(path: Path, count: int) -> Clip:
             far = rgb
         if far is None:
             raise ValueError(f"{path}: no video frames decoded")
+        fps = _frame_rate(path)
     if len(frames) < 2:
         raise ValueError(f"{path}: only {len(frames)} frame(s); at least 2 are needed")
     if any(f.shape != frames[0].shape for f in frames):
         raise ValueError(f"{path}: frames differ in size")
     name = path.name if path.is_dir() else path.stem
-    return Clip(name=name, frames=np.stack(frames), far=far)
+    return Clip(name=name, frames=np.stack(frames), far=far, fps=fps)
 
 
 def frames_lab(rgb: np.ndarray) -> torch.Tensor:
