@@ -93,6 +93,13 @@ def test_each_node_resolves_the_device_and_gpu_work_goes_to_the_gpus_one_task_ea
     ([node("a", 4, "cpu"), node("b", 4, "cuda", cuda=1)], "node b has 1 GPU that Ray does not count, and the render "
      "runs on it there: start Ray on it with --num-gpus 1, or render with --device cpu"),
     ([], "no node of the Ray cluster takes tasks (none has a CPU): join one with `ray start --address HEAD:PORT`"),
+    # Ray counts fractions of a CPU; a task takes a whole one, and none would ever start.
+    ([node("a", 0.5, "cpu")], "the nodes of the Ray cluster have 0.5 CPUs between them, and a task takes one: "
+     "start Ray with --num-cpus 1 or more"),
+    # Ray would send GPU tasks to b, whose torch sees no GPU: its parts would be the CPU's.
+    ([node("a", 4, "cuda", gpus=1), node("b", 4, "cpu", gpus=1, cuda=0)], "node b has 1 GPU that Ray counts and torch "
+     "does not see there, so its parts would come from the CPU and the others' from CUDA: start Ray on it with "
+     "--num-gpus 0, or make torch see its GPUs (a CUDA build of torch)"),
 ])
 def test_where_no_node_can_run_what_was_asked_the_render_stops_in_one_line(nodes, message):
     from vsexcolor.render.pipeline import RenderError
@@ -283,8 +290,11 @@ def test_a_ray_started_here_requires_a_token_and_bad_addresses_are_one_line(monk
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert cluster.check("") == cluster.check(None) == cluster.Access(None, token=True)
-    with pytest.raises(RenderError, match=r"^--ray takes HOST:PORT \(that of `ray start --head`\), got '6379'$"):
-        cluster.check("6379")
+    for address in ("6379", "head:65536", "head:0", "head:6379\u00b2"):
+        with pytest.raises(RenderError) as refused:
+            cluster.check(address)
+        assert str(refused.value) == f"--ray takes HOST:PORT (that of `ray start --head`; a port of 1 to 65535), " \
+                                     f"got {address!r}"
 
 
 def test_ray_auto_is_the_cluster_started_on_this_machine_as_ray_finds_it(tmp_path, monkeypatch):
@@ -448,6 +458,31 @@ def test_workers_started_here_share_the_cores_and_fit_in_memory(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert farm.local_workers(4, False, ["propagate"]) == (4, 2)  # 4 x 2 GiB fit
+    # On CUDA a worker takes a GPU of its own: Ray would hand out ids of GPUs this machine lacks.
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    monkeypatch.setattr(farm, "_free_memory", lambda: 100 << 30)
+    assert farm.local_workers(None, True, ["devc"]) == (2, 4)
+    with pytest.warns(UserWarning, match=r"^vsexcolor: 2 workers rather than 4: a worker renders on a GPU of its "
+                                         r"own, and this machine has 2$"):
+        assert farm.local_workers(4, True, ["devc"]) == (2, 4)
+
+
+def test_a_task_s_failure_is_told_in_one_line_by_what_says_most():
+    from vsexcolor.render.farm import _cause
+    from vsexcolor.render.pipeline import RenderError
+
+    class RayOwn(Exception):  # a lost worker, memory: the cause first, then Ray's advice
+        cause = None
+
+    class Raised(Exception):  # a task raised something else: its message ends in what happened
+        def __init__(self, cause):
+            super().__init__("traceback ...")
+            self.cause = cause
+
+    assert _cause(RayOwn("Task was killed due to the node running low on memory.\nRefer to the documentation ...")) \
+        == "Task was killed due to the node running low on memory."
+    assert _cause(Raised(ValueError("while reading frame 3:\nmoov atom not found"))) == "moov atom not found"
+    assert _cause(Raised(RenderError("ours, as we said it"))) == "ours, as we said it"
 
 
 # --- what a machine renders with: vsexcolor's own code, not its version number --------------------------------

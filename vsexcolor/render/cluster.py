@@ -245,8 +245,8 @@ def _split(address: str) -> tuple[str, int]:
                           f"it), not a Ray Client address (ray://...): give the head's HOST:PORT, got {address!r}")
     host, _, port = address.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not host or not port.isdigit():
-        raise RenderError(f"--ray takes HOST:PORT (that of `ray start --head`), got {address!r}")
+    if not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise RenderError(f"--ray takes HOST:PORT (that of `ray start --head`; a port of 1 to 65535), got {address!r}")
     return host, int(port)
 
 

@@ -39,9 +39,9 @@ from .cluster import Access
 from .environment import differences, environment
 from .node_tasks import (Chunk, Counter, Finished, Part, Started, cannot_read, check_task, devices_here, plan_task,
                          render_task)
-from .pipeline import Render, RenderError, build, frames_in, plan_parts
+from .pipeline import Render, RenderError, build, frames_in, kept_parts, plan_parts
 from .scheduling import NodeCheck, Placement, Planning, Schedule, piece_size, placement
-from .workfolder import Incoming, WorkFolder
+from .workfolder import Incoming, WorkError, WorkFolder
 
 #: Objects a task may have given that the driver has not taken yet (Ray's backpressure):
 #: the most a worker's object store holds of its task's output.
@@ -128,20 +128,12 @@ def render_on_ray(render: Render, work: WorkFolder, todo: list[tuple[int, int]],
                                   lambda received: _show(bar, render.frames - total + max(received, _count(
                                       ray, counter, received))))
     except KeyboardInterrupt:
-        print(f"vsexcolor {name}: stopped{_kept(work)}", file=sys.stderr)
+        print(f"vsexcolor {name}: stopped{kept_parts(work)}", file=sys.stderr)
         raise
-    except RenderError as e:
-        raise RenderError(f"{e}{_kept(work)}") from None
+    except (RenderError, WorkError) as e:
+        raise RenderError(f"{e}{kept_parts(work)}") from None
     except ray.exceptions.RayError as e:  # Ray itself failed (a planning task lost too often, the cluster gone)
-        raise RenderError(f"Ray failed: {_cause(e)}{_kept(work)}") from None
-
-
-def _kept(work: WorkFolder) -> str:
-    """What a stopped render leaves to do: resume from its finished parts, where it has any
-    (a work folder without any is removed)."""
-    if not work.parts():
-        return ""
-    return f"; the finished parts are kept in {work.folder}: run the same command with --resume to continue"
+        raise RenderError(f"Ray failed: {_cause(e)}{kept_parts(work)}") from None
 
 
 #: Memory a worker process may take at its peak, by the backend it runs (README: devc 2.3 to
@@ -156,7 +148,12 @@ def local_workers(workers: int | None, gpu: bool, backends: list[str]) -> tuple[
     import torch
 
     cores = os.cpu_count() or 1
-    asked = workers or (torch.cuda.device_count() if gpu else cores)
+    gpus = torch.cuda.device_count() if gpu else 0
+    if gpu and workers and workers > gpus:  # Ray would hand out GPU ids this machine lacks
+        warnings.warn(f"vsexcolor: {gpus} worker{'s' if gpus > 1 else ''} rather than {workers}: a worker renders on "
+                      f"a GPU of its own, and this machine has {gpus}", stacklevel=2)
+        workers = gpus
+    asked = workers or (gpus if gpu else cores)
     each = max(WORKER_MEMORY.get(b, WORKER_MEMORY["devc"]) for b in backends) if backends else WORKER_MEMORY[None]
     free = _free_memory()
     asked = max(1, asked)
@@ -273,6 +270,7 @@ class _Driver:
                 if time.monotonic() - shown > 0.5:
                     progress(received)
                     shown = time.monotonic()
+            progress(received)
         except BaseException:
             for ref in [*planned, *self.running]:
                 with contextlib.suppress(Exception):
@@ -314,12 +312,11 @@ class _Driver:
 
     def _take(self, task: Task, item: object) -> int:
         """Store what a task sent; the frames it completes."""
-        where = f" (of {task.node})"
         if isinstance(item, Started):
             task.node, task.waited, task.built = item.node, item.waited, item.built
             if problem := _disagreement(item.node, self.environment, item.environment):
                 raise RenderError(problem)
-            self.work.settle("colorize", item.fingerprints, where=where)
+            self.work.settle("colorize", item.fingerprints, where=f" (of {item.node})")
         elif isinstance(item, Chunk):
             self._incoming(task).write(item.data)
         elif isinstance(item, Part):
@@ -387,9 +384,13 @@ def _ray():
 
 
 def _cause(error: Exception) -> str:
-    """A task's failure in one line: ours as we said it, Ray's own in its first line."""
+    """A task's failure in one line: ours as we said it; another exception a task raised by
+    the last line of its message; Ray's own (a lost worker, memory) by its first line, since
+    the lines after it are advice."""
     cause = getattr(error, "cause", None)
     if isinstance(cause, RenderError):
         return str(cause)
     text = str(cause or error).strip().splitlines()
-    return text[-1] if text else type(error).__name__
+    if not text:
+        return type(cause or error).__name__
+    return text[-1] if cause is not None else text[0]

@@ -247,13 +247,13 @@ def render_here(render: Render, built: Built, work: WorkFolder, todo: list[tuple
                                                          tick):
                     work.add(first, last, path, restart)
     except KeyboardInterrupt:
-        print(f"vsexcolor {name}: stopped at frame {at[0]}{_kept(work)}", file=sys.stderr)
+        print(f"vsexcolor {name}: stopped at frame {at[0]}{kept_parts(work)}", file=sys.stderr)
         raise
     except (vs.Error, VideoError, av.FFmpegError) as e:
-        raise RenderError(f"failed at frame {at[0]}: {one_line(e)}{_kept(work)}") from None
+        raise RenderError(f"failed at frame {at[0]}: {one_line(e)}{kept_parts(work)}") from None
 
 
-def _kept(work: WorkFolder) -> str:
+def kept_parts(work: WorkFolder) -> str:
     """How a message of a run that stopped ends: where it keeps finished parts for a
     ``--resume``; nothing where it has none (the work folder is then removed)."""
     if not work.parts():

@@ -156,12 +156,20 @@ def placement(nodes: list[NodeCheck]) -> Placement:
         raise RenderError("no node of the Ray cluster takes tasks (none has a CPU): join one with "
                           "`ray start --address HEAD:PORT`")
     if not any("cuda" in n.asks for n in nodes):
-        return Placement(gpu=False, slots=int(sum(n.cpus for n in nodes)))
+        cpus = int(sum(n.cpus for n in nodes))
+        if not cpus:  # fractional CPUs: no task of one CPU would ever start
+            raise RenderError(f"the nodes of the Ray cluster have {sum(n.cpus for n in nodes):g} CPUs between them, "
+                              "and a task takes one: start Ray with --num-cpus 1 or more")
+        return Placement(gpu=False, slots=cpus)
     for n in nodes:
         if "cuda" in n.asks and n.cuda and not n.gpus:  # Ray would hold its tasks forever
             raise RenderError(f"node {n.name} has {n.cuda} GPU{'s' if n.cuda > 1 else ''} that Ray does not count, "
                               f"and the render runs on it there: start Ray on it with --num-gpus {n.cuda}, or render "
                               "with --device cpu")
+        if "cuda" not in n.asks and n.gpus:  # Ray would send it GPU tasks, which would render on its CPU
+            raise RenderError(f"node {n.name} has {n.gpus:g} GPU{'s' if n.gpus != 1 else ''} that Ray counts and torch "
+                              "does not see there, so its parts would come from the CPU and the others' from CUDA: "
+                              "start Ray on it with --num-gpus 0, or make torch see its GPUs (a CUDA build of torch)")
     slots = int(sum(n.gpus for n in nodes if "cuda" in n.asks and n.cuda))
     if not slots:
         raise RenderError("the render asks for device cuda and no node of the cluster has a GPU: render with "
