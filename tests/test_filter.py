@@ -478,14 +478,34 @@ def test_every_problem_of_a_references_folder_is_named_at_once(run, bikes, tmp_p
     cv2.imwrite(str(refs / "ref_0.png"), cv2.cvtColor(bikes[0], cv2.COLOR_RGB2BGR))
     (refs / "notes.txt").write_text("colours from the costume department")
     (refs / "000002.png").write_bytes(b"not a png")
+    (refs / "000003.jfif").write_bytes(b"a JPEG as a browser saves it")
     cv2.imwrite(str(refs / "000099.png"), cv2.cvtColor(bikes[0], cv2.COLOR_RGB2BGR))
     with pytest.raises(vs.Error) as raised:
         run(yuv_clip(bikes[:6]), refs)
     message = str(raised.value)
-    assert "\n" not in message and "has 4 problems" in message
+    assert "\n" not in message and "has 5 problems" in message
     for problem in ("notes.txt is not an image named by its frame number", "000000.png and ref_0.png both name frame 0",
-                    "000099.png names frame 99, past the clip's last, 5", "000002.png cannot be read as an image"):
+                    "000099.png names frame 99, past the clip's last, 5",
+                    "000003.jfif is no picture vsexcolor reads (.bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp): save it "
+                    "as one of those", "000002.png: reference image", "is not a PNG, JPEG, TIFF, WebP or BMP image"):
         assert problem in message
+
+
+def test_keyframes_of_the_wrong_size_in_a_folder_are_named_at_once_with_the_rest(run, bikes, tmp_path):
+    import cv2
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for n in (1, 4):
+        cv2.imwrite(str(refs / f"{n:06d}.png"), cv2.cvtColor(bikes[n][::2, ::2], cv2.COLOR_RGB2BGR))
+    (refs / "notes.txt").write_text("colours from the costume department")
+    with pytest.raises(vs.Error) as raised:
+        run(yuv_clip(bikes[:6]), refs, propagate=True)
+    message = str(raised.value)
+    assert "has 3 problems" in message and "notes.txt is not an image" in message
+    for n in (1, 4):
+        assert (f"{n:06d}.png is {W // 2}x{H // 2}, and a keyframe (propagate=True) is its frame in colour, {W}x{H} "
+                f"like the clip: resize it, or leave out propagate=True to take it as an exemplar") in message
 
 
 def test_a_file_managers_files_in_a_references_folder_are_no_references_and_a_subfolder_s_are_named(

@@ -85,6 +85,38 @@ def test_a_file_of_another_format_is_refused_saying_which_are_read(tmp_path):
         read_image(path)
 
 
+def test_a_jpeg_with_stray_bytes_between_its_segments_is_read_as_libjpeg_reads_it(tmp_path):
+    data = written(tmp_path / "a.jpg", gradient(53, 37)).read_bytes()
+    # Some cameras and tools leave bytes between segments; libjpeg skips them with a warning.
+    stray = data[:2] + data[2:4 + int.from_bytes(data[4:6], "big")] + b"\0\0\0"
+    path = tmp_path / "stray.jpg"
+    path.write_bytes(stray + data[len(stray) - 3:])
+    assert image_size(path) == (53, 37)
+    assert read_image(path).shape == (37, 53, 3)
+
+
+def test_a_tiff_whose_directory_lies_past_any_file_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "big.tif"
+    path.write_bytes(b"II+\0" + struct.pack("<HHQ", 8, 0, 2**63 + 5))  # BigTIFF, first directory at 2^63 + 5
+    with pytest.raises(ReferenceError, match=r"is not a PNG, JPEG, TIFF, WebP or BMP image: save it as one"):
+        read_image(path)
+
+
+def test_a_tiff_of_signed_samples_is_refused_saying_what_to_export(tmp_path):
+    path = tmp_path / "signed.tif"
+    assert cv2.imwrite(str(path), (gradient(53, 37).astype(np.int16) - 100))
+    with pytest.raises(ReferenceError, match=r"holds int16 samples: export it with 8- or 16-bit ones$"):
+        read_image(path)
+
+
+def test_an_empty_ref_is_refused_rather_than_taken_for_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    written(tmp_path / "000001.png", gradient(64, 48))
+    clip = core.std.BlankClip(width=64, height=48, format=vs.YUV420P8, length=4)
+    with pytest.raises(vs.Error, match=r"^colorize: ref must be an image path, a folder, .* got ''$"):
+        references(clip, "", False, [], report=False)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_an_image_read_at_most_so_many_pixels_keeps_its_aspect_and_colours(tmp_path, suffix):
     image = gradient(640, 400)

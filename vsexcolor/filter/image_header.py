@@ -49,17 +49,21 @@ def declared_size(path: Path) -> Header | None:
                 size, kind = _bmp(head), "bmp"
             else:
                 return None
-        except struct.error:  # cut short
+        except (struct.error, ValueError, OverflowError):  # cut short, or an offset past any file
             return None
     return None if size is None else Header(kind, *size)
 
 
 def _jpeg(f: BinaryIO) -> tuple[int, int] | None:
     """The frame header (SOF0..SOF15 but DHT, JPG and DAC, which share the range) declares
-    height then width; segments before it are skipped by their length."""
+    height then width; segments before it are skipped by their length, and stray bytes
+    between segments as libjpeg skips them (some cameras and tools write them)."""
     f.seek(2)
     while f.tell() < _JPEG_SEARCH:
-        if f.read(1) != b"\xff":
+        byte = f.read(1)
+        while byte and byte != b"\xff" and f.tell() < _JPEG_SEARCH:
+            byte = f.read(1)
+        if byte != b"\xff":
             return None
         marker = f.read(1)
         while marker == b"\xff":  # fill bytes

@@ -114,6 +114,8 @@ def references(clip: vs.VideoNode, ref: RefInput | Mapping[int, RefInput] | None
         if clip.format.color_family == vs.GRAY:
             raise fail("clip", "YUV or RGB with colour first frames when propagate=True and ref=None", "GRAY")
         return []
+    if isinstance(ref, str) and not ref.strip():  # Path("") is the working folder: never meant
+        raise fail("ref", "an image path, a folder, an array, a clip or {frame: reference}", ref)
     if isinstance(ref, (str, os.PathLike)) and Path(ref).is_dir():
         return _folder(clip, Path(ref), propagate, lumas, report)
     # A keyframe (every reference when propagating) is read whole, so that one of the wrong
@@ -176,7 +178,10 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
     problems = []
     for path in files_in(folder):
         match = FRAME_NAME.fullmatch(path.stem)
-        if path.parent != folder or path.suffix.lower() not in IMAGE_SUFFIXES or match is None:
+        if path.parent == folder and match is not None and path.suffix.lower() not in IMAGE_SUFFIXES:
+            problems.append(f"{path.name} is no picture vsexcolor reads ({', '.join(sorted(IMAGE_SUFFIXES))}): "
+                            f"save it as one of those")
+        elif path.parent != folder or path.suffix.lower() not in IMAGE_SUFFIXES or match is None:
             problems.append(f"{path.relative_to(folder)} is not an image named by its frame number (000123.png, "
                             f"ref_000123.png): move it out")
         elif (frame := int(match[1])) in found:
@@ -196,9 +201,14 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
             # other only whether it holds colour is asked here, of a small copy (a folder of
             # 1080p exemplars read whole, one by one, raised the build's peak with their number).
             own_size = (width, height) == (clip.width, clip.height)
+            if propagate and not own_size:
+                problems.append(f"{path.name} is {width}x{height}, and a keyframe (propagate=True) is its frame in "
+                                f"colour, {clip.width}x{clip.height} like the clip: resize it, or leave out "
+                                f"propagate=True to take it as an exemplar")
+                continue
             rgb, name = read_image(path, None if own_size else SORT_PIXELS), path.name
-        except ReferenceError:
-            problems.append(f"{path.name} cannot be read as an image: export it again or remove it")
+        except ReferenceError as e:
+            problems.append(f"{path.name}: {e}")
             continue
         if problems:
             continue  # the rest is only read for its problems

@@ -71,6 +71,9 @@ def read_image(path: str | Path, at_most: int | None = None) -> np.ndarray:
     if img is None or img.size == 0:
         raise ReferenceError(f"reference image {str(path)!r} cannot be decoded (damaged or cut short): "
                              f"export it again")
+    if img.dtype not in (np.uint8, np.uint16, np.float32):  # a TIFF of signed or 32-bit integers
+        raise ReferenceError(f"reference image {str(path)!r} holds {img.dtype} samples: export it with 8- or "
+                             f"16-bit ones")
     if at_most is not None and img.shape[0] * img.shape[1] > at_most:
         img = _area_resized(img, at_most)
     if img.ndim == 2:
