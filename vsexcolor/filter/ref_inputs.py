@@ -217,8 +217,7 @@ def _folder(clip: vs.VideoNode, folder: Path, propagate: bool, lumas: Sequence[L
             uncoloured.append(name)
             continue
         db = _best_match(lumas, frame, rgb, lab) if own_size else None
-        keyframe = propagate or (db is not None and db >= KEYFRAME_DB)
-        _check_keyframe_size(clip, keyframe, (width, height), name)
+        keyframe = propagate or (db is not None and db >= KEYFRAME_DB)  # of the clip's size (checked above)
         refs.append(Keyed(frame, path, keyframe, name, size))
         how = "no size match" if db is None else f"lightness {db:.1f} dB against frame {frame}"
         lines.append(f"  {name}: frame {frame}, {'keyframe' if keyframe else 'exemplar'} ({how})")
