@@ -184,6 +184,9 @@ class Source:
         key = (name, offset)
         if key not in self._shifts:
             self._shifts[key] = shifted(self._clips[name], offset)
+            # The engine keeps what it reads (its LRUs): cached here too, a film's frames were
+            # held twice, the more so the more shots it has.
+            core.std.SetVideoCache(self._shifts[key], 0)
         return self._shifts[key]
 
     def offer(self, n: int, frames: list[vs.VideoFrame], catch_up: bool, planning: bool = False) -> None:

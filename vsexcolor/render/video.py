@@ -317,7 +317,12 @@ def open_clip(info: VideoInfo) -> vs.VideoNode:
     sar = info.sample_aspect_ratio
     if sar:
         clip = core.std.SetFrameProps(clip, _SARNum=sar.numerator, _SARDen=sar.denominator)
-    return core.std.SetFrameProps(clip, **info.props) if info.props else clip
+    clip = core.std.SetFrameProps(clip, **info.props) if info.props else clip
+    # BestSource keeps the decoded frames a seek needs below this node. VapourSynth's cache
+    # of it held them again, and grew by about a frame per frame rendered in a film with a
+    # reference every few frames (263 MiB of a 1500-shot 320x180 film; benchmarks/shots_memory.py).
+    core.std.SetVideoCache(clip, 0)
+    return clip
 
 
 def _failing(like: vs.VideoNode, length: int, message: str) -> vs.VideoNode:
