@@ -20,7 +20,7 @@ from clips import decode_rgb, sample_clip_path, yuv_clip
 from media import write_video
 from vsexcolor import commands
 from vsexcolor.filter import shots
-from vsexcolor.filter import PROP_KEYFRAME, PROP_SCENE_START, PROP_SHOT_START
+from vsexcolor.filter import PROP_KEYFRAME, PROP_NEXT_KEYFRAME, PROP_SCENE_START, PROP_SHOT_START
 from vsexcolor.filter.formats import colour_props
 from vsexcolor.filter.keyframes import KeyframeColorizer
 from vsexcolor.filter.luma import Luma
@@ -91,6 +91,52 @@ def test_shots_are_those_colorize_finds_with_a_frame_of_each_to_colour(film, tmp
     assert code == 2 and "add --overwrite to replace them" in err
     assert cli(capsys, "shots", film, "-o", out, "--pick", "middle", "--overwrite")[0] == 0
     assert [s["frame"] for s in json.loads((out / "shots.json").read_text())["shots"]] == [6, 18, 28]
+
+
+def test_a_long_shot_gets_a_keyframe_where_the_picture_has_moved_on_and_a_render_carries_colour_between_them(
+        film, colour_frames, tmp_path, capsys):
+    out = tmp_path / "shots"
+    # 25 fps: keyframes 5 to 10 frames apart, so that the 14- and 12-frame shots are long ones.
+    code, err = cli(capsys, "shots", film, "-o", out, "--min-gap", "0.2", "--max-gap", "0.4")
+    assert code == 0, err
+    report = json.loads((out / "shots.json").read_text())
+    assert report["keyframe_gaps_s"] == [0.2, 0.4]
+    keyframes = [s["keyframes"] for s in report["shots"]]
+    for shot, keys in zip(report["shots"], keyframes):
+        assert keys[0] == shot["frame"] and keys == sorted(keys) and shot["first"] <= keys[0] <= keys[-1] <= shot["last"]
+        assert all(5 <= b - a <= 10 for a, b in zip(keys, keys[1:]))
+    assert len(keyframes[0]) >= 2 and keyframes[0][-1] == 13  # the first shot's last frame: its end is coloured both ways
+    names = [f"{k:06d}.png" for keys in keyframes for k in keys]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["contact-sheet.png", "shots.csv", "shots.json"])
+    assert "wrote {} frames to colour".format(len(names)) in err
+    with open(out / "shots.csv") as f:
+        assert [r["keyframes"] for r in csv.DictReader(f)] == [" ".join(map(str, keys)) for keys in keyframes]
+    # Coloured as an editor's "color" blend does (the gray value kept), each is its frame's keyframe.
+    for keys in keyframes:
+        for k in keys:
+            ycc = cv2.cvtColor(colour_frames[k], cv2.COLOR_RGB2YCrCb)
+            ycc[..., 0] = cv2.imread(str(out / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
+            cv2.imwrite(str(out / f"{k:06d}.png"), cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR))
+    rendered = vsexcolor.colorize(open_clip(probe(film, progress=False)), out, backend="propagate", pixels=W * H)
+    used = [(f.props[PROP_KEYFRAME], f.props[PROP_NEXT_KEYFRAME]) for f in rendered.frames()]
+    for keys in keyframes:
+        for a, b in zip(keys, keys[1:]):
+            assert used[a:b] == [(a, b)] * (b - a)  # forward from the one before, backward from the one after
+        assert used[keys[-1]][0] == keys[-1]
+
+
+def test_the_contact_sheet_keeps_a_shot_s_keyframes_together_in_one_row():
+    thumb = np.zeros((10, 16, 3), np.uint8)
+    found = [shots.Shot(1, 0, 99, (3, 40, 80)), shots.Shot(2, 100, 110, (100,)), shots.Shot(3, 111, 120, (111,)),
+             shots.Shot(4, 121, 130, (121,))]
+    images = [[[thumb, thumb + 255] for _ in s.keyframes] for s in found]  # gray and colour, white
+    sheet = shots.contact_sheet(found, images, str, columns=4)
+    # Shot 1 (6 thumbnails) is too wide for 4 a row: a row of its own; shots 2 and 3 fill the
+    # next one, and shot 4 starts a third.
+    assert sheet.shape[:2] == (3 * (10 + 22), 6 * 16)
+    colour_columns = [x for x in range(0, sheet.shape[1], 16) if sheet[5, x + 8].min() == 255]
+    assert colour_columns == [16, 48, 80]  # each keyframe gray then colour
+    assert sheet[32 + 5, 4 * 16 + 8].min() == 255  # the second row ends after shots 2 and 3: white paper
 
 
 def test_colorize_takes_a_folder_of_coloured_frames_back(film, colour_frames, tmp_path, capsys):

@@ -28,6 +28,7 @@ from ..filter.ref_inputs import files_in
 from ..weights.ddcolor import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
 from ..filter.keyframes import KeyframeColorizer, load_colorizer
 from ..filter.luma import Luma
+from ..filter.keyframe_rule import MAX_GAP_S, MIN_GAP_S
 from ..filter.scenes import DEFAULT_THRESHOLD
 from ..render.pipeline import RenderError
 from ..render.video import VideoError, VideoInfo, clip_info, open_clip, probe
@@ -43,10 +44,12 @@ GRAY = "gray"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "shots", help="find the shots of a film and export a frame of each to colour",
-        description="Find the shots with colorize's own cut detector and write, into DIR, one gray frame of "
-                    "each (full size, lossless, named by its frame number: 000123.png), shots.json, shots.csv "
-                    "and contact-sheet.png. Colour the frames you want, then: vsexcolor colorize INPUT --refs DIR "
+        "shots", help="find the shots of a film and export the frames of each to colour",
+        description="Find the shots with colorize's own cut detector and write, into DIR, the gray frames to "
+                    "colour of each (full size, lossless, named by their frame numbers: 000123.png): the frame "
+                    "picked, and in a long shot more where the picture has moved on from the last (see "
+                    "--min-gap); shots.json, shots.csv and contact-sheet.png. Colour the frames you want, then: "
+                    "vsexcolor colorize INPUT --refs DIR "
                     "(or, for a script, pass DIR as its colorize call's ref). "
                     "With --colorize the frames are written in colour, as colorize's automatic keyframes, "
                     "and the gray ones in DIR/gray.")
@@ -61,6 +64,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "which avoids fades and motion blur; first and sharpest are the frame colorize "
                              "colours as the shot's automatic keyframe with that --keyframe-pick (default: a "
                              "script's colorize call's keyframe_pick, else sharpest)")
+    parser.add_argument("--min-gap", type=float, default=MIN_GAP_S, metavar="S",
+                        help="seconds from a shot's keyframe to the next at least (default %(default)s): a frame "
+                             "this far after the last keyframe or more becomes one where the last no longer "
+                             "explains most of it, and so does the shot's last frame")
+    parser.add_argument("--max-gap", type=float, default=MAX_GAP_S, metavar="S",
+                        help="seconds from a shot's keyframe to the next at most (default %(default)s)")
+    parser.add_argument("--one-keyframe", action="store_true",
+                        help="one frame a shot, the one picked (colorize's automatic keyframe), however long")
     parser.add_argument("--scene-threshold", type=float, default=None, metavar="T",
                         help=f"as colorize's: 0..1, lower finds more cuts (default: a script's colorize call's, "
                              f"else {DEFAULT_THRESHOLD})")
@@ -83,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     folder: Path = args.output
     if args.scene_threshold is not None and not 0.0 <= args.scene_threshold <= 1.0:
         raise CommandError(f"--scene-threshold must be in 0..1, got {args.scene_threshold}")
+    if not 0 < args.min_gap <= args.max_gap:
+        raise CommandError(f"--min-gap and --max-gap must be seconds with 0 < min <= max, got {args.min_gap:g} "
+                           f"and {args.max_gap:g}")
     if not args.colorize and (args.keyframe_model is not None or args.device is not None):
         raise CommandError("--keyframe-model and --device are for colouring the frames: add --colorize")
     if folder.exists() and not folder.is_dir():
@@ -95,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
     clip, info, threshold = film.clip, film.info, film.scene_threshold
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False) as bar:
         picked = shots_mod.find(clip, threshold, bar.update, film.pick, film.scene_clip, film.scenes)
-    names = [f"{shot.pick:06d}.png" for shot in picked]
+    if not args.one_keyframe:
+        with tqdm(total=clip.num_frames, desc="placing keyframes", unit="frame", leave=False) as bar:
+            picked = shots_mod.with_placed_keyframes(clip, picked, float(info.fps), args.min_gap, args.max_gap,
+                                                     bar.update)
+    names = [f"{k:06d}.png" for shot in picked for k in shot.keyframes]
     ours = [*names, *([f"{GRAY}/{n}" for n in names] if colorizer else []), "shots.json", "shots.csv", SHEET]
     if clashes := [n for n in ours if (folder / n).exists()] if folder.exists() else []:
         if not args.overwrite:
@@ -108,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
         return shots_mod.timecode(float(info.seconds(n) - info.seconds(0)))
 
     rows = [{"shot": s.number, "first": s.first, "last": s.last, "frame": s.pick, "start": start_of(s.first),
-             "duration_s": round(float(_end(info, s.last) - info.seconds(s.first)), 3)} for s in picked]
+             "duration_s": round(float(_end(info, s.last) - info.seconds(s.first)), 3),
+             "keyframes": " ".join(map(str, s.keyframes))} for s in picked]
     # shots.json first: an export cut short is then an earlier export of its own frames.
     write_durably(folder / "shots.json", json.dumps(
         {"input": str(args.input.resolve()), **({"arguments": dict(args.arg)} if args.arg else {}),
          "frames": info.num_frames, "fps": float(info.fps), "scene_threshold": threshold, "pick": film.pick,
-         "shots": rows}, indent=2).encode())
+         "keyframe_gaps_s": None if args.one_keyframe else [args.min_gap, args.max_gap],
+         "shots": [{**row, "keyframes": list(s.keyframes)} for row, s in zip(rows, picked)]}, indent=2).encode())
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -124,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
     write_durably(folder / SHEET, sheet.tobytes())
     mean = sum(s.length for s in picked) / len(picked)
     count = f"{len(picked)} shot{'' if len(picked) == 1 else 's'}"
-    frames = (f"{len(picked)} frames coloured by {model.name} (the gray ones in {GRAY}/)" if model
-              else f"{len(picked)} frames to colour")
+    frames = (f"{len(names)} frames coloured by {model.name} (the gray ones in {GRAY}/)" if model
+              else f"{len(names)} frames to colour")
     print(f"vsexcolor shots: {count}, {mean / float(info.fps):.1f} s ({mean:.0f} frames) long on average; wrote "
           f"{frames}, shots.json, shots.csv and {SHEET} to {folder}", file=sys.stderr)
     return 0
@@ -136,7 +156,8 @@ def _earlier_export(folder: Path) -> set[str]:
     and their gray copies), relative to it; an error where the folder holds other files that
     colorize --refs would read, since an export beside them would be mixed with them."""
     try:
-        listed = {f"{int(row['frame']):06d}.png" for row in json.loads((folder / "shots.json").read_bytes())["shots"]}
+        listed = {f"{int(k):06d}.png" for row in json.loads((folder / "shots.json").read_bytes())["shots"]
+                  for k in row.get("keyframes", [row["frame"]])}
     except (OSError, ValueError, KeyError, TypeError):  # none there, or not ours: it lists nothing
         listed = set()
     if folder.is_dir() and (others := [str(p.relative_to(folder)) for p in files_in(folder)
@@ -238,24 +259,27 @@ def _missing(choice: str | None) -> tuple[str, str]:
 
 
 def _write_frames(clip: vs.VideoNode, picked: list[shots_mod.Shot], names: list[str], folder: Path,
-                  colorizer: KeyframeColorizer | None) -> list[list[np.ndarray]]:
-    """Write each shot's picked frame as ``names`` into ``folder``: gray, or with a colorizer
-    in colour and gray in ``folder/gray``. Returns each shot's thumbnails, gray (then colour)."""
+                  colorizer: KeyframeColorizer | None) -> list[list[list[np.ndarray]]]:
+    """Write each shot's keyframes as ``names`` (in order) into ``folder``: gray, or with a
+    colorizer in colour and gray in ``folder/gray``. Returns the thumbnails of each shot's
+    keyframes, gray (then colour)."""
     gray = shots_mod.gray(clip)
     bits = 8 if clip.format.bits_per_sample == 8 else 16
     luma = Luma(clip, colour_props(clip, clip.get_frame(0).props)) if colorizer else None
     if colorizer:
         (folder / GRAY).mkdir(exist_ok=True)
-    thumbs = []
-    for shot, name in zip(tqdm(picked, desc="writing frames", unit="shot", leave=False), names):
-        images = [np.asarray(gray.get_frame(shot.pick)[0])]
-        if colorizer is None:
-            _write_png(folder / name, images[0])
-        else:
-            images.append(shots_mod.png_image(shots_mod.in_colour(luma, shot.pick, colorizer), bits))
-            _write_png(folder / name, images[1])
-            _write_png(folder / GRAY / name, images[0])
-        thumbs.append([shots_mod.thumbnail(image) for image in images])
+    thumbs, named = [], iter(names)
+    for shot in tqdm(picked, desc="writing frames", unit="shot", leave=False):
+        thumbs.append([])
+        for frame, name in zip(shot.keyframes, named):
+            images = [np.asarray(gray.get_frame(frame)[0])]
+            if colorizer is None:
+                _write_png(folder / name, images[0])
+            else:
+                images.append(shots_mod.png_image(shots_mod.in_colour(luma, frame, colorizer), bits))
+                _write_png(folder / name, images[1])
+                _write_png(folder / GRAY / name, images[0])
+            thumbs[-1].append([shots_mod.thumbnail(image) for image in images])
     return thumbs
 
 

@@ -1,9 +1,12 @@
-"""A film's shots as ``colorize`` sees them, and the frame of each to colour.
+"""A film's shots as ``colorize`` sees them, and the frames of each to colour.
 
 The shots are the segments of :func:`vsexcolor.colorize` itself: its planning clip
 (:func:`~vsexcolor.filter.recording`) runs the filter's own cut detector, at its own
 threshold, and its own keyframe pick, so ``vsexcolor shots`` and a render find the same cuts
-and the same frames to colour.
+and the same first frame to colour. A long shot gets more keyframes after it where the
+picture has moved on (:func:`with_placed_keyframes`, by
+:func:`~vsexcolor.filter.keyframe_rule.place`), which a render from the folder then
+carries colour both ways between.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from vsutil import get_y
 
 from . import PROP_KEYFRAME, PROP_SHOT_START, colorize, recording
 from .formats import colour_props
+from .keyframe_rule import MAX_GAP_S, MIN_GAP_S, place
 from .keyframes import KeyframeColorizer
 from .luma import Luma
 from .ref_inputs import Keyed
@@ -34,12 +38,18 @@ THUMB_WIDTH = 240
 
 @dataclass(frozen=True)
 class Shot:
-    """Frames ``first``..``last`` (inclusive) of one shot; ``pick``: the frame to colour."""
+    """Frames ``first``..``last`` (inclusive) of one shot; ``keyframes``: its frames to
+    colour, sorted, the picked one (:attr:`pick`) first."""
 
     number: int
     first: int
     last: int
-    pick: int
+    keyframes: tuple[int, ...]
+
+    @property
+    def pick(self) -> int:
+        """The frame picked to colour (``colorize``'s automatic keyframe of the shot)."""
+        return self.keyframes[0]
 
     @property
     def length(self) -> int:
@@ -64,8 +74,27 @@ def find(clip: vs.VideoNode, scene_threshold: float, tick: Callable[[], None] = 
             starts.append((n, frame.props[PROP_KEYFRAME]))
         tick()
     lasts = [first - 1 for first, _ in starts[1:]] + [clip.num_frames - 1]
-    return [Shot(i + 1, first, last, (first + last) // 2 if pick == "middle" else _pick_of(first, keyframe))
+    return [Shot(i + 1, first, last, ((first + last) // 2 if pick == "middle" else _pick_of(first, keyframe),))
             for i, ((first, keyframe), last) in enumerate(zip(starts, lasts))]
+
+
+def with_placed_keyframes(clip: vs.VideoNode, found: Sequence[Shot], fps: float, min_gap: float = MIN_GAP_S,
+                          max_gap: float = MAX_GAP_S, tick: Callable[[int], None] = lambda frames: None) -> list[Shot]:
+    """``found`` (one keyframe a shot) with the keyframes :func:`~vsexcolor.filter.keyframe_rule.place`
+    adds after each one's pick: another where the last no longer explains the picture, at
+    least ``min_gap`` and at most ``max_gap`` seconds after it, and the shot's last frame
+    where the last keyframe lies ``min_gap`` or more before it. ``fps``: the clip's frame
+    rate; ``tick(frames)`` after each shot. Reads each frame from a pick on at most once."""
+    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
+    placed = []
+    for shot in found:
+        def L(i: int, start: int = shot.pick) -> torch.Tensor:
+            return luma.L(luma.clip.get_frame(start + i))
+
+        keys = place(L, shot.last - shot.pick + 1, fps, min_gap=min_gap, max_gap=max_gap)
+        placed.append(Shot(shot.number, shot.first, shot.last, tuple(shot.pick + k for k in keys)))
+        tick(shot.length)
+    return placed
 
 
 def _pick_of(first: int, keyframe: int) -> int:
@@ -116,23 +145,38 @@ def thumbnail(image: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
     return thumb if thumb.ndim == 3 else np.repeat(thumb[..., None], 3, -1)
 
 
-def contact_sheet(shots: Sequence[Shot], thumbs: Sequence[Sequence[np.ndarray]], start_of: Callable[[int], str],
-                  columns: int = 6) -> np.ndarray:
-    """Each shot's thumbnails (:func:`thumbnail`, all of one size) side by side, the shots in
-    a grid of ``columns`` thumbnails a row, each labelled with its shot number, frame and time
-    code (``start_of(first frame)``): uint8 BGR."""
-    height, width = thumbs[0][0].shape[:2]
-    per_shot = len(thumbs[0])
-    across = max(1, columns // per_shot)  # shots a row
+def contact_sheet(shots: Sequence[Shot], thumbs: Sequence[Sequence[Sequence[np.ndarray]]],
+                  start_of: Callable[[int], str], columns: int = 6) -> np.ndarray:
+    """Each shot's keyframes as thumbnails, grouped by shot: ``thumbs[i][j]``, the images of
+    shot i's keyframe j (:func:`thumbnail`, all of one size: gray, then colour), side by side.
+    The groups run left to right in rows of up to ``columns`` thumbnails (a group wider than
+    that has a row of its own), each keyframe labelled with its frame, the first of a shot
+    also with the shot's number and time code (``start_of(first frame)``): uint8 BGR."""
+    height, width = thumbs[0][0][0].shape[:2]
     band = 22
-    rows = -(-len(shots) // across)
-    sheet = np.full((rows * (height + band), across * per_shot * width, 3), 255, np.uint8)
-    for i, (shot, images) in enumerate(zip(shots, thumbs)):
-        y, x = i // across * (height + band), i % across * per_shot * width
-        sheet[y:y + height, x:x + per_shot * width] = np.concatenate(images, 1)
-        label = f"#{shot.number} {shot.pick:06d} {start_of(shot.first)}"
-        cv2.putText(sheet, label, (x + 4, y + height + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+    rows: list[list[int]] = [[]]  # the shots of each row
+    used = 0
+    for i, images in enumerate(thumbs):
+        wide = sum(len(key) for key in images)
+        if rows[-1] and used + wide > columns:
+            rows.append([])
+            used = 0
+        rows[-1].append(i)
+        used += wide
+    across = max(sum(len(key) for i in row for key in thumbs[i]) for row in rows)
+    sheet = np.full((len(rows) * (height + band), across * width, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        y, x = r * (height + band), 0
+        for i in row:
+            shot = shots[i]
+            for j, (frame, images) in enumerate(zip(shot.keyframes, thumbs[i])):
+                sheet[y:y + height, x:x + len(images) * width] = np.concatenate(images, 1)
+                label = f"#{shot.number} {frame:06d} {start_of(shot.first)}" if j == 0 else f"{frame:06d}"
+                cv2.putText(sheet, label, (x + 4, y + height + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1,
+                            cv2.LINE_AA)
+                x += len(images) * width
+            # A shot's end: a gray rule, so that the next shot's first keyframe reads as another shot's.
+            sheet[y:y + height + band, max(0, x - 1)] = 160
     return sheet
 
 
