@@ -26,8 +26,9 @@ RefInput = Union[str, "os.PathLike[str]", np.ndarray, vs.VideoNode]
 #: How a reference in a folder is named: its first frame, alone or after a prefix ending in
 #: ``_`` or ``-`` (``000123.png``, ``ref_000123.png``, ``123.jpg``).
 FRAME_NAME = re.compile(r"(?:.*[_-])?(\d+)")
-#: Files ``vsexcolor shots`` writes beside the frames to colour, ignored in a folder of references.
-SHOTS_FILES = frozenset(("shots.json", "shots.csv", "contact-sheet.png", "gray"))
+#: Files ``vsexcolor shots`` writes beside the frames to colour, and ``vsexcolor review`` beside
+#: them (the pictures it replaced, its thumbnails), ignored in a folder of references.
+SHOTS_FILES = frozenset(("shots.json", "shots.csv", "contact-sheet.png", "gray", "history", "review-cache"))
 #: Files a file manager writes into the folders it shows, by their lower-case names
 #: (Windows'; macOS's are hidden ones, such as ``.DS_Store``).
 MANAGER_FILES = frozenset(("thumbs.db", "desktop.ini"))
