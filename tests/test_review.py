@@ -311,3 +311,51 @@ def test_a_folder_that_is_no_export_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"vsexcolor review: {tmp_path} holds no shots.json of `vsexcolor "
                                               f"shots`: export the film's shots into it first (vsexcolor shots "
                                               f"FILM -o {tmp_path})")
+
+
+def test_a_port_in_use_is_one_line_and_another_host_than_loopback_a_warning(folder, capsys, monkeypatch):
+    import socket
+
+    from vsexcolor.commands import review
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    with taken:
+        assert commands.main(["review", str(folder), "--port", str(port)]) == 2
+    assert capsys.readouterr().err.strip() == (f"vsexcolor review: cannot serve on 127.0.0.1:{port} (Address already "
+                                              f"in use): choose another --port, or leave it out for a free one")
+    served = []
+    monkeypatch.setattr(review, "_serve", lambda app, sock: served.append(sock.getsockname()))
+    assert commands.main(["review", str(folder), "--host", "0.0.0.0"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == (f"vsexcolor review: WARNING: serving on 0.0.0.0, which other machines may reach: anyone with "
+                        f"the address below can change {folder}; an SSH tunnel to 127.0.0.1 is safer")
+    assert lines[1].startswith(f"vsexcolor review: 3 shots of {folder} at http://0.0.0.0:{served[0][1]}/?token=")
+
+
+def test_two_folders_reviewed_at_once_keep_their_own_tokens(folder, exported):
+    first = TestClient(create_app(open_review(folder), "one"))
+    second = TestClient(create_app(open_review(exported), "two"))
+    assert first.get("/?token=one").status_code == 200
+    second.cookies = first.cookies  # one browser: cookies are per host, whatever the port
+    assert second.get("/?token=two").status_code == 200
+    first.cookies = second.cookies
+    assert first.get("/api/folder").status_code == 200 and second.get("/api/folder").status_code == 200
+
+
+def test_a_script_s_export_is_rendered_by_its_script(exported, tmp_path, colour_frames):
+    film = json.loads((exported / "shots.json").read_text())["input"]
+    script = tmp_path / "film.vpy"
+    script.write_text("import vsexcolor\nfrom vsexcolor import open_clip, probe\n"
+                      f"vsexcolor.colorize(open_clip(probe({film!r}, progress=False)), ref, backend='propagate', "
+                      f"pixels={W * H}, keyframe_model='none').set_output()\n")
+    folder = tmp_path / "shots"
+    assert commands.main(["shots", str(script), "-a", f"ref={folder}", "-o", str(folder)]) == 0
+    client = TestClient(create_app(open_review(folder), TOKEN))
+    client.get(f"/?token={TOKEN}")
+    assert client.get("/api/folder").json()["command"] == f"vsexcolor render {script} -a ref={folder}"
+    assert upload(client, 1, 7, coloured(folder, 7, colour_frames)).status_code == 200
+    response = client.get("/api/shots/1/preview")  # the script, run: its colorize call reads the folder
+    assert response.status_code == 200 and response.content[8:12] == b"WEBP"

@@ -96,7 +96,7 @@ def open_review(folder: Path, keyframe_model: str | None = None, device: str = "
     colorizer = load_colorizer(model, _device(device)) if model else None
     if source.suffix.lower() == ".vpy":
         coloured = _checked(script_recipe(source, pairs).build)
-        command = ["vsexcolor", "render", str(source), *(f"-a={k}={v}" for k, v in pairs)]
+        command = ["vsexcolor", "render", str(source), *(a for k, v in pairs for a in ("-a", f"{k}={v}"))]
     else:
         coloured, command = _file_render(film.info, folder, film.pick, film.scene_threshold, model, keyframe_model)
     return Review(shots, Film(film.clip, coloured, colorizer, shlex.join(command), float(film.info.fps)),

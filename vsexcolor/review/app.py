@@ -6,6 +6,7 @@ named by frame numbers, so no request reaches outside the folder.
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from importlib import resources
@@ -28,7 +29,9 @@ from .folder import CACHE, ReviewError, ReviewFolder, Shot, StaleView
 from .preview import preview, references_key
 from .thumbs import Thumbnails
 
-COOKIE = "vsexcolor_review"
+#: The cookie that keeps the token, named after it: cookies are per host, not per port, and
+#: two folders reviewed at once must not take each other's.
+COOKIE = "vsexcolor_review_{}"
 #: Which shots the grid's filter shows.
 FILTERS = {
     "all": lambda s: True,
@@ -68,7 +71,7 @@ def create_app(review: Review, token: str) -> Starlette:
 
     async def page(request: Request) -> Response:
         response = HTMLResponse((static / "index.html").read_text())
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(cookie_name(token), token, httponly=True, samesite="strict")
         return response
 
     async def folder_info(request: Request) -> Response:
@@ -196,13 +199,17 @@ class TokenCheck:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             request = Request(scope)
-            given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
+            given = request.query_params.get("token") or request.cookies.get(cookie_name(self.token)) or ""
             if not secrets.compare_digest(given.encode(), self.token.encode()):
                 response = PlainTextResponse("vsexcolor review: wrong or missing token: open the address that "
                                              "`vsexcolor review` printed (it ends in ?token=...)", status_code=403)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def cookie_name(token: str) -> str:
+    return COOKIE.format(hashlib.sha256(token.encode()).hexdigest()[:12])
 
 
 def _picture(review: Review, frame: int, kind: str) -> Path:

@@ -31,6 +31,16 @@ class Film:
     fps: float
     # VapourSynth serves frames from any thread; the model and the cached clips are shared.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _built: tuple[str, vs.VideoNode] | None = field(default=None, repr=False)
+
+    def coloured_as(self, key: str) -> vs.VideoNode:
+        """The film coloured from the folder whose references are ``key``
+        (:func:`~vsexcolor.review.preview.references_key`): built once for each, since
+        building reads every reference of the folder."""
+        if self._built is None or self._built[0] != key:
+            self._built = None  # the old clip's frames are not kept while the new one is built
+            self._built = (key, self.coloured())
+        return self._built[1]
 
     @cached_property
     def luma(self) -> Luma:

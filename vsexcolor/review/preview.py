@@ -37,7 +37,7 @@ def preview(film: Film, shot: Shot, key: str, cache: Path, frames: int = FRAMES,
         return path
     with film.lock:
         try:
-            clip = film.coloured()
+            clip = film.coloured_as(key)
         except vs.Error as e:
             raise ReviewError(f"no preview: {str(e).removeprefix('colorize: ')}") from None
         rgb = to_rgbs(clip, colour_props(clip, clip.get_frame(0).props))
