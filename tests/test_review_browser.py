@@ -73,7 +73,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1100,760"):
+                 "--window-size=1200,1000"):
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
     yield browser
@@ -82,6 +82,7 @@ def browser():
 
 def test_a_restorer_replaces_one_keyframe_re_picks_another_approves_all_and_renders_them(export, served, browser,
                                                                                        tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as seen
@@ -126,12 +127,12 @@ def test_a_restorer_replaces_one_keyframe_re_picks_another_approves_all_and_rend
 
     # Every shot approved from the grid, with the keys.
     browser.find_element(By.ID, "back").click()
-    first = shown('.card[data-number="1"]')
-    first.click()
-    for _ in range(3):
-        browser.switch_to.active_element.send_keys("a")
-        browser.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
-    wait.until(lambda b: b.find_element(By.ID, "unapproved").text == "0 shots not yet approved")
+    shown('.card[data-number="1"]').click()
+    for left in (2, 1, 0):
+        ActionChains(browser).send_keys("a").perform()
+        wait.until(lambda b: b.find_element(By.ID, "unapproved").text.startswith(f"{left} shot"))
+        ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+    assert browser.find_element(By.ID, "unapproved").text == "0 shots not yet approved"
 
     # The folder: what the page showed, the pictures it replaced in history/.
     rows = json.loads((folder / "shots.json").read_text())["shots"]

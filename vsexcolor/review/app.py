@@ -96,8 +96,8 @@ def create_app(review: Review, token: str) -> Starlette:
         return JSONResponse(await run_in_threadpool(listed))
 
     async def shot_view(request: Request) -> Response:
-        shot = review.folder.shot(request.path_params["number"])
-        return JSONResponse(await run_in_threadpool(review.card, shot))
+        number = request.path_params["number"]
+        return JSONResponse(await run_in_threadpool(lambda: review.card(review.folder.shot(number))))
 
     async def thumbnail(request: Request) -> Response:
         picture = _picture(review, request.path_params["frame"], request.path_params["kind"])

@@ -73,17 +73,25 @@ class ReviewFolder:
             raise ReviewError(f"{folder} holds no shots.json of `vsexcolor shots`: export the film's shots into it "
                               f"first (vsexcolor shots FILM -o {folder})") from None
         self.lock = threading.Lock()
+        self._pictures: tuple[int, dict[int, Path]] | None = None  # (the folder's mtime, pictures)
 
     # Reading.
 
     def pictures(self) -> dict[int, Path]:
-        """Every top-level picture named by a frame number that colorize --refs reads."""
-        found = {}
-        for path in files_in(self.folder):
-            match = FRAME_NAME.fullmatch(path.stem)
-            if path.parent == self.folder and match and path.suffix.lower() in IMAGE_SUFFIXES:
-                found[int(match[1])] = path
-        return found
+        """Every top-level picture named by a frame number that colorize --refs reads.
+
+        Kept while the folder's own modification time stays (a picture added, removed or
+        renamed into place changes it; one rewritten in place changes no name): a page's
+        thumbnails each ask for a picture, and the folder holds 1,500 and more."""
+        stamp = self.folder.stat().st_mtime_ns
+        if self._pictures is None or self._pictures[0] != stamp:
+            found = {}
+            for path in files_in(self.folder):
+                match = FRAME_NAME.fullmatch(path.stem)
+                if path.parent == self.folder and match and path.suffix.lower() in IMAGE_SUFFIXES:
+                    found[int(match[1])] = path
+            self._pictures = (stamp, found)
+        return dict(self._pictures[1])
 
     def shots(self) -> list[Shot]:
         pictures = self.pictures()
@@ -135,6 +143,7 @@ class ReviewFolder:
         if not shot.first <= frame <= shot.last:
             raise ReviewError(f"frame {frame} is not in shot {shot.number} (frames {shot.first} to {shot.last})")
         target = self.folder / f"{frame:06d}{suffix}"
+        self._pictures = None  # a change within the folder's clock tick changes no time
         if (old := shot.refs.get(frame)) is not None:
             self.keep(old)
             if old != target:
@@ -144,6 +153,7 @@ class ReviewFolder:
     def remove(self, path: Path) -> None:
         """Take a picture out of the folder, into history."""
         self.keep(path)
+        self._pictures = None
         path.unlink()
         _fsync_folder(self.folder)
 

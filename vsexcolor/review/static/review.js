@@ -94,8 +94,10 @@ function replaceCard(shot) {
   cards[i] = shot;
   const old = $("grid").children[i];
   const fresh = card(shot);
+  const focused = document.activeElement === old;
   old.replaceWith(fresh);
   if (i === selected) fresh.classList.add("selected");
+  if (focused) fresh.focus();  // the keys go on where they were
 }
 
 function counted(result) {
