@@ -7,8 +7,10 @@ With VSEXCOLOR_SCREENSHOTS=FOLDER the run's screenshots of the grid and of a sho
 there (docs/review-grid.png and docs/review-shot.png were made so)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -81,7 +83,7 @@ def browser():
 
 
 def test_a_restorer_replaces_one_keyframe_re_picks_another_approves_all_and_renders_them(export, served, browser,
-                                                                                       tmp_path):
+                                                                                       tmp_path, capsys):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -103,13 +105,13 @@ def test_a_restorer_replaces_one_keyframe_re_picks_another_approves_all_and_rend
     assert browser.find_element(By.ID, "command").text.startswith("vsexcolor colorize ")
     screenshot(browser, tmp_path, "review-grid.png")
 
-    # Shot 1: its keyframe replaced by a hand-coloured picture, uploaded.
+    # Shot 1: its keyframe replaced by a hand-coloured picture, dropped on it.
     mine = tmp_path / "by-hand.png"
     ycc = cv2.cvtColor(colour[a], cv2.COLOR_RGB2YCrCb)
     ycc[..., 0] = cv2.imread(str(folder / "gray" / f"{a:06d}.png"), cv2.IMREAD_UNCHANGED)
     cv2.imwrite(str(mine), cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR))
     browser.find_element(By.CSS_SELECTOR, '.card[data-number="1"]').send_keys(Keys.ENTER)
-    shown(f'.keyframe[data-frame="{a}"] input.upload').send_keys(str(mine))
+    drop(browser, shown(f'.keyframe[data-frame="{a}"] .drop'), mine)
     wait.until(lambda b: "replaced by hand" in b.find_element(By.ID, "shot-state").text)
     wait.until(lambda b: b.find_element(By.ID, "preview-note").text == "the shot's first frames, looping")
     screenshot(browser, tmp_path, "review-shot.png")
@@ -144,10 +146,31 @@ def test_a_restorer_replaces_one_keyframe_re_picks_another_approves_all_and_rend
     assert [(p.name[:7], p.read_bytes()) for p in kept] == [(f"{a:06d}.", automatic[a]), ("000014.", automatic[b])]
     assert (folder / f"{c:06d}.png").read_bytes() == automatic[c]
     # colorize --refs DIR renders exactly those keyframes, each over its whole shot.
+    capsys.readouterr()
+    assert commands.main(["colorize", str(folder.parent / "film.mkv"), "--refs", str(folder), "-o",
+                          str(tmp_path / "out.mkv"), "--backend", "propagate", "--size", "96x64",
+                          "--codec", "ffv1"]) == 0
+    err = capsys.readouterr().err
+    assert [line.strip() for line in err.splitlines() if line.startswith("  ") and line.strip()] == [
+        f"{n:06d}.png: frame {n}, keyframe (lightness {db} dB against frame {n})"
+        for n, db in zip((a, 18, c), re.findall(r"keyframe \(lightness ([\d.]+) dB", err))]
+    assert "no reference of their own" not in err and (tmp_path / "out.mkv").exists()
     clip = open_clip(probe(folder.parent / "film.mkv", progress=False))
     out = vsexcolor.colorize(clip, folder, backend="propagate", pixels=96 * 64, keyframe_model="none")
     assert [(f.props[PROP_KEYFRAME], f.props[PROP_REFERENCE]) for f in out.frames()] == (
         [(a, 0)] * 14 + [(18, 1)] * 9 + [(c, 2)] * 12)
+
+
+def drop(browser, target, picture: Path) -> None:
+    """Drop the file ``picture`` on ``target``, as a file manager's drag and drop does."""
+    browser.execute_script("""
+        const [target, name, data] = arguments;
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const files = new DataTransfer();
+        files.items.add(new File([bytes], name, {type: "image/png"}));
+        target.dispatchEvent(new DragEvent("dragover", {dataTransfer: files, bubbles: true, cancelable: true}));
+        target.dispatchEvent(new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true}));
+    """, target, picture.name, base64.b64encode(picture.read_bytes()).decode())
 
 
 def screenshot(browser, tmp_path: Path, name: str) -> None:
