@@ -359,3 +359,13 @@ def test_a_script_s_export_is_rendered_by_its_script(exported, tmp_path, colour_
     assert upload(client, 1, 7, coloured(folder, 7, colour_frames)).status_code == 200
     response = client.get("/api/shots/1/preview")  # the script, run: its colorize call reads the folder
     assert response.status_code == 200 and response.content[8:12] == b"WEBP"
+
+
+def test_a_damaged_picture_is_named_and_the_grid_still_opens(client, folder):
+    (folder / "000014.png").write_bytes((folder / "000014.png").read_bytes()[:100])
+    every = client.get("/api/shots").json()["shots"]
+    assert every[1]["keyframes"] == [{"frame": 14, "colour": False, "v": "", "damaged": True}]
+    assert [k["frame"] for s in every for k in s["keyframes"]] == [7, 14, 34]
+    response = client.get("/thumb/colour/14")
+    assert response.status_code == 400
+    assert response.json()["error"] == "000014.png cannot be decoded (damaged or cut short): replace it"

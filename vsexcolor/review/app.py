@@ -56,8 +56,11 @@ class Review:
         """A shot as the page shows it."""
         keyframes = []
         for frame in sorted(shot.refs):
-            path = shot.refs[frame]
-            thumb, colour = self.thumbs.get(path)
+            try:
+                thumb, colour = self.thumbs.get(shot.refs[frame])
+            except ValueError:  # a damaged picture: the page says so, and the rest still opens
+                keyframes.append({"frame": frame, "colour": False, "v": "", "damaged": True})
+                continue
             keyframes.append({"frame": frame, "colour": colour, "v": thumb.name})
         return {"number": shot.number, "first": shot.first, "last": shot.last, "start": shot.start,
                 "duration_s": shot.duration_s, "length": shot.last - shot.first + 1, "state": shot.state,
@@ -101,7 +104,10 @@ def create_app(review: Review, token: str) -> Starlette:
 
     async def thumbnail(request: Request) -> Response:
         picture = _picture(review, request.path_params["frame"], request.path_params["kind"])
-        thumb, _ = await run_in_threadpool(review.thumbs.get, picture)
+        try:
+            thumb, _ = await run_in_threadpool(review.thumbs.get, picture)
+        except ValueError as e:
+            raise ReviewError(str(e)) from None
         return FileResponse(thumb, headers={"Cache-Control": "private, max-age=86400"})
 
     async def picture(request: Request) -> Response:

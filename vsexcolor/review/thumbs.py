@@ -45,7 +45,7 @@ class Thumbnails:
         if (name := self.known.get(key)) is None:
             image = cv2.imread(str(picture), cv2.IMREAD_UNCHANGED)
             if image is None:
-                raise ValueError(f"{picture.name} cannot be decoded")
+                raise ValueError(f"{picture.name} cannot be decoded (damaged or cut short): replace it")
             if image.ndim == 3 and image.shape[2] == 4:
                 image = image[..., :3]
             thumb = shots.thumbnail(image)

@@ -43,9 +43,14 @@ function card(shot) {
   const pics = document.createElement("div");
   pics.className = "pics";
   for (const k of shot.keyframes) {
-    pics.append(thumb("gray", k));
+    if (!k.damaged) pics.append(thumb("gray", k));
     if (k.colour) pics.append(thumb("colour", k));
-    else { const n = document.createElement("div"); n.className = "needs"; n.textContent = "needs colour"; pics.append(n); }
+    else {
+      const n = document.createElement("div");
+      n.className = "needs";
+      n.textContent = k.damaged ? `${String(k.frame).padStart(6, "0")} cannot be read` : "needs colour";
+      pics.append(n);
+    }
   }
   div.append(pics);
   div.addEventListener("click", () => select(cards.findIndex((c) => c.number === shot.number)));
