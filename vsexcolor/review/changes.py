@@ -8,14 +8,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from ..filter.ref_inputs import GRAY_CHROMA, KEYFRAME_DB, lightness_match
+from ..filter.ref_inputs import GRAY_FOLDER, KEYFRAME_DB, has_colour, lightness_match
 from ..filter.reference import ReferenceError, image_size, image_lab, read_image
 from ..filter.image_header import declared_size
 from ..render.workfolder import create_temporary, write_durably
 from .film import Film
-from .folder import AUTOMATIC, CACHE, GRAY, REPICKED, REPLACED, ReviewError, ReviewFolder, Shot
+from .folder import AUTOMATIC, CACHE, REPICKED, REPLACED, ReviewError, ReviewFolder, Shot
 
 #: The largest upload taken, in bytes: a 16-bit 4K TIFF is about 50 MB.
 MAX_UPLOAD = 200 * 2**20
@@ -82,7 +81,7 @@ def _read_upload(path: Path, film: Film, frame: int) -> tuple[np.ndarray, str]:
         raise ReviewError(str(e).replace(f"reference image {str(path)!r}", "the picture")) from None
     if not 0 <= frame < film.clip.num_frames:
         raise ReviewError(f"frame {frame} is not in the film (0 to {film.clip.num_frames - 1})")
-    if float(torch.quantile(image_lab(rgb)[1:].norm(dim=0).flatten()[::7], 0.99)) < GRAY_CHROMA:
+    if not has_colour(rgb):
         raise ReviewError("the picture has no colour: colour it first")
     return rgb, _SUFFIXES[header.format]
 
@@ -141,8 +140,8 @@ def _keep_gray(folder: ReviewFolder, film: Film, shot: Shot, frame: int) -> None
 
 
 def _write_gray(folder: ReviewFolder, frame: int, gray: np.ndarray) -> None:
-    (folder.folder / GRAY).mkdir(exist_ok=True)
-    write_durably(folder.folder / GRAY / f"{frame:06d}.png", _png(gray))
+    (folder.folder / GRAY_FOLDER).mkdir(exist_ok=True)
+    write_durably(folder.folder / GRAY_FOLDER / f"{frame:06d}.png", _png(gray))
 
 
 def _png(image: np.ndarray) -> bytes:

@@ -19,18 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..filter.ref_inputs import FRAME_NAME, files_in
+from ..filter.ref_inputs import FRAME_NAME, GRAY_FOLDER, files_in
 from ..filter.reference import IMAGE_SUFFIXES
 from ..render.workfolder import write_durably
 
 SHOTS_JSON = "shots.json"
-# These three are among the files a references folder leaves out (ref_inputs.SHOTS_FILES).
+# These two and the gray frames' folder (ref_inputs.GRAY_FOLDER) are among the files a
+# references folder leaves out (ref_inputs.SHOTS_FILES).
 #: Where a replaced picture goes, named ``NNNNNN.<UTC time>.<suffix>``.
 HISTORY = "history"
 #: The page's thumbnails and previews, made once.
 CACHE = "review-cache"
-#: The gray frames beside coloured ones (as ``vsexcolor shots --colorize`` writes them).
-GRAY = "gray"
 AUTOMATIC, REPLACED, REPICKED = "automatic", "replaced", "re-picked"
 _HISTORY_NAME = re.compile(r"(\d+)\.(\d{8}T\d{6}\.\d{6}Z)\.\w+")
 
@@ -113,7 +112,7 @@ class ReviewFolder:
 
     def gray_of(self, frame: int) -> Path | None:
         """The gray frame written beside a coloured one, if any."""
-        path = self.folder / GRAY / f"{frame:06d}.png"
+        path = self.folder / GRAY_FOLDER / f"{frame:06d}.png"
         return path if path.is_file() else None
 
     def history(self, frame: int) -> list[Path]:

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from ..filter import shots
-from ..filter.ref_inputs import GRAY_CHROMA
-from ..filter.reference import image_lab
+from ..filter.ref_inputs import has_colour
 from ..render.workfolder import write_durably
 
 THUMBS = "thumbs"
@@ -63,4 +61,4 @@ class Thumbnails:
 def _in_colour(bgr: np.ndarray) -> bool:
     """As colorize tells a coloured reference from a frame not coloured yet."""
     rgb = bgr[..., ::-1].astype(np.float32) / 255.0
-    return float(torch.quantile(image_lab(rgb)[1:].norm(dim=0).flatten(), 0.99)) >= GRAY_CHROMA
+    return has_colour(rgb)
