@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything vsexcolor's tests need on a fresh Linux machine:
-# a .venv with Python >= 3.12, vsexcolor installed editable with its test extras,
-# `vapoursynth config` for that venv (vspipe needs it), and Debian's ffmpeg.
+# a .venv with Python >= 3.12, vsexcolor installed editable with its test and review extras,
+# `vapoursynth config` for that venv (vspipe needs it), Debian's ffmpeg, and Debian's chromium
+# with its chromium-driver (the review page's browser test; nothing is downloaded at test time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +44,7 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test,review]'
 .venv/bin/vapoursynth config >/dev/null
 
 if ! command -v ffmpeg >/dev/null 2>&1; then
@@ -52,6 +53,15 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
     else
         echo "setup: ffmpeg is missing; install it (sudo apt-get install ffmpeg) for the vspipe | ffmpeg tests" >&2
+    fi
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian's chromium and chromium-driver" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "setup: chromium is missing; install it (sudo apt-get install chromium chromium-driver) for the review" \
+             "page's browser test" >&2
     fi
 fi
 echo "setup: done; run the tests with: .venv/bin/python -m pytest" >&2

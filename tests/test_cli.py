@@ -557,6 +557,8 @@ RUN_ELSEWHERE = {
     "frames coloured (here the exported frames are still gray)",
     "vsexcolor shots vsexcolor-demo/gray.mkv -o shots-colour --colorize": "tests/test_shots.py, with a "
     "deterministic DDColor-T (the released models need the internet)",
+    "vsexcolor review shots": "tests/test_review.py, which serves a folder with it and ends it with Ctrl-C; "
+    "tests/test_review_browser.py drives the page in headless Chromium (this one serves until Ctrl-C)",
     "vsexcolor shots examples/restore.vpy -a source=reel1.mkv -o reel1-shots": "tests/test_shots.py, on a small film, "
     "its frames coloured and taken back by restore.vpy",
     "vsexcolor render examples/restore.vpy -a source=reel1.mkv -a ref=reel1-shots -o reel1-restored.mkv":

@@ -12,8 +12,9 @@ PACKAGE = Path(vsexcolor.__file__).parent
 
 #: Each part of the package (a subpackage, or a module at the top) and its layer, highest first.
 LAYERS = {
-    "__main__": 7,
-    "commands": 6,
+    "__main__": 8,
+    "commands": 7,
+    "review": 6,
     "render": 5,
     "eval": 4, "train": 4,
     "filter": 3,

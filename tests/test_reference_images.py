@@ -1,6 +1,7 @@
 """Reference image files: their size read from the header, a huge one refused before it is
-decoded, an exemplar read no larger than the networks use, a keyframe whole; and a video
-declaring huge frames refused before it is decoded."""
+decoded, an exemplar read no larger than the networks use, a keyframe whole; a references
+folder's pictures told apart (not coloured, keyframe, exemplar); and a video declaring huge
+frames refused before it is decoded."""
 from __future__ import annotations
 
 import struct
@@ -10,7 +11,10 @@ import cv2
 import numpy as np
 import pytest
 import vapoursynth as vs
+from clips import decode_rgb, sample_clip_path, yuv_clip
 
+from vsexcolor.filter.formats import colour_props
+from vsexcolor.filter.luma import Luma
 from vsexcolor.filter.ref_inputs import references
 from vsexcolor.filter.reference import ReferenceError, image_size, read_image
 from vsexcolor.filter.resolution import MAX_PIXELS
@@ -193,3 +197,39 @@ def test_a_video_of_8192x8192_frames_is_within_the_cap(tmp_path):
     path.write_bytes(b"YUV4MPEG2 W8192 H8192 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(1000))
     with pytest.raises(VideoError, match="has no video frames"):  # it is read (and found cut short)
         probe(path, progress=False)
+
+
+def test_a_references_folder_is_sorted_by_colour_and_lightness(tmp_path):
+    # What a folder's sort decides, picture by picture: a gray picture (one channel as
+    # `vsexcolor shots` writes it, or three equal ones) is "not coloured", as is one coloured
+    # on under 1 % of it; one coloured on 2 % of it counts as coloured; a coloured picture of
+    # the clip's size is a keyframe where its lightness is its frame's, else an exemplar.
+    colour = decode_rgb(sample_clip_path("bikes"), 6, (64, 48))
+    clip = yuv_clip(colour)
+    gray = (colour.astype(np.float32) @ np.float32([0.2126, 0.7152, 0.0722])).round().astype(np.uint8)
+
+    def coloured_on(n: int, side: int) -> np.ndarray:
+        """Frame n gray (its BT.709 gray value kept), but a side x side square in its colours."""
+        rgb = np.repeat(gray[n][..., None], 3, -1)
+        rgb[8:8 + side, 8:8 + side] = colour[n][8:8 + side, 8:8 + side]
+        return rgb
+
+    def bgr(rgb: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(rgb[..., ::-1])
+
+    written(tmp_path / "000000.png", bgr(colour[0]))  # its frame in colour
+    written(tmp_path / "000001.png", gray[1])  # one channel
+    written(tmp_path / "000002.png", bgr(coloured_on(2, 0)))  # three equal channels
+    written(tmp_path / "000003.png", bgr(coloured_on(3, 4)))  # 16 of 3072 pixels coloured: 0.5 %
+    written(tmp_path / "000004.png", bgr(coloured_on(4, 8)))  # 64 of 3072: 2 %
+    written(tmp_path / "ref_5.png", bgr(colour[1]))  # another frame's colours
+    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
+    with pytest.warns(UserWarning, match="vsexcolor: references in") as said:
+        refs = references(clip, tmp_path, False, [luma])
+    assert [(r.start, r.name, r.keyframe) for r in refs] == [
+        (0, "000000.png", True), (4, "000004.png", True), (5, "ref_5.png", False)]
+    assert "not coloured, left out: 000001.png, 000002.png, 000003.png" in str(said[0].message)
+    written(tmp_path / "000001.png", bgr(colour[1][::2, ::2]))  # a colour picture of another size
+    written(tmp_path / "000003.png", gray[3][::2, ::2])  # a gray one
+    refs = references(clip, tmp_path, False, [luma], report=False)
+    assert [(r.start, r.keyframe) for r in refs] == [(0, True), (1, False), (4, True), (5, False)]
