@@ -24,7 +24,7 @@ from ..weights.ddcolor import KeyframeModelError, find_keyframe_model
 from ._errors import CommandError
 from .colorize import ColorizeRecipe
 from .render import script_recipe
-from .shots import _film
+from .shots import read_film
 
 EXTRA = "pip install 'vsexcolor[review]'"
 
@@ -90,7 +90,7 @@ def open_review(folder: Path, keyframe_model: str | None = None, device: str = "
     meta = shots.meta
     source = Path(meta["input"])
     pairs = sorted(meta.get("arguments", {}).items())
-    film = _film(argparse.Namespace(input=source, arg=pairs, scene_threshold=meta.get("scene_threshold"),
+    film = read_film(argparse.Namespace(input=source, arg=pairs, scene_threshold=meta.get("scene_threshold"),
                                     pick=meta.get("pick")))
     model = _model(keyframe_model)
     colorizer = load_colorizer(model, _device(device)) if model else None

@@ -1,4 +1,4 @@
-"""``vsexcolor shots``: find a film's shots and export one frame of each for colouring.
+"""``vsexcolor shots``: find a film's shots and export the frames of each to colour.
 
 The first step of the per-shot workflow: colour the exported frames (by hand, or with
 ``--colorize`` as colorize's automatic keyframes, to check or retouch), then
@@ -24,7 +24,7 @@ from ..weights.checkpoints import default_model_dir
 from ..devices import parse_device
 from ..filter import calls
 from ..filter.formats import colour_props
-from ..filter.ref_inputs import files_in
+from ..filter.ref_inputs import GRAY_FOLDER, files_in
 from ..weights.ddcolor import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
 from ..filter.keyframes import KeyframeColorizer, load_colorizer
 from ..filter.luma import Luma
@@ -38,8 +38,6 @@ from ._output import check_output_folder
 from .render import add_script_arguments, script_recipe
 
 SHEET = "contact-sheet.png"
-#: The subfolder of DIR that keeps the gray frames beside the coloured ones of --colorize.
-GRAY = "gray"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -105,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     earlier = _earlier_export(folder)
     # Before the film is read: without a model nothing is worth finding.
     model, colorizer = _colorizer(args.keyframe_model, args.device or "auto") if args.colorize else (None, None)
-    film = _film(args)
+    film = read_film(args)
     clip, info, threshold = film.clip, film.info, film.scene_threshold
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False) as bar:
         picked = shots_mod.find(clip, threshold, bar.update, film.pick, film.scene_clip, film.scenes)
@@ -114,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             picked = shots_mod.with_placed_keyframes(clip, picked, float(info.fps), args.min_gap, args.max_gap,
                                                      bar.update)
     names = [f"{k:06d}.png" for shot in picked for k in shot.keyframes]
-    ours = [*names, *([f"{GRAY}/{n}" for n in names] if colorizer else []), "shots.json", "shots.csv", SHEET]
+    ours = [*names, *([f"{GRAY_FOLDER}/{n}" for n in names] if colorizer else []), "shots.json", "shots.csv", SHEET]
     if clashes := [n for n in ours if (folder / n).exists()] if folder.exists() else []:
         if not args.overwrite:
             raise CommandError(f"{folder} already holds {', '.join(clashes[:3])}{' ...' if len(clashes) > 3 else ''};"
@@ -144,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     write_durably(folder / SHEET, sheet.tobytes())
     mean = sum(s.length for s in picked) / len(picked)
     count = f"{len(picked)} shot{'' if len(picked) == 1 else 's'}"
-    frames = (f"{len(names)} frames coloured by {model.name} (the gray ones in {GRAY}/)" if model
+    frames = (f"{len(names)} frames coloured by {model.name} (the gray ones in {GRAY_FOLDER}/)" if model
               else f"{len(names)} frames to colour")
     print(f"vsexcolor shots: {count}, {mean / float(info.fps):.1f} s ({mean:.0f} frames) long on average; wrote "
           f"{frames}, shots.json, shots.csv and {SHEET} to {folder}", file=sys.stderr)
@@ -165,7 +163,7 @@ def _earlier_export(folder: Path) -> set[str]:
         raise CommandError(f"{folder} holds {_listing(others)}, which no export listed in its shots.json and "
                            f"colorize --refs {folder} would take as references too: move "
                            f"{'it' if len(others) == 1 else 'them'} out, or choose another folder")
-    return listed | {f"{GRAY}/{name}" for name in listed}
+    return listed | {f"{GRAY_FOLDER}/{name}" for name in listed}
 
 
 def _listing(names: list[str]) -> str:
@@ -180,7 +178,7 @@ def _remove(folder: Path, stale: set[str]) -> None:
     folder where that leaves it empty."""
     for name in stale:
         (folder / name).unlink(missing_ok=True)
-    gray = folder / GRAY
+    gray = folder / GRAY_FOLDER
     if gray.is_dir() and not any(gray.iterdir()):
         gray.rmdir()
 
@@ -197,7 +195,7 @@ class Film(NamedTuple):
     pick: str
 
 
-def _film(args: argparse.Namespace) -> Film:
+def read_film(args: argparse.Namespace) -> Film:
     """A file's frames, or the clip a script's colorize call colours, its shots found and
     picked as that call finds and picks them (a script that calls none: its output)."""
     threshold = DEFAULT_THRESHOLD if args.scene_threshold is None else args.scene_threshold
@@ -267,7 +265,7 @@ def _write_frames(clip: vs.VideoNode, picked: list[shots_mod.Shot], names: list[
     bits = 8 if clip.format.bits_per_sample == 8 else 16
     luma = Luma(clip, colour_props(clip, clip.get_frame(0).props)) if colorizer else None
     if colorizer:
-        (folder / GRAY).mkdir(exist_ok=True)
+        (folder / GRAY_FOLDER).mkdir(exist_ok=True)
     thumbs, named = [], iter(names)
     for shot in tqdm(picked, desc="writing frames", unit="shot", leave=False):
         thumbs.append([])
@@ -278,7 +276,7 @@ def _write_frames(clip: vs.VideoNode, picked: list[shots_mod.Shot], names: list[
             else:
                 images.append(shots_mod.png_image(shots_mod.in_colour(luma, frame, colorizer), bits))
                 _write_png(folder / name, images[1])
-                _write_png(folder / GRAY / name, images[0])
+                _write_png(folder / GRAY_FOLDER / name, images[0])
             thumbs[-1].append([shots_mod.thumbnail(image) for image in images])
     return thumbs
 
