@@ -106,6 +106,20 @@ def test_the_filter_hands_freed_memory_back_every_32_outputs(monkeypatch):
     assert len(calls) == 72 // 32
 
 
+def test_a_planning_pass_hands_freed_memory_back_every_32_frames(monkeypatch):
+    # vsexcolor shots and colorize --refs's shots check read a whole film through it.
+    from vsexcolor.filter import nodes, recording
+
+    calls = []
+    monkeypatch.setattr(nodes, "release_freed_memory", lambda: calls.append(1))
+    frames = decode_rgb(sample_clip_path("bikes"), 8, (32, 32))
+    with recording(planning=True):
+        out = vsexcolor.colorize(yuv_clip(frames) * 9, frames[0], backend="propagate", pixels=32 * 32)
+    for _ in out.frames(close=True):
+        pass
+    assert len(calls) == 72 // 32
+
+
 @pytest.mark.parametrize("backend", ["propagate", "devc"])
 def test_a_freed_node_leaves_neither_memory_nor_threads_behind(backend, devc_weights):
     frames = decode_rgb(sample_clip_path("bikes"), 6, (640, 360))
