@@ -38,7 +38,7 @@ def write_durably(path: Path, data: bytes | Path) -> None:
     file beside ``path``, a file (on the same file system) is taken as it is; either is
     flushed to disk, renamed over ``path``, and the rename flushed too."""
     if isinstance(data, Path):
-        _fsync(data)
+        fsync(data)
         os.replace(data, path)
     else:
         name, fd = create_temporary(path.parent, f".{path.name}.", ".tmp")
@@ -51,7 +51,7 @@ def write_durably(path: Path, data: bytes | Path) -> None:
         except BaseException:
             name.unlink(missing_ok=True)
             raise
-    _fsync(path.parent)
+    fsync(path.parent)
 
 
 def create_temporary(folder: Path, prefix: str, suffix: str) -> tuple[Path, int]:
@@ -80,7 +80,8 @@ def sees_probe(folder: str, token: str) -> bool:
         return False
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

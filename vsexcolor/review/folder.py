@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..filter.ref_inputs import FRAME_NAME, GRAY_FOLDER, files_in
 from ..filter.reference import IMAGE_SUFFIXES
-from ..render.workfolder import write_durably
+from ..render.workfolder import fsync, write_durably
 
 SHOTS_JSON = "shots.json"
 # These two and the gray frames' folder (ref_inputs.GRAY_FOLDER) are among the files a
@@ -154,7 +154,7 @@ class ReviewFolder:
         self.keep(path)
         self._pictures = None
         path.unlink()
-        _fsync_folder(self.folder)
+        fsync(self.folder)
 
     def keep(self, path: Path) -> Path:
         """Link ``path`` into history (durably) under the time; the picture itself stays."""
@@ -167,7 +167,7 @@ class ReviewFolder:
             os.link(path, kept)
         except OSError:  # a file system without hard links: a copy, written durably
             write_durably(kept, path.read_bytes())
-        _fsync_folder(history)
+        fsync(history)
         return kept
 
     def record(self, number: int, state: str | None = None, approved: bool = False) -> None:
@@ -185,10 +185,3 @@ class ReviewFolder:
             row.pop("approved", None)
         write_durably(self.folder / SHOTS_JSON, json.dumps(self.meta, indent=2).encode())
 
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
