@@ -3,7 +3,6 @@ and approve every shot's keyframes before the long render (needs ``vsexcolor[rev
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import secrets
 import shlex
@@ -18,6 +17,7 @@ import vapoursynth as vs
 from ..devices import parse_device
 from ..filter.keyframes import load_colorizer
 from ..filter.scenes import DEFAULT_THRESHOLD
+from ..render.cluster import is_loopback_host
 from ..render.pipeline import RenderError
 from ..render.video import VideoInfo
 from ..weights.ddcolor import KeyframeModelError, find_keyframe_model
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     sock = _bound(args.host, args.port)
     host, port = sock.getsockname()[:2]
     address = f"http://{f'[{host}]' if ':' in host else host}:{port}/?token={token}"
-    if not _loopback(args.host):
+    if not is_loopback_host(args.host):
         print(f"vsexcolor review: WARNING: serving on {args.host}, which other machines may reach: anyone with the "
               f"address below can change {args.folder}; an SSH tunnel to 127.0.0.1 is safer", file=sys.stderr)
     print(f"vsexcolor review: {len(review.folder.rows)} shots of {args.folder} at {address} (Ctrl-C ends it)",
@@ -148,13 +148,6 @@ def _device(name: str):
         return parse_device(name)
     except ValueError as e:
         raise CommandError(f"--device {e}") from None
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _bound(host: str, port: int) -> socket.socket:

@@ -144,7 +144,7 @@ def _open_cluster(address: str, host: str, port: int, insecure: bool, warn: Call
     beyond loopback too (Ray binds its head where its node address says, which need not be
     the address a user names it by, and some versions bind every interface); unless
     ``insecure``, which ``warn``s. Where that cannot be told, it ``warn``s."""
-    on_loopback = _loopback(host)
+    on_loopback = is_loopback_host(host)
     listening = _listening(port) if on_loopback else []
     beyond = [ip for ip in listening or [] if not _is_loopback(ip)]
     if on_loopback and listening and not beyond:
@@ -250,8 +250,9 @@ def _split(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _loopback(host: str) -> bool:
-    """Whether every address ``host`` names is a loopback one (only this machine reaches it)."""
+def is_loopback_host(host: str) -> bool:
+    """Whether every address ``host`` (a name or an address) names is a loopback one: only
+    this machine reaches it."""
     try:
         found = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except OSError:
