@@ -67,7 +67,7 @@ def served(export):
 
 
 @pytest.fixture
-def browser():
+def browser(tmp_path_factory):
     from selenium import webdriver
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
@@ -77,7 +77,9 @@ def browser():
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--window-size=1200,1000"):
         options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+    # Chromium makes its scratch folders under $TMPDIR: the test's own, so it leaves none in /tmp.
+    scratch = {**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("chromium"))}
+    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver, env=scratch))
     yield browser
     browser.quit()
 
