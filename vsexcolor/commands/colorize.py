@@ -26,10 +26,12 @@ from ..filter.luma import Luma
 from ..filter.ref_inputs import files_in, references
 from ..render.pipeline import Render, RenderError
 from ..filter.reference import ReferenceError, read_image
+from ..filter.options import KEYFRAME_GAPS
 from ..filter.resolution import DEFAULT_PIXELS, MAX_PIXELS
 from ..filter.scenes import DEFAULT_THRESHOLD
 from ..render.video import VideoError, VideoInfo, check_input, open_clip, probe
 from ._direction import add_direction_option
+from ._keyframe_gaps import add_keyframe_gap_options, keyframe_gaps
 from ._errors import CommandError
 from ._output import (Summary, add_output_options, check_cluster, check_output_path, check_range, crf,
                       run as run_render)
@@ -57,6 +59,7 @@ class Job:
     weights: Path | None = None
     keyframe_model: str | None = None
     keyframe_pick: str = "sharpest"
+    keyframe_gaps: tuple[float, float] | None = KEYFRAME_GAPS
     direction: str = "both"
     pixels: int | None = None
     preset: str = "default"
@@ -142,6 +145,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--keyframe-pick", choices=("sharpest", "first"), default="sharpest",
                        help="the frame of a shot its automatic keyframe colours: the sharpest of its first second "
                             "(default, as `vsexcolor shots` picks) or its first")
+    add_keyframe_gap_options(model)
     add_direction_option(model)
     model.add_argument("--size", type=_pixels, metavar="PIXELS",
                        help=f"internal resolution as a pixel count or WxH (default 384x216 = {DEFAULT_PIXELS}); "
@@ -186,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or args.input.with_name(args.input.stem + ".colorized.mkv")
     job = Job(input=args.input, output=output, refs=refs, refs_dir=args.refs, propagate=args.propagate,
               backend=args.backend, keyframe_model=args.keyframe_model, keyframe_pick=args.keyframe_pick,
-              direction=args.direction, weights=args.weights, pixels=args.size, preset=args.preset, saturation=args.saturation,
+              keyframe_gaps=keyframe_gaps(args), direction=args.direction, weights=args.weights, pixels=args.size, preset=args.preset, saturation=args.saturation,
               smooth=args.smooth, scene_threshold=args.scene_threshold, device=args.device, start=args.start,
               end=args.end, codec=args.codec, crf=args.crf, overwrite=args.overwrite, resume=args.resume,
               ray=args.ray, workers=args.workers, insecure_cluster=args.insecure_cluster)
@@ -224,7 +228,8 @@ def render(job: Job) -> Summary:
     # every path is absolute, as the recipe is built on machines in other working folders.
     options = {"backend": job.backend, "weights": job.weights.absolute() if job.weights else None,
                "keyframe_model": str(keyframe_model.absolute()) if keyframe_model else "none",
-               "keyframe_pick": job.keyframe_pick, "direction": job.direction, "propagate": job.propagate,
+               "keyframe_pick": job.keyframe_pick, "keyframe_gaps": job.keyframe_gaps, "direction": job.direction,
+               "propagate": job.propagate,
                "preset": job.preset,
                "saturation": job.saturation, "smooth": job.smooth, "pixels": job.pixels,
                "scene_threshold": job.scene_threshold, "device": job.device}
@@ -330,6 +335,7 @@ def _settings(job: Job, info: VideoInfo, keyframe_model: Path | None) -> dict:
         "weights": None if job.weights is None else str(job.weights.resolve()),
         "keyframe_model": None if keyframe_model is None else str(keyframe_model.resolve()),
         "keyframe_pick": job.keyframe_pick,
+        "keyframe_gaps": None if job.keyframe_gaps is None else list(job.keyframe_gaps),
         "direction": job.direction,
         "pixels": job.pixels,
         "preset": job.preset,

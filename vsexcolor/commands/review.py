@@ -3,7 +3,6 @@ and approve every shot's keyframes before the long render (needs ``vsexcolor[rev
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import shlex
 import socket
@@ -91,7 +90,7 @@ def open_review(folder: Path, keyframe_model: str | None = None, device: str = "
     source = Path(meta["input"])
     pairs = sorted(meta.get("arguments", {}).items())
     film = read_film(argparse.Namespace(input=source, arg=pairs, scene_threshold=meta.get("scene_threshold"),
-                                    pick=meta.get("pick")))
+                                        pick=meta.get("pick"), min_gap=None, max_gap=None, one_keyframe=False))
     model = _model(keyframe_model)
     colorizer = load_colorizer(model, _device(device)) if model else None
     if source.suffix.lower() == ".vpy":

@@ -28,12 +28,12 @@ from ..filter.ref_inputs import GRAY_FOLDER, files_in
 from ..weights.ddcolor import DEFAULT_KEYFRAME_MODEL, KEYFRAME_MODELS, KeyframeModelError, find_keyframe_model
 from ..filter.keyframes import KeyframeColorizer, load_colorizer
 from ..filter.luma import Luma
-from ..filter.keyframe_rule import MAX_GAP_S, MIN_GAP_S
 from ..filter.scenes import DEFAULT_THRESHOLD
 from ..render.pipeline import RenderError
 from ..render.video import VideoError, VideoInfo, clip_info, open_clip, probe
 from ..render.workfolder import write_durably
 from ._errors import CommandError
+from ._keyframe_gaps import add_keyframe_gap_options, keyframe_gaps
 from ._output import check_output_folder
 from .render import add_script_arguments, script_recipe
 
@@ -62,14 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "which avoids fades and motion blur; first and sharpest are the frame colorize "
                              "colours as the shot's automatic keyframe with that --keyframe-pick (default: a "
                              "script's colorize call's keyframe_pick, else sharpest)")
-    parser.add_argument("--min-gap", type=float, default=MIN_GAP_S, metavar="S",
-                        help="seconds from a shot's keyframe to the next at least (default %(default)s): a frame "
-                             "this far after the last keyframe or more becomes one where the last no longer "
-                             "explains most of it, and so does the shot's last frame")
-    parser.add_argument("--max-gap", type=float, default=MAX_GAP_S, metavar="S",
-                        help="seconds from a shot's keyframe to the next at most (default %(default)s)")
-    parser.add_argument("--one-keyframe", action="store_true",
-                        help="one frame a shot, the one picked (colorize's automatic keyframe), however long")
+    add_keyframe_gap_options(parser)
     parser.add_argument("--scene-threshold", type=float, default=None, metavar="T",
                         help=f"as colorize's: 0..1, lower finds more cuts (default: a script's colorize call's, "
                              f"else {DEFAULT_THRESHOLD})")
@@ -92,9 +85,7 @@ def run(args: argparse.Namespace) -> int:
     folder: Path = args.output
     if args.scene_threshold is not None and not 0.0 <= args.scene_threshold <= 1.0:
         raise CommandError(f"--scene-threshold must be in 0..1, got {args.scene_threshold}")
-    if not 0 < args.min_gap <= args.max_gap:
-        raise CommandError(f"--min-gap and --max-gap must be seconds with 0 < min <= max, got {args.min_gap:g} "
-                           f"and {args.max_gap:g}")
+    keyframe_gaps(args)  # checked before the film is read
     if not args.colorize and (args.keyframe_model is not None or args.device is not None):
         raise CommandError("--keyframe-model and --device are for colouring the frames: add --colorize")
     if folder.exists() and not folder.is_dir():
@@ -106,11 +97,7 @@ def run(args: argparse.Namespace) -> int:
     film = read_film(args)
     clip, info, threshold = film.clip, film.info, film.scene_threshold
     with tqdm(total=clip.num_frames, desc="finding shots", unit="frame", leave=False) as bar:
-        picked = shots_mod.find(clip, threshold, bar.update, film.pick, film.scene_clip, film.scenes)
-    if not args.one_keyframe:
-        with tqdm(total=clip.num_frames, desc="placing keyframes", unit="frame", leave=False) as bar:
-            picked = shots_mod.with_placed_keyframes(clip, picked, float(info.fps), args.min_gap, args.max_gap,
-                                                     bar.update)
+        picked = shots_mod.find(clip, threshold, bar.update, film.pick, film.scene_clip, film.scenes, film.gaps)
     names = [f"{k:06d}.png" for shot in picked for k in shot.keyframes]
     ours = [*names, *([f"{GRAY_FOLDER}/{n}" for n in names] if colorizer else []), "shots.json", "shots.csv", SHEET]
     if clashes := [n for n in ours if (folder / n).exists()] if folder.exists() else []:
@@ -130,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     write_durably(folder / "shots.json", json.dumps(
         {"input": str(args.input.resolve()), **({"arguments": dict(args.arg)} if args.arg else {}),
          "frames": info.num_frames, "fps": float(info.fps), "scene_threshold": threshold, "pick": film.pick,
-         "keyframe_gaps_s": None if args.one_keyframe else [args.min_gap, args.max_gap],
+         "keyframe_gaps_s": None if film.gaps is None or film.pick == "middle" else list(film.gaps),
          "shots": [{**row, "keyframes": list(s.keyframes)} for row, s in zip(rows, picked)]}, indent=2).encode())
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]))
@@ -193,6 +180,7 @@ class Film(NamedTuple):
     scene_clip: vs.VideoNode | None
     scenes: bool
     pick: str
+    gaps: tuple[float, float] | None
 
 
 def read_film(args: argparse.Namespace) -> Film:
@@ -205,7 +193,7 @@ def read_film(args: argparse.Namespace) -> Film:
             if args.arg:
                 raise CommandError(f"-a sets a variable of a .vpy script, and {args.input} is not one")
             info = probe(args.input)
-            return Film(open_clip(info), info, threshold, None, True, pick)
+            return Film(open_clip(info), info, threshold, None, True, pick, keyframe_gaps(args))
         recipe = script_recipe(args.input, args.arg)
         with calls() as made:
             output = recipe.build()
@@ -213,7 +201,7 @@ def read_film(args: argparse.Namespace) -> Film:
             raise CommandError(f"{args.input} calls vsexcolor.colorize {len(made)} times, and shots finds the shots "
                                "of one clip: export them from a script that calls it once")
         if not made:
-            return Film(output, clip_info(output, recipe.script), threshold, None, True, pick)
+            return Film(output, clip_info(output, recipe.script), threshold, None, True, pick, keyframe_gaps(args))
         call = made[0]
         if args.scene_threshold is not None and args.scene_threshold != call.scene_threshold:
             raise CommandError(f"--scene-threshold {args.scene_threshold:g} differs from the {call.scene_threshold:g} "
@@ -221,8 +209,13 @@ def read_film(args: argparse.Namespace) -> Film:
         if args.pick in ("first", "sharpest") and args.pick != call.keyframe_pick:
             raise CommandError(f"--pick {args.pick} differs from the keyframe_pick {call.keyframe_pick!r} of "
                                f"{args.input}'s colorize call: leave it out, so that the frames are those it colours")
+        gaps = keyframe_gaps(args, call.keyframe_gaps)
+        if gaps != call.keyframe_gaps:
+            raise CommandError(f"--min-gap, --max-gap or --one-keyframe differ from the keyframe_gaps "
+                               f"{call.keyframe_gaps!r} of {args.input}'s colorize call: leave them out, so that the "
+                               "frames are those it colours")
         return Film(call.clip, clip_info(call.clip, recipe.script), call.scene_threshold, call.scene_clip,
-                    call.scenes, args.pick or call.keyframe_pick)
+                    call.scenes, args.pick or call.keyframe_pick, gaps)
     except (VideoError, RenderError) as e:
         raise CommandError(str(e)) from None
 

@@ -15,10 +15,10 @@ backends, run on the direct loop (:func:`colorize_directly`). Five settings:
 * ``ntire``: the colour frames 0, 50 and 100 (those the clip has) are keyframes, as NTIRE
   2023's video colorization track gives them; the filter carries each through its shot
   (``direction`` decides whether backward too). Scored as ``shots``.
-* ``placed``: keyframes where the filter's rule for long shots puts them
-  (:func:`~vsexcolor.filter.keyframe_rule.place`: each shot's first frame, another where the
-  last no longer explains the picture, within its shortest and longest gap, and the shot's
-  last frame), each in colour from the original: a perfect keyframe colorizer, so that only
+* ``placed``: keyframes where the filter places automatic keyframes (at its default
+  ``keyframe_gaps``, from each shot's first frame: another where the last no longer
+  explains the picture, within its shortest and longest gap, and the shot's last frame),
+  each in colour from the original: a perfect keyframe colorizer, so that only
   the carrying of colour between keyframes is scored. Scored as ``shots``.
 
 Every setting runs in each of the ``directions`` asked for; the baselines, which have none,
@@ -52,7 +52,7 @@ from ..backends.base import Backend
 from ..color import l_to_gray
 from ..filter import PRESETS, colorize
 from ..filter.formats import frame_rgb, gray_clip
-from ..filter.keyframe_rule import place
+from ..filter.options import KEYFRAME_GAPS
 from ..filter.postprocess import Finish, finish_rgb, for_backend
 from ..filter.reference import initial_state, read_image, reference_lab
 from ..filter.resolution import DEFAULT_PIXELS, Geometry
@@ -62,6 +62,8 @@ from ..weights.devc import WeightsError, load_nets
 from . import clips as clips_mod
 from . import metrics
 from .baselines import GrayBackend, NaiveBackend
+
+core = vs.core
 
 METHODS = ("gray", "naive", "propagate", "devc")
 SETTINGS = ("keyframe", "reference", "shots", "ntire", "placed")
@@ -232,7 +234,7 @@ def score_clip(clip: clips_mod.Clip, setting: str, methods: Sequence[str], refer
         refs, keyframes = {k: colour[k] for k in NTIRE_FRAMES if k < len(gray)}, True
     elif setting == "placed":
         shots = _shots(gray)
-        refs, keyframes = {k: colour[k] for k in _placed(gray, shots, clip.fps)}, True
+        refs, keyframes = {k: colour[k] for k in _placed(gray, clip.fps)}, True
     else:
         shots = [(0, len(gray) - 1)]
         keyframes = setting == "keyframe"
@@ -283,9 +285,12 @@ def _shot_summary(track: _Track) -> dict:
     return {"psnr": s["psnr"], "drift": s["psnr_first"] - s["psnr_last"]}
 
 
-def _placed(gray: torch.Tensor, shots: list[tuple[int, int]], fps: float) -> list[int]:
-    """The keyframes the filter's rule for long shots places in each shot, on the gray clip."""
-    return [a + k for a, b in shots for k in place(lambda i, a=a: gray[a + i:a + i + 1], b - a + 1, fps)]
+def _placed(gray: torch.Tensor, fps: float) -> list[int]:
+    """The automatic keyframes the filter places in each shot of the gray clip (at ``fps``),
+    from the shot's first frame on, at its default ``keyframe_gaps``."""
+    clip = core.std.AssumeFPS(_gray_clip(gray), fpsnum=round(fps * 1000), fpsden=1000)
+    found = find(clip, DEFAULT_THRESHOLD, pick="first", keyframe_gaps=KEYFRAME_GAPS)
+    return [k for shot in found for k in shot.keyframes]
 
 
 def _shots(gray: torch.Tensor) -> list[tuple[int, int]]:

@@ -20,7 +20,7 @@ from .formats import (PROP_BACKEND, PROP_KEYFRAME, PROP_NEXT_KEYFRAME, PROP_REFE
                       check_clip, colour_props, fail, in_format, output_format)
 from .luma import Luma
 from .nodes import finished, planned
-from .options import PRESETS, BackendName, Direction, KeyframePick, Preset, check_options
+from .options import KEYFRAME_GAPS, PRESETS, BackendName, Direction, KeyframePick, Preset, check_options
 from .plan import plan_references
 from .postprocess import for_backend
 from .recording import Call, Fingerprint, calls, planning, record, record_call, recording
@@ -43,6 +43,7 @@ def colorize(
     weights: str | os.PathLike[str] | None = None,
     keyframe_model: str | os.PathLike[str] | None = None,
     keyframe_pick: KeyframePick = "sharpest",
+    keyframe_gaps: tuple[float, float] | None = KEYFRAME_GAPS,
     propagate: bool = False,
     direction: Direction = "both",
     preset: Preset = "default",
@@ -96,6 +97,15 @@ def colorize(
             ``"none"``: no automatic keyframes.
         keyframe_pick: the frame of a shot to colour: ``"sharpest"`` of its first second
             (avoids fades and motion blur; as ``vsexcolor shots`` picks) or ``"first"``.
+        keyframe_gaps: ``(shortest, longest)`` seconds between two automatic keyframes of a
+            shot (default 1.6, 4.0): after its picked frame a long shot gets another where
+            the picture has moved on from the last (the last keyframe explains under 60 % of
+            it), no sooner than ``shortest`` after it and no later than ``longest``, and its
+            last frame where the last keyframe lies ``shortest`` or more before it; the
+            colour of the frames between is carried both ways (``direction``). None: one
+            automatic keyframe a shot, the picked frame. Finding them reads each frame of a
+            shot in order (at a small size), up to ``shortest + longest`` frames ahead of
+            the frame rendered; seconds count at the clip's frame rate (24 where it has none).
         propagate: the authors' propagation mode: every reference is a keyframe, i.e. it
             *is* its frame in colour (of the clip's size) and the initial state of the
             recurrence at that frame (a later shot starts from it as an exemplar alone).
@@ -149,10 +159,10 @@ def colorize(
         reference after it in its shot that it is also coloured backward from, else -1).
     """
     check_clip(clip)
-    if record_call(Call(clip, scene_clip, scene_threshold, scenes, keyframe_pick)):
+    if record_call(Call(clip, scene_clip, scene_threshold, scenes, keyframe_pick, keyframe_gaps)):
         return core.std.BlankClip(clip, format=output_format(clip, out_format).id, keep=True)
     options = check_options(clip, backend=backend, weights=weights, keyframe_model=keyframe_model,
-                            keyframe_pick=keyframe_pick, propagate=propagate, direction=direction, preset=preset, saturation=saturation,
+                            keyframe_pick=keyframe_pick, keyframe_gaps=keyframe_gaps, propagate=propagate, direction=direction, preset=preset, saturation=saturation,
                             smooth=smooth, pixels=pixels, scenes=scenes, scene_threshold=scene_threshold,
                             device=device, fp16=fp16, out_format=out_format, batch=batch, cache_frames=cache_frames,
                             checkpoint_every=checkpoint_every, checkpoints=checkpoints, planning=planning())

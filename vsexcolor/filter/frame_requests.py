@@ -30,7 +30,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -303,11 +303,15 @@ class RecurrenceRequests:
             frame before it (both :class:`Seen`)? The engine's own test, on frames at hand.
         props: ``props(segment)`` -> the frame props of an output of that segment.
         confidence: also write each output's correspondence confidence.
+        probe: what a request whose scene start is not known waits for first (default: a
+            :class:`ScenesProbe` of its own).
+        keyframes: what every request waits for where shots find automatic keyframes (a
+            :class:`~vsexcolor.filter.keyframe_requests.KeyframeProbe`, held here).
     """
 
     def __init__(self, engine: Recurrence, source: Source, internal: vs.VideoNode,
                  is_cut: Callable[[Seen, Seen], bool], props: Callable[[object], dict],
-                 confidence: bool = False) -> None:
+                 confidence: bool = False, probe: ScenesProbe | None = None, keyframes: Any = None) -> None:
         self.engine, self.source, self._is_cut, self.props = engine, source, is_cut, props
         self._confidence = confidence
         weakref.finalize(self, engine.close)
@@ -321,13 +325,15 @@ class RecurrenceRequests:
         # VapourSynth runs the callbacks of the two recurrence nodes side by side; an
         # output's frames must stay offered until the engine has read them.
         self._recurring = threading.Lock()
+        self._keyframes = keyframes
+        waits = [] if keyframes is None else [keyframes.clip]
         self._in_order, self._catching_up = (
-            core.std.ModifyFrame(internal, [internal, *source.window(catch_up)],
-                                 functools.partial(weakly(self._recur), catch_up=catch_up))
+            core.std.ModifyFrame(internal, [internal, *waits, *source.window(catch_up)],
+                                 functools.partial(weakly(self._recur), catch_up=catch_up, skip=1 + len(waits)))
             for catch_up in (False, True))
         self.clip = core.std.FrameEval(internal, weakly(self._plan))
         self._after_previous, self._after_step_back = (self._after(internal, d) for d in (1, SEEK_STEP))
-        self._probe = ScenesProbe(engine.scenes, source, is_cut, internal)
+        self._probe = probe or ScenesProbe(engine.scenes, source, is_cut, internal)
         self._after_probe = core.std.FrameEval(internal, weakly(self._plan_probed), prop_src=self._probe.clip)
 
     def _plan(self, n: int, probed: bool = False) -> vs.VideoNode:
@@ -369,11 +375,11 @@ class RecurrenceRequests:
             self._states.put(n, (n - distance, frame_ab(f)))
         return self._catching_up
 
-    def _recur(self, n: int, f: list[vs.VideoFrame], catch_up: bool) -> vs.VideoFrame:
+    def _recur(self, n: int, f: list[vs.VideoFrame], catch_up: bool, skip: int) -> vs.VideoFrame:
         with self._planning:
             state = self._states.pop(n)
         with self._recurring:
-            self.source.offer(n, f[1:], catch_up)
+            self.source.offer(n, f[skip:], catch_up)
             ab, segment = self.engine.ab(n, state)
             confidence = self.engine.confidence(n) if self._confidence else None
         with self._planning:

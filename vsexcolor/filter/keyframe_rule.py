@@ -29,8 +29,9 @@ MAX_GAP_S = 4.0
 THRESHOLD = 0.6
 
 
-def _small(L: torch.Tensor) -> np.ndarray:
-    """[..., H, W] L -> [h, w] float32 numpy of about :data:`EXPLAINED_PIXELS` (never enlarged)."""
+def small(L: torch.Tensor) -> np.ndarray:
+    """[..., H, W] L -> [h, w] float32 numpy of about :data:`EXPLAINED_PIXELS` (never enlarged):
+    a frame as :func:`explained` compares it."""
     h, w = L.shape[-2:]
     scale = min(1.0, math.sqrt(EXPLAINED_PIXELS / (h * w)))
     x = L.reshape(1, 1, h, w).float()
@@ -47,11 +48,70 @@ def explained(key_L: torch.Tensor, L: torch.Tensor) -> float:
     the pixels whose colours can be carried from the keyframe. Both [..., H, W] L (0..100)
     of one size; 1 for the keyframe itself.
     """
-    key, frame = _small(key_L), _small(L)
+    return explained_small(small(key_L), small(L))
+
+
+def explained_small(key: np.ndarray, frame: np.ndarray) -> float:
+    """:func:`explained` of two frames already made :func:`small`."""
     to_key = of.flow(frame, key)
     consistent = of.consistency(to_key, of.flow(key, frame)) < 1.0
     lands = np.abs(of.warp(key, to_key) - frame) < LUMA_TOLERANCE
     return float((consistent & lands & ~of.outside(to_key)).mean())
+
+
+def gap_frames(min_gap: float, max_gap: float, fps: float) -> tuple[int, int]:
+    """The shortest and longest gap between keyframes in frames, from seconds (0 < min_gap <=
+    max_gap) at ``fps`` (> 0): at least 1 each."""
+    if fps <= 0 or not 0 < min_gap <= max_gap:
+        raise ValueError(f"need fps > 0 and 0 < min_gap <= max_gap; got {fps}, {min_gap}, {max_gap}")
+    return max(1, round(min_gap * fps)), max(1, round(max_gap * fps))
+
+
+class Walk:
+    """:func:`place` one frame at a time, for a shot whose end is not known yet: :meth:`add`
+    its frames in order from its first keyframe on, then :meth:`end` after its last.
+
+    A frame that would become a keyframe is *pending* until the shot is seen to go on
+    ``shortest`` frames past it (a keyframe due that near the end goes to the last frame
+    instead), so :attr:`keys` only grows and is always true: the keyframes of the frames
+    :meth:`decided` covers, as offsets from the first.
+    """
+
+    def __init__(self, shortest: int, longest: int, threshold: float = THRESHOLD) -> None:
+        if not 1 <= shortest <= longest:
+            raise ValueError(f"Walk: need 1 <= shortest <= longest frames, got {shortest}, {longest}")
+        self.shortest, self.longest, self.threshold = shortest, longest, threshold
+        self.keys: tuple[int, ...] = ()
+        self.added = 0
+        self.ended = False
+        self._pending: int | None = None
+        self._key: np.ndarray | None = None  # the last keyframe, pending or not, made small
+
+    def add(self, frame: np.ndarray) -> None:
+        """The shot's next frame, made :func:`small`."""
+        i, self.added = self.added, self.added + 1
+        if i == 0:
+            self.keys, self._key = (0,), frame
+            return
+        if self._pending is not None and i - self._pending >= self.shortest:
+            self.keys, self._pending = (*self.keys, self._pending), None
+        gap = i - (self.keys[-1] if self._pending is None else self._pending)
+        if gap < self.shortest or (gap < self.longest and explained_small(self._key, frame) >= self.threshold):
+            return
+        self._pending, self._key = i, frame
+
+    def end(self) -> None:
+        """The frame added last was the shot's last: a keyframe pending is dropped (the shot
+        ends within ``shortest`` of it), and the last frame is one when it lies ``shortest``
+        or more after the last keyframe."""
+        last = self.added - 1
+        if last - self.keys[-1] >= self.shortest:
+            self.keys = (*self.keys, last)
+        self.ended, self._pending, self._key = True, None, None
+
+    def decided(self) -> int:
+        """Offsets 0 .. this (inclusive) have their keyframes in :attr:`keys` for good."""
+        return self.added if self.ended else self.added - 1 - self.shortest
 
 
 def place(L: Callable[[int], torch.Tensor], length: int, fps: float, *, min_gap: float = MIN_GAP_S,
@@ -71,20 +131,10 @@ def place(L: Callable[[int], torch.Tensor], length: int, fps: float, *, min_gap:
     last one (the frames before it are then coloured both ways instead of forward alone),
     and a keyframe due within ``min_gap`` of the shot's end is put on its last frame instead.
     """
-    if length < 1 or fps <= 0 or not 0 < min_gap <= max_gap:
-        raise ValueError(f"place: need length >= 1, fps > 0, 0 < min_gap <= max_gap; got {length}, {fps}, "
-                         f"{min_gap}, {max_gap}")
-    shortest, longest = max(1, round(min_gap * fps)), max(1, round(max_gap * fps))
-    keys = [0]
-    key_L = L(0)
-    for i in range(shortest, length):
-        gap = i - keys[-1]
-        if gap < shortest or (gap < longest and explained(key_L, L(i)) >= threshold):
-            continue
-        if length - 1 - i < shortest:
-            break
-        keys.append(i)
-        key_L = L(i)
-    if length - 1 - keys[-1] >= shortest:
-        keys.append(length - 1)
-    return keys
+    if length < 1:
+        raise ValueError(f"place: need length >= 1, got {length}")
+    walk = Walk(*gap_frames(min_gap, max_gap, fps), threshold)
+    for i in range(length):
+        walk.add(small(L(i)))
+    walk.end()
+    return list(walk.keys)

@@ -2,6 +2,7 @@
 finished render (the recurrence's ab at full size under the input's L)."""
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -12,6 +13,7 @@ from .formats import OUTPUT_PROPS, frame_ab
 from .both_ways import BothWays
 from ..memory import release_freed_memory
 from .frame_requests import RELEASE_EVERY, RecurrenceRequests, ScenesProbe
+from .keyframe_requests import KeyframeProbe
 from .options import Direction
 from .postprocess import Finish, finish_rgb
 from .recurrence import EngineConfig, Recurrence
@@ -22,26 +24,31 @@ core = vs.core
 
 def planned(clip: vs.VideoNode, wiring: Wiring, out_fmt: vs.VideoFormat, props: dict[str, int]) -> vs.VideoNode:
     """A blank clip in the output format whose frames carry the output's props (see
-    :func:`~vsexcolor.filter.recording.recording`), made from the scene probe alone. Each
-    frame brings the frames around it, as the recurrence's do, for the keyframe picks."""
+    :func:`~vsexcolor.filter.recording.recording`), made from the scene probe alone, and the
+    keyframe probe where shots find automatic keyframes. Each frame brings the frames around
+    it, as the recurrence's do."""
     source, scenes = wiring.source, wiring.scenes
     probe = ScenesProbe(scenes, source, wiring.is_cut, wiring.internal)
+    keyframes = _keyframe_probe(wiring, probe)
+    # Planning makes no keyframe: it waits for them to be found, not for their frames.
+    waits = [probe.clip] if keyframes is None else [probe.clip, keyframes.walked]
     marked_count = itertools.count(1)
 
-    def mark(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        # The callback owns the probe (whose own callbacks reach it weakly).
-        source.offer(n, f[2:], catch_up=False, planning=True)
+    def mark(n: int, f: list[vs.VideoFrame], owns: tuple) -> vs.VideoFrame:
+        # ``owns``: the probes, whose own callbacks reach them weakly; this callback keeps them.
+        source.offer(n, f[1 + len(waits):], catch_up=False, planning=True)
         # A planning pass reads a whole film; without this the freed heap grew as a render's
         # does (600 MiB over 9107 frames of 320x180 in `vsexcolor colorize --refs`'s shots check).
         if next(marked_count) % RELEASE_EVERY == 0:
             release_freed_memory()
         out = f[0].copy()
-        for key, value in wiring.props(probe.scenes.segment(n)).items():
+        for key, value in wiring.props(scenes.segment(n)).items():
             out.props[key] = value
         return out
 
     blank = core.std.BlankClip(clip, format=out_fmt.id, keep=True)
-    marked = core.std.ModifyFrame(blank, [blank, probe.clip, *source.window(catch_up=False, planning=True)], mark)
+    marked = core.std.ModifyFrame(blank, [blank, *waits, *source.window(catch_up=False, planning=True)],
+                                  functools.partial(mark, owns=(probe, keyframes)))
     return core.std.SetFrameProps(marked, **props)
 
 
@@ -60,8 +67,9 @@ def finished(clip: vs.VideoNode, wiring: Wiring, backend: Backend, config: Engin
     """
     engine = Recurrence(backend, wiring.scenes, wiring.source.internal_L, wiring.references, config)
     both = direction == "both"
+    probe = ScenesProbe(wiring.scenes, wiring.source, wiring.is_cut, wiring.internal)
     requests = RecurrenceRequests(engine, wiring.source, wiring.internal, wiring.is_cut, wiring.props,
-                                  confidence=both)
+                                  confidence=both, probe=probe, keyframes=_keyframe_probe(wiring, probe))
     chroma = BothWays(wiring, requests, backend, config) if both else requests
     geometry, device = wiring.geometry, backend.device
 
@@ -77,3 +85,10 @@ def finished(clip: vs.VideoNode, wiring: Wiring, backend: Backend, config: Engin
 
     canvas = core.std.BlankClip(clip, format=vs.RGBS, keep=True)
     return core.std.ModifyFrame(canvas, [canvas, chroma.clip, requests.source.clip], render)
+
+
+def _keyframe_probe(wiring: Wiring, probe: ScenesProbe) -> KeyframeProbe | None:
+    """What every request waits for where shots find automatic keyframes, else None."""
+    if wiring.scenes.automatic is None:
+        return None
+    return KeyframeProbe(wiring, probe)

@@ -9,6 +9,8 @@ import vapoursynth as vs
 
 from ..devices import parse_device
 from .formats import fail, output_format
+from .keyframe_rule import MAX_GAP_S, MIN_GAP_S, gap_frames
+from .placement import Rule
 from .postprocess import Finish
 from .recurrence import EngineConfig
 from .resolution import DEFAULT_PIXELS, MAX_PIXELS
@@ -21,6 +23,10 @@ Direction = Literal["both", "forward"]
 #: Frames of a shot's opening that the sharpest pick looks at: its first second, and no
 #: more than this many (each is held in memory while a shot starts).
 MAX_PICK_SPAN = 48
+#: ``colorize``'s default shortest and longest seconds between a shot's automatic keyframes.
+KEYFRAME_GAPS = (MIN_GAP_S, MAX_GAP_S)
+#: The frame rate assumed of a clip that has none (variable frame rate), to count seconds in.
+FALLBACK_FPS = 24.0
 
 PRESETS: dict[str, tuple[Finish, int]] = {
     # Smoothing keeps colour inside edges; the authors' 1.25 saturation boost tends to
@@ -40,6 +46,7 @@ class Options:
     weights: object
     keyframe_model: object
     keyframe_pick: KeyframePick
+    keyframe_gaps: tuple[float, float] | None
     propagate: bool
     direction: Direction
     finish: Finish
@@ -52,11 +59,12 @@ class Options:
     out_format: vs.VideoFormat
     engine: EngineConfig
 
-    def pick_span(self, clip: vs.VideoNode) -> int:
-        """Frames of a shot's opening the keyframe pick chooses from: its first second."""
-        if self.keyframe_pick == "first":
-            return 1
-        return min(MAX_PICK_SPAN, max(1, round(clip.fps)) if clip.fps else 24)
+    def keyframe_rule(self, clip: vs.VideoNode) -> Rule:
+        """How ``clip``'s shots find their automatic keyframes, in frames: the pick among the
+        first second's frames (``"sharpest"``) or the first, and the gaps after it."""
+        fps = float(clip.fps) if clip.fps else FALLBACK_FPS
+        span = 1 if self.keyframe_pick == "first" else min(MAX_PICK_SPAN, max(1, round(fps)))
+        return Rule(span, None if self.keyframe_gaps is None else gap_frames(*self.keyframe_gaps, fps))
 
 
 def _choice(param: str, value: object, kind: object) -> None:
@@ -78,7 +86,7 @@ def _number_in(param: str, value: object, low: float, high: float, what: str = "
 
 
 def check_options(clip: vs.VideoNode, *, backend: str, weights: object, keyframe_model: object,
-                  keyframe_pick: str, propagate: bool, direction: str, preset: str, saturation: float | None,
+                  keyframe_pick: str, keyframe_gaps: object, propagate: bool, direction: str, preset: str, saturation: float | None,
                   smooth: float | None, pixels: int | None, scenes: bool, scene_threshold: float, device: str,
                   fp16: bool | None, out_format: object, batch: int, cache_frames: int, checkpoint_every: int,
                   checkpoints: int, planning: bool) -> Options:
@@ -89,6 +97,7 @@ def check_options(clip: vs.VideoNode, *, backend: str, weights: object, keyframe
     _choice("preset", preset, Preset)
     _choice("keyframe_pick", keyframe_pick, KeyframePick)
     _choice("direction", direction, Direction)
+    keyframe_gaps = _gaps(keyframe_gaps)
     finish, default_pixels = PRESETS[preset]
     if saturation is not None:
         finish = replace(finish, saturation=_number_in("saturation", saturation, 0.0, 4.0))
@@ -106,6 +115,21 @@ def check_options(clip: vs.VideoNode, *, backend: str, weights: object, keyframe
     except ValueError as e:
         raise vs.Error(f"colorize: device {e}") from None
     return Options(backend=backend, weights=weights, keyframe_model=keyframe_model, keyframe_pick=keyframe_pick,
-                   propagate=bool(propagate), direction=direction, finish=finish, smooth=smooth, pixels=pixels, scenes=bool(scenes),
+                   keyframe_gaps=keyframe_gaps, propagate=bool(propagate), direction=direction, finish=finish, smooth=smooth, pixels=pixels, scenes=bool(scenes),
                    scene_threshold=scene_threshold, device=dev,
                    fp16=dev.type == "cuda" if fp16 is None else bool(fp16), out_format=out, engine=engine)
+
+
+def _gaps(value: object) -> tuple[float, float] | None:
+    """``keyframe_gaps`` checked: None, or (shortest, longest) seconds, 0 < shortest <= longest."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise fail("keyframe_gaps", "None or (shortest, longest) in seconds", value)
+    try:
+        shortest, longest = (float(v) for v in value if not isinstance(v, bool))  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise fail("keyframe_gaps", "None or (shortest, longest) in seconds", value) from None
+    if not 0 < shortest <= longest <= 3600:
+        raise fail("keyframe_gaps", "seconds with 0 < shortest <= longest <= 3600", value)
+    return shortest, longest

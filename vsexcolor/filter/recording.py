@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import vapoursynth as vs
 
+from .options import KEYFRAME_GAPS
+
 
 @dataclass(frozen=True)
 class Fingerprint:
@@ -47,6 +49,7 @@ class Call:
     scene_threshold: float
     scenes: bool = True
     keyframe_pick: str = "sharpest"
+    keyframe_gaps: tuple[float, float] | None = KEYFRAME_GAPS
 
 
 _recorded: ContextVar[list[Fingerprint] | None] = ContextVar("vsexcolor_recorded", default=None)

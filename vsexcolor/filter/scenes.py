@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import bisect
+import threading
 from array import array
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
+from .placement import Rule, ShotKeyframes
 from .resolution import DEFAULT_PIXELS, Geometry
+
+if TYPE_CHECKING:
+    from .frame_requests import Seen
 
 #: Default threshold of :func:`cut_score` above which a cut is declared.
 DEFAULT_THRESHOLD = 0.3
@@ -46,6 +52,17 @@ class Segment:
         return self.reference, self.keyframe
 
 
+@dataclass(frozen=True)
+class Automatic:
+    """How :class:`Scenes` finds the automatic keyframes of shots with no reference of their
+    own: by ``rule``, from the frames as ``read(n)`` gives them (:class:`Seen`: the cut
+    detector's L) and cut between as ``cut(before, frame)`` says."""
+
+    rule: Rule
+    read: Callable[[int], Seen]
+    cut: Callable[[Seen, Seen], bool]
+
+
 def detection_geometry(width: int, height: int) -> Geometry:
     """The size the cut detector looks at a ``width`` x ``height`` frame in: about 384 x 216,
     whatever the networks' internal size, so that every user of the detector (the filter at
@@ -73,14 +90,6 @@ def cut_score(prev_L: torch.Tensor, L: torch.Tensor) -> float:
     return 0.5 * (hist_d + cell_d)
 
 
-def sharpness(L: torch.Tensor) -> float:
-    """Variance of the Laplacian of a frame's L (0..100, [..., H, W]): low for motion blur,
-    defocus and fades, so the sharpest frame of a shot's opening is the one to colour."""
-    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
-    x = L.double().reshape(1, 1, *L.shape[-2:])
-    return float(torch.nn.functional.conv2d(x, kernel[None, None]).var())
-
-
 def is_cut(prev_L: torch.Tensor, L: torch.Tensor, upstream: int | None, threshold: float) -> bool:
     """Does a scene start at a frame? Its upstream ``_SceneChangePrev`` prop where set, else
     whether :func:`cut_score` of the detection L (:func:`detection_geometry`) of the frame
@@ -101,22 +110,22 @@ class Scenes:
         per_scene_reference: each scene is its own reference (propagation from the clip's
             colour frames); then ``Segment.reference`` is the scene start.
         keyframes: frames whose reference is that frame in colour: a segment starts there.
-        pick: ``pick(s)`` -> the frame of an automatic keyframe for the shot starting at s
-            (a cut, or frame 0) where no reference starts: then that shot is coloured from
-            it (``Segment.reference`` :data:`AUTOMATIC`), in two segments, the frames before
-            the keyframe and the keyframe on. None: such a shot takes the reference before
-            it (the first one if none is before it). ``pick`` reads frames from s on;
-            the filter's reads at most ``span`` of them (:func:`pick_sharpest`).
+        automatic: how a shot (from a cut, or frame 0) where no reference starts finds its
+            automatic keyframes (:class:`~vsexcolor.filter.placement.ShotKeyframes`): then
+            it is coloured from them (``Segment.reference`` :data:`AUTOMATIC`), a segment
+            for the frames before the first and one from each. None: such a shot takes the
+            reference before it (the first one if none is before it).
         shot_of: the shot start of each reference start or keyframe that is not one itself
             (a keyframe inside its shot), for ``Segment.shot``.
 
     What is known of each frame only grows and is always true (its segment's start, or that
-    it starts none), so threads may ask and record side by side without a lock.
+    it starts none), so threads may ask and record side by side without a lock; a shot's
+    automatic keyframes are found under one (:meth:`feed`).
     """
 
     def __init__(self, num_frames: int, reference_starts: Sequence[int] = (0,),
                  is_cut: Callable[[int], bool] | None = None, per_scene_reference: bool = False,
-                 keyframes: Collection[int] = (), pick: Callable[[int], int] | None = None,
+                 keyframes: Collection[int] = (), automatic: Automatic | None = None,
                  shot_of: Mapping[int, int] | None = None) -> None:
         self.num_frames = num_frames
         self._shot_of = dict(shot_of or {})
@@ -124,8 +133,9 @@ class Scenes:
         self.reference_starts = sorted(reference_starts) or [0]
         self.is_cut = is_cut
         self.per_scene_reference = per_scene_reference
-        self.pick = pick
-        self._picks: dict[int, int] = {}
+        self.automatic = automatic
+        self._shots: dict[int, ShotKeyframes] = {}
+        self._placing = threading.Lock()
         self._restarts = sorted({0, *self.reference_starts[1:], *keyframes})
         # One int per frame: 8 bytes a frame, far below any frame's size.
         self._start = array("q", [_UNKNOWN]) * num_frames
@@ -138,11 +148,10 @@ class Scenes:
         if not 0 <= n < self.num_frames:
             raise IndexError(f"frame {n} is outside 0..{self.num_frames - 1}")
         start = self._walk(n, -1, self.is_cut)
-        if self._automatic(start):
-            keyframe = self._picks.get(start)
-            if keyframe is None:
-                keyframe = self._picks[start] = self.pick(start)
-            return Segment(keyframe if n >= keyframe else start, AUTOMATIC, keyframe, start)
+        if self.is_automatic(start):
+            shot = self.feed(start, lambda shot: shot.decided(n))
+            key = shot.segment_start(n)
+            return Segment(key, AUTOMATIC, shot.pick if n < shot.pick else key, start)
         return Segment(start, start if self.per_scene_reference else self._reference_index(n), None,
                        self._shot_of.get(start, start))
 
@@ -150,8 +159,55 @@ class Scenes:
         """The start of frame n's segment if what is known tells it, else None or a frame
         before it (a shot start whose keyframe is not picked yet); reads no frame."""
         start = self._walk(n, n, None)
-        keyframe = self._picks.get(start) if start is not None and self._automatic(start) else None
-        return keyframe if keyframe is not None and n >= keyframe else start
+        shot = self._shots.get(start) if start is not None and self.is_automatic(start) else None
+        keys = [k for k in shot.keyframes if k <= n] if shot is not None else []
+        return keys[-1] if keys else start
+
+    def known_shot_start(self, n: int) -> int | None:
+        """The first frame of frame n's shot where what is known tells it (a shot coloured
+        from automatic keyframes; else its segment's), else None; reads no frame."""
+        return self._walk(n, n, None)
+
+    def shot(self, start: int) -> ShotKeyframes | None:
+        """What is known of the automatic keyframes of the shot starting at ``start``, if
+        anything; reads no frame."""
+        return self._shots.get(start)
+
+    def next_automatic(self, segment: Segment) -> int | None:
+        """The automatic keyframe after the one ``segment`` starts from in its shot, or
+        None; the frames before the shot's first keyframe go on to it."""
+        if segment.start < segment.keyframe:
+            return segment.keyframe
+        shot = self.feed(segment.shot, lambda shot: shot.known_after(segment.keyframe))
+        return shot.after(segment.keyframe)
+
+    def feed(self, start: int, enough: Callable[[ShotKeyframes], bool],
+             read: Callable[[int], Seen] | None = None) -> ShotKeyframes:
+        """The automatic keyframes of the shot starting at ``start``, its frames fed in
+        order until ``enough`` of them is known, each as ``read(n)`` gives it (default:
+        :attr:`Automatic.read`). The frame after each fed is read too: does the shot go on?"""
+        read = read or self.automatic.read
+        with self._placing:
+            shot = self._shots.get(start)
+            if shot is None:
+                shot = self._shots[start] = ShotKeyframes(start, self.automatic.rule)
+            while not enough(shot):
+                i = shot.fed
+                shot.feed(read(i).detect, self._shot_starts(i + 1, read))
+        return shot
+
+    def _shot_starts(self, n: int, read: Callable[[int], Seen]) -> bool:
+        """Does another shot (or segment) start at frame n, or is n past the clip's end?"""
+        if n >= self.num_frames or self.next_restart(n - 1) == n:
+            return True
+        if self.is_cut is None:
+            return False
+        known = self._start[n]
+        if known == _UNKNOWN:
+            cut = self.automatic.cut(read(n - 1), read(n))
+            self._start[n] = n if cut else _NOT_A_START
+            return cut
+        return known == n
 
     def next_restart(self, n: int) -> int:
         """The first frame after n where a reference or keyframe restarts the recurrence
@@ -159,9 +215,9 @@ class Scenes:
         i = bisect.bisect_right(self._restarts, n)
         return self._restarts[i] if i < len(self._restarts) else self.num_frames
 
-    def _automatic(self, start: int) -> bool:
+    def is_automatic(self, start: int) -> bool:
         """Is ``start`` a shot start with no reference of its own, coloured automatically?"""
-        return self.pick is not None and not self.per_scene_reference and start not in self._own
+        return self.automatic is not None and not self.per_scene_reference and start not in self._own
 
     def locate(self, n: int, lowest: int, is_cut: Callable[[int], bool]) -> bool:
         """Look for frame n's segment start no further back than frame ``lowest + 1``, with
@@ -198,19 +254,6 @@ class Scenes:
         for p in passed:
             self._start[p] = start
         return start
-
-
-def pick_sharpest(scenes: Scenes, start: int, span: int, sharpness_of: Callable[[int], float]) -> int:
-    """The frame to colour of the shot starting at ``start``: the sharpest
-    (``sharpness_of(k)``, the earliest of equals) of its first ``span`` frames, up to its
-    first cut or restart; ``span`` 1 picks the first frame."""
-    end = min(start + span, scenes.next_restart(start))
-    frames = [start]
-    for k in range(start + 1, end):
-        if scenes.is_cut is not None and scenes.is_cut(k):
-            break
-        frames.append(k)
-    return max(frames, key=lambda k: (sharpness_of(k), -k))
 
 
 def reference_shot_start(frame: int, before: int, is_cut: Callable[[int], bool] | None) -> int | None:

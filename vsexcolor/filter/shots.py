@@ -2,10 +2,9 @@
 
 The shots are the segments of :func:`vsexcolor.colorize` itself: its planning clip
 (:func:`~vsexcolor.filter.recording`) runs the filter's own cut detector, at its own
-threshold, and its own keyframe pick, so ``vsexcolor shots`` and a render find the same cuts
-and the same first frame to colour. A long shot gets more keyframes after it where the
-picture has moved on (:func:`with_placed_keyframes`, by
-:func:`~vsexcolor.filter.keyframe_rule.place`), which a render from the folder then
+threshold, and its own keyframe pick and placement, so ``vsexcolor shots`` and a render find
+the same cuts and the same frames to colour: the picked one, and in a long shot more after it
+where the picture has moved on (:mod:`~vsexcolor.filter.placement`), which a render then
 carries colour both ways between.
 """
 from __future__ import annotations
@@ -21,7 +20,6 @@ from vsutil import get_y
 
 from . import PROP_KEYFRAME, PROP_SHOT_START, colorize, recording
 from .formats import colour_props
-from .keyframe_rule import MAX_GAP_S, MIN_GAP_S, place
 from .keyframes import KeyframeColorizer
 from .luma import Luma
 from .ref_inputs import Keyed
@@ -57,50 +55,32 @@ class Shot:
 
 
 def find(clip: vs.VideoNode, scene_threshold: float, tick: Callable[[], None] = lambda: None,
-         pick: Pick = "sharpest", scene_clip: vs.VideoNode | None = None, scenes: bool = True) -> list[Shot]:
+         pick: Pick = "sharpest", scene_clip: vs.VideoNode | None = None, scenes: bool = True,
+         keyframe_gaps: tuple[float, float] | None = None) -> list[Shot]:
     """The shots of ``clip``, read front to back (``tick()`` after each frame), each with its
-    frame to colour: for ``"sharpest"`` and ``"first"`` the very frame ``colorize`` colours as
-    the shot's automatic keyframe with that ``keyframe_pick``; for ``"middle"`` its middle.
+    frames to colour: for ``"sharpest"`` and ``"first"`` the very frames ``colorize`` colours
+    as the shot's automatic keyframes with that ``keyframe_pick`` and ``keyframe_gaps``
+    (default None: the picked frame alone); for ``"middle"`` its middle frame alone.
     ``scene_threshold``, ``scene_clip`` and ``scenes`` as ``colorize``'s (without scenes the
     clip is one shot)."""
+    middle = pick == "middle"
     with recording(planning=True):
-        # The clip as its own keyframe source gives every shot an automatic keyframe at
-        # colorize's pick; planning reads nothing of it and needs no keyframe model.
+        # The clip as its own keyframe source gives every shot automatic keyframes where
+        # colorize places them; planning reads nothing of it and needs no keyframe model.
         planned = colorize(clip, keyframe_clip=clip, backend="propagate", scene_threshold=scene_threshold,
-                           scene_clip=scene_clip, scenes=scenes, keyframe_pick="first" if pick == "middle" else pick)
-    starts: list[tuple[int, int]] = []  # (first frame, keyframe) of each shot
+                           scene_clip=scene_clip, scenes=scenes, keyframe_pick="first" if middle else pick,
+                           keyframe_gaps=None if middle else keyframe_gaps)
+    starts: list[tuple[int, list[int]]] = []  # (first frame, keyframes) of each shot
     for n, frame in enumerate(planned.frames(prefetch=8, close=True)):
         if not starts or frame.props[PROP_SHOT_START] != starts[-1][0]:
-            starts.append((n, frame.props[PROP_KEYFRAME]))
+            starts.append((n, []))
+        keys, key = starts[-1][1], frame.props[PROP_KEYFRAME]
+        if key >= 0 and key not in keys:
+            keys.append(key)
         tick()
     lasts = [first - 1 for first, _ in starts[1:]] + [clip.num_frames - 1]
-    return [Shot(i + 1, first, last, ((first + last) // 2 if pick == "middle" else _pick_of(first, keyframe),))
-            for i, ((first, keyframe), last) in enumerate(zip(starts, lasts))]
-
-
-def with_placed_keyframes(clip: vs.VideoNode, found: Sequence[Shot], fps: float, min_gap: float = MIN_GAP_S,
-                          max_gap: float = MAX_GAP_S, tick: Callable[[int], None] = lambda frames: None) -> list[Shot]:
-    """``found`` (one keyframe a shot) with the keyframes :func:`~vsexcolor.filter.keyframe_rule.place`
-    adds after each one's pick: another where the last no longer explains the picture, at
-    least ``min_gap`` and at most ``max_gap`` seconds after it, and the shot's last frame
-    where the last keyframe lies ``min_gap`` or more before it. ``fps``: the clip's frame
-    rate; ``tick(frames)`` after each shot. Reads each frame from a pick on at most once."""
-    luma = Luma(clip, colour_props(clip, clip.get_frame(0).props))
-    placed = []
-    for shot in found:
-        def L(i: int, start: int = shot.pick) -> torch.Tensor:
-            return luma.L(luma.clip.get_frame(start + i))
-
-        keys = place(L, shot.last - shot.pick + 1, fps, min_gap=min_gap, max_gap=max_gap)
-        placed.append(Shot(shot.number, shot.first, shot.last, tuple(shot.pick + k for k in keys)))
-        tick(shot.length)
-    return placed
-
-
-def _pick_of(first: int, keyframe: int) -> int:
-    """The frame to colour of a shot starting at ``first`` whose ``VsexcolorKeyframe`` is
-    ``keyframe``: that frame (-1 where a shot has none: its first frame)."""
-    return keyframe if keyframe >= 0 else first
+    return [Shot(i + 1, first, last, ((first + last) // 2,) if middle else tuple(keys) or (first,))
+            for i, ((first, keys), last) in enumerate(zip(starts, lasts))]
 
 
 def gray(clip: vs.VideoNode) -> vs.VideoNode:

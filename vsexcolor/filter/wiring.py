@@ -4,7 +4,7 @@ its segments start (:class:`Scenes`), the reference each segment starts from
 network: a planning build uses all of it, a render adds the backend (:mod:`.nodes`)."""
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +21,7 @@ from .plan import ReferencePlan
 from .recurrence import LRU, Reference
 from .reference import initial_state, reference_lab
 from .resolution import Geometry
-from .scenes import AUTOMATIC, Scenes, Segment, is_cut, pick_sharpest, sharpness
+from .scenes import AUTOMATIC, Automatic, Scenes, Segment, is_cut
 
 core = vs.core
 
@@ -41,7 +41,8 @@ class Wiring:
     YUV444PS clip of the internal size, what the recurrence's clips are made from;
     ``next_keyframe``: the segment that a segment's frames are also coloured backward from
     (:func:`next_keyframe`), None where forward alone; ``forward_counts``: whether a
-    segment's forward pass counts (not where its keyframe comes later in it).
+    segment's forward pass counts (not where its keyframe comes later in it);
+    ``keyframes``: what makes automatic keyframes, None where shots get none.
     """
 
     geometry: Geometry
@@ -53,6 +54,7 @@ class Wiring:
     internal: vs.VideoNode
     next_keyframe: Callable[[Segment], Segment | None]
     forward_counts: Callable[[Segment], bool]
+    keyframes: KeyframeMaker | None
 
 
 class SegmentReferences:
@@ -62,7 +64,7 @@ class SegmentReferences:
     engine, under its lock; keeps the last :data:`REFERENCES_HELD` converted."""
 
     def __init__(self, plan: ReferencePlan, geometry: Geometry, pixels: int, multiple: int, source: Source,
-                 keyframe_rgb: Callable[[int], np.ndarray]) -> None:
+                 keyframe_rgb: Callable[[int], np.ndarray] | None) -> None:
         self.plan, self.geometry, self.pixels, self.multiple = plan, geometry, pixels, multiple
         self._source, self._keyframe_rgb = source, keyframe_rgb
         self._held: LRU[tuple[int, int | None, bool], Reference] = LRU(REFERENCES_HELD)
@@ -98,8 +100,9 @@ def wire(clip: vs.VideoNode, luma: Luma, scene_luma: Luma | None, plan: Referenc
     internal sides are multiples of ``multiple``. ``props``: the clip's colour description."""
     geometry = Geometry.fit(clip.width, clip.height, options.pixels, multiple)
     config = options.engine
-    span = options.pick_span(clip)
-    window = Window(ahead=max(config.lookahead, span - 1 if plan.automatic else 0), back=SEEK_STEP + config.batch)
+    rule = options.keyframe_rule(clip)
+    # A shot's automatic keyframes are found by requests of their own (:mod:`.keyframe_requests`).
+    window = Window(ahead=config.lookahead, back=SEEK_STEP + config.batch)
     source = Source(luma, geometry, window, colour_clip=to_rgbs(clip, props) if plan.from_clip else None,
                     scene_luma=scene_luma)
 
@@ -109,15 +112,12 @@ def wire(clip: vs.VideoNode, luma: Luma, scene_luma: Luma | None, plan: Referenc
     def cut_at(n: int) -> bool:
         return cut(source.seen(n - 1), source.seen(n))
 
-    def pick(start: int) -> int:
-        return pick_sharpest(scenes, start, span, lambda k: sharpness(source.seen(k).detect))
-
     reference_starts, shot_of = plan.restarts(cut_at if options.scenes else None)
     scenes = Scenes(clip.num_frames, reference_starts, cut_at if options.scenes else None,
                     per_scene_reference=plan.from_clip, keyframes=plan.keyframes,
-                    pick=pick if plan.automatic else None, shot_of=shot_of)
-    references = SegmentReferences(plan, geometry, options.pixels, multiple, source,
-                                   _keyframe_maker(plan, props, source, options.device))
+                    automatic=Automatic(rule, source.seen, cut) if plan.automatic else None, shot_of=shot_of)
+    keyframes = KeyframeMaker(plan, props, luma, options.device) if plan.automatic else None
+    references = SegmentReferences(plan, geometry, options.pixels, multiple, source, keyframes)
 
     def next_keyframe(segment: Segment) -> Segment | None:
         return None if options.direction == "forward" else next_segment_of_shot(scenes, shot_of, segment)
@@ -135,17 +135,19 @@ def wire(clip: vs.VideoNode, luma: Luma, scene_luma: Luma | None, plan: Referenc
 
     internal = core.std.BlankClip(clip, width=geometry.padded_w, height=geometry.padded_h, format=vs.YUV444PS,
                                   keep=True)
-    return Wiring(geometry, source, scenes, cut, references, output_props, internal, next_keyframe, forward_counts)
+    return Wiring(geometry, source, scenes, cut, references, output_props, internal, next_keyframe, forward_counts,
+                  keyframes)
 
 
 def next_segment_of_shot(scenes: Scenes, shot_of: dict[int, int], segment: Segment) -> Segment | None:
     """The segment after ``segment`` where it is of the same shot (a keyframe or a reference
     inside the shot restarts the recurrence there), else None. Known without reading a
-    frame: the plan placed each restart in its shot (``shot_of``), and an automatic
-    keyframe's frames before it are its own segment."""
+    frame where a reference restarts it (the plan placed each restart in its shot,
+    ``shot_of``); an automatic keyframe's, once the frames up to it and some past it are
+    read (:meth:`~vsexcolor.filter.scenes.Scenes.next_automatic`)."""
     if segment.reference == AUTOMATIC:
-        keyframe = segment.keyframe
-        return Segment(keyframe, AUTOMATIC, keyframe, segment.shot) if segment.start < keyframe else None
+        keyframe = scenes.next_automatic(segment)
+        return None if keyframe is None else Segment(keyframe, AUTOMATIC, keyframe, segment.shot)
     after = scenes.next_restart(segment.start)
     shot = segment.shot if segment.shot is not None else segment.start
     if after >= scenes.num_frames or shot_of.get(after, after) != shot:
@@ -153,21 +155,50 @@ def next_segment_of_shot(scenes: Scenes, shot_of: dict[int, int], segment: Segme
     return scenes.segment(after)  # a restart: its segment starts there, whatever the frames
 
 
-def _keyframe_maker(plan: ReferencePlan, props: dict[str, int], source: Source,
-                    device: torch.device) -> Callable[[int], np.ndarray]:
-    """``keyframe_rgb(n)``: frame n in colour (float32 sRGB [H, W, 3]) as an automatic keyframe:
-    from the keyframe clip, else coloured by the keyframe model (loaded at the first keyframe,
-    so a render whose shots all have references never loads it)."""
-    if plan.keyframe_clip is not None:
-        colour = to_rgbs(plan.keyframe_clip, colour_props(plan.keyframe_clip, props))
-        # One frame a shot, read when its shot starts: bringing it along with every request
-        # would make the keyframe source compute every frame.
-        return lambda n: frame_rgb(colour.get_frame(n))
+class KeyframeMaker:
+    """``maker(n)``: frame n in colour (float32 sRGB [H, W, 3]) as an automatic keyframe: from
+    the keyframe clip, else coloured by the keyframe model from the luma clip's frame n
+    (loaded at the first keyframe, so a render whose shots all have references never loads
+    it).
 
-    @functools.cache
-    def colorizer():
-        from .keyframes import load_colorizer
+    The frame it reads, of :attr:`clip`, is brought along by the request that first needs
+    it (:class:`~vsexcolor.filter.keyframe_requests.KeyframeProbe`) and handed over with
+    :meth:`offer`; only those frames are asked of the keyframe clip. One not handed over
+    is read synchronously.
+    """
 
-        return load_colorizer(plan.keyframe_model, device)
+    #: Frames handed over and kept: a frame's keyframe and the next one, and the next
+    #: segment's, prepared beside them.
+    HELD = 8
 
-    return lambda n: colorizer().rgb(source.frame_L(n))
+    def __init__(self, plan: ReferencePlan, props: dict[str, int], luma: Luma, device: torch.device) -> None:
+        self._plan, self._luma, self._device = plan, luma, device
+        if plan.keyframe_clip is not None:
+            self.clip = to_rgbs(plan.keyframe_clip, colour_props(plan.keyframe_clip, props))
+        else:
+            self.clip = luma.clip
+        self._held: LRU[int, vs.VideoFrame] = LRU(self.HELD)
+        self._lock, self._loading = threading.Lock(), threading.Lock()
+        self._model = None
+
+    def offer(self, n: int, frame: vs.VideoFrame) -> None:
+        with self._lock:
+            self._held.put(n, frame)
+
+    def holds(self, n: int) -> bool:
+        with self._lock:
+            return self._held.peek(n) is not None
+
+    def __call__(self, n: int) -> np.ndarray:
+        with self._lock:
+            frame = self._held.get(n)
+        if frame is None:
+            frame = self.clip.get_frame(n)
+        if self._plan.keyframe_clip is not None:
+            return frame_rgb(frame)
+        with self._loading:  # the forward and backward engines may ask at once
+            if self._model is None:
+                from .keyframes import load_colorizer
+
+                self._model = load_colorizer(self._plan.keyframe_model, self._device)
+        return self._model.rgb(self._luma.L(frame))
