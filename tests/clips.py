@@ -56,3 +56,18 @@ def rgb_clip(frames: np.ndarray) -> vs.VideoNode:
 def yuv_clip(frames: np.ndarray, fmt: vs.PresetVideoFormat = vs.YUV420P8) -> vs.VideoNode:
     """uint8 RGB [T, H, W, 3] -> a BT.709 limited-range YUV clip of ``fmt``."""
     return core.resize.Bicubic(rgb_clip(frames), format=fmt, matrix_s="709", range_s="limited")
+
+
+def frame_bytes(frame: vs.VideoFrame) -> bytes:
+    """Every plane of a frame, as bytes: what "the same bytes" compares."""
+    return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
+
+
+def render(clip: vs.VideoNode, order) -> dict[int, bytes]:
+    """The bytes of each frame of ``clip``, asked for one by one in ``order``."""
+    return {n: frame_bytes(clip.get_frame(n)) for n in order}
+
+
+def props(clip: vs.VideoNode, key: str) -> list:
+    """A frame prop of every frame, in order."""
+    return [clip.get_frame(n).props[key] for n in range(clip.num_frames)]

@@ -13,7 +13,7 @@ import vapoursynth as vs
 import vsexcolor
 import vsexcolor.filter.both_ways
 import vsexcolor.filter.frame_requests
-from clips import decode_rgb, sample_clip_path, yuv_clip
+from clips import decode_rgb, frame_bytes, render, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_KEYFRAME, PROP_NEXT_KEYFRAME, PROP_SCENE_START
 
 core = vs.core
@@ -32,14 +32,6 @@ def gray(frames: np.ndarray) -> vs.VideoNode:
     """The frames' luma under neutral chroma: gray input with the colour frames' luma."""
     clip = yuv_clip(np.ascontiguousarray(frames), vs.YUV444P8)
     return core.std.ShufflePlanes([clip, core.std.BlankClip(clip, color=[128, 128, 128])], [0, 1, 2], vs.YUV)
-
-
-def frame_bytes(frame: vs.VideoFrame) -> bytes:
-    return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
-
-
-def render(clip: vs.VideoNode, order) -> dict[int, bytes]:
-    return {n: frame_bytes(clip.get_frame(n)) for n in order}
 
 
 def test_frames_between_two_keyframes_of_a_shot_take_both_passes_and_say_which(bikes):

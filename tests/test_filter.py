@@ -15,7 +15,7 @@ import vapoursynth as vs
 import vsexcolor
 import vsexcolor.filter.frame_requests
 import vsexcolor.filter.nodes
-from clips import decode_rgb, from_planes, rgb_clip, sample_clip_path, yuv_clip
+from clips import decode_rgb, frame_bytes, from_planes, render, rgb_clip, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_BACKEND, PROP_REFERENCE, PROP_SCENE_START
 from vsexcolor.filter.frame_requests import SEEK_STEP
 
@@ -33,14 +33,6 @@ def bikes() -> np.ndarray:
 @pytest.fixture(scope="module")
 def bunny() -> np.ndarray:
     return decode_rgb(sample_clip_path("bigbuckbunny"), 6, (W, H))
-
-
-def frame_bytes(frame: vs.VideoFrame) -> bytes:
-    return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
-
-
-def render(clip: vs.VideoNode, order) -> dict[int, bytes]:
-    return {n: frame_bytes(clip.get_frame(n)) for n in order}
 
 
 # --- formats -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import vapoursynth as vs
 
 import ddcnets
 import vsexcolor
-from clips import decode_rgb, sample_clip_path, yuv_clip
+from clips import decode_rgb, props, render, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START, PROP_SHOT_START
 from vsexcolor.filter.formats import colour_props
 from vsexcolor.filter.keyframes import KeyframeColorizer
@@ -37,18 +37,6 @@ def gray(frames: np.ndarray) -> vs.VideoNode:
 
 def run(clip, ref, **kwargs):
     return vsexcolor.colorize(clip, ref, backend="propagate", **kwargs)
-
-
-def props(clip: vs.VideoNode, key: str) -> list[int]:
-    return [clip.get_frame(n).props[key] for n in range(clip.num_frames)]
-
-
-def frame_bytes(frame: vs.VideoFrame) -> bytes:
-    return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
-
-
-def render(clip: vs.VideoNode, order) -> dict[int, bytes]:
-    return {n: frame_bytes(clip.get_frame(n)) for n in order}
 
 
 def test_an_exemplar_inside_a_shot_serves_the_whole_shot(shots):

@@ -12,7 +12,7 @@ import vapoursynth as vs
 
 import vsexcolor
 import vsexcolor.filter.frame_requests
-from clips import decode_rgb, sample_clip_path, yuv_clip
+from clips import decode_rgb, frame_bytes, props, render, sample_clip_path, yuv_clip
 from vsexcolor.filter import PROP_KEYFRAME, PROP_NEXT_KEYFRAME, PROP_SCENE_START, PROP_SHOT_START, recording
 from vsexcolor.filter import shots as shots_mod
 from vsexcolor.filter.formats import colour_props
@@ -38,18 +38,6 @@ def film() -> np.ndarray:
 
 def gray(frames: np.ndarray) -> vs.VideoNode:
     return core.std.ShufflePlanes(yuv_clip(frames), 0, vs.GRAY)
-
-
-def props(clip: vs.VideoNode, key: str) -> list[int]:
-    return [clip.get_frame(n).props[key] for n in range(clip.num_frames)]
-
-
-def frame_bytes(frame: vs.VideoFrame) -> bytes:
-    return b"".join(np.asarray(frame[p]).tobytes() for p in range(frame.format.num_planes))
-
-
-def render(clip: vs.VideoNode, order) -> dict[int, bytes]:
-    return {n: frame_bytes(clip.get_frame(n)) for n in order}
 
 
 def colorize(frames: np.ndarray, **kwargs) -> vs.VideoNode:
