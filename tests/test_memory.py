@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import os
 import runpy
+import subprocess
+import sys
 import threading
 
 import cv2
@@ -223,3 +225,55 @@ def test_a_film_with_a_reference_a_shot_leaves_vapoursynths_cache_empty(tmp_path
     frame_bytes = size[0] * size[1] * 3 // 2
     assert vs.core.used_cache_size < 100 * frame_bytes, \
         f"VapourSynth caches {vs.core.used_cache_size / frame_bytes:.0f} film frames' worth after the render"
+
+
+#: After a block of 8 MiB is freed, is one of 2 MiB given pages of its own (returned when
+#: freed), or taken from the heap? Prints "mapped" or "heap"; Linux with glibc >= 2.33.
+HEAP_OR_MAPPED = """
+import ctypes
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = Info
+libc.free(libc.malloc(8 << 20))
+mapped = libc.mallinfo2().hblkhd
+block = libc.malloc(2 << 20)
+print("mapped" if libc.mallinfo2().hblkhd - mapped >= 2 << 20 else "heap")
+libc.free(block)
+"""
+
+
+def heap_or_mapped(before: str = "") -> str:
+    """Run ``before``, then :data:`HEAP_OR_MAPPED`, in a fresh Python process."""
+    done = subprocess.run([sys.executable, "-c", before + HEAP_OR_MAPPED], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[-1]
+
+
+def test_glibc_takes_a_large_block_from_the_heap_once_a_larger_one_was_freed():
+    # What map_large_allocations undoes: glibc raises its bound to each mapped block freed.
+    assert heap_or_mapped() == "heap"
+
+
+def test_after_map_large_allocations_a_large_block_has_pages_of_its_own():
+    assert heap_or_mapped("from vsexcolor.memory import map_large_allocations\n"
+                          "assert map_large_allocations()\n") == "mapped"
+
+
+def test_vsexcolor_colorize_keeps_large_blocks_out_of_the_heap(tmp_path):
+    # A 1500-shot film with 1920x1080 exemplars kept 600 MiB of freed heap in the command
+    # (benchmarks/shots_memory.py); a farm's tasks build their clip as the command does.
+    from media import write_image, write_video
+
+    frames = decode_rgb(sample_clip_path("bikes"), 4, (64, 48))
+    film = write_video(tmp_path / "film.mkv", frames, codec="ffv1", audio=False)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    write_image(refs / "000000.png", frames[0])
+    argv = ["colorize", str(film), "--refs", str(refs), "-o", str(tmp_path / "out.mkv"), "--backend", "propagate",
+            "--codec", "ffv1", "--size", "1024"]
+    assert heap_or_mapped(f"from vsexcolor.commands import main\nassert main({argv!r}) == 0\n") == "mapped"

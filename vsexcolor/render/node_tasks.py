@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..memory import release_garbage
 from .environment import environment
 from .pipeline import Built, Render, RenderError, build, encode, fingerprint_dicts, part_firsts
 from .workfolder import part_path, sees_probe, write_durably
@@ -126,6 +127,9 @@ def _built_on_node(render: Render, planning: bool = False) -> tuple[str, Built]:
     node = _node()
     for path in _unreadable(render)[:1]:
         raise RenderError(cannot_read(node, path))
+    # The clips of the tasks this worker ran before are garbage in reference cycles; each
+    # holds the film's source, its decoder threads and cache, until collected.
+    release_garbage()
     try:
         return node, build(render, planning)
     except RenderError as e:

@@ -29,6 +29,7 @@ import vapoursynth as vs
 from tqdm import tqdm
 
 from ..filter import PROP_SCENE_START, PROP_SHOT_START, Fingerprint, recording
+from ..memory import map_large_allocations
 from .encode import CODECS, Encoder, concatenate, encodable
 from .video import VideoError, VideoInfo
 from .workfolder import WorkFolder, write_durably
@@ -100,9 +101,11 @@ class Built:
 
 def build(render: Render, planning: bool = False) -> Built:
     """The render's clip, built here (with ``planning``, as :func:`~vsexcolor.filter.recording`
-    makes it: blank frames with the output's props)."""
+    makes it: blank frames with the output's props). From here on this process keeps large
+    blocks out of its heap (:func:`~vsexcolor.memory.map_large_allocations`): it renders."""
     import torch
 
+    map_large_allocations()
     torch.set_num_threads(render.threads)
     with recording(planning) as fingerprints:
         clip = render.recipe.build()
