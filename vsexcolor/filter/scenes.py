@@ -77,16 +77,21 @@ def cut_score(prev_L: torch.Tensor, L: torch.Tensor) -> float:
     mean absolute difference of 8x8-cell averages (robust to a cut between frames of the
     same tonal distribution). A fade moves both slowly, so it stays below the threshold.
     """
-    def hist(x: torch.Tensor) -> torch.Tensor:
-        h = torch.histc(x.float().flatten(), bins=_BINS, min=0.0, max=100.0)
-        return h / h.sum().clamp(min=1.0)
+    return cut_distance(cut_features(prev_L), cut_features(L))
 
-    def cells(x: torch.Tensor) -> torch.Tensor:
-        x = x.float().reshape(1, 1, *x.shape[-2:])
-        return torch.nn.functional.adaptive_avg_pool2d(x, (8, 8))
 
-    hist_d = 0.5 * (hist(prev_L) - hist(L)).abs().sum().item()
-    cell_d = min(1.0, (cells(prev_L) - cells(L)).abs().mean().item() / 30.0)
+def cut_features(L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`cut_score` compares of a frame's L (0..100, any shape): its normalised
+    32-bin histogram and its 8x8-cell averages (96 numbers, to keep in place of a frame)."""
+    h = torch.histc(L.float().flatten(), bins=_BINS, min=0.0, max=100.0)
+    x = L.float().reshape(1, 1, *L.shape[-2:])
+    return h / h.sum().clamp(min=1.0), torch.nn.functional.adaptive_avg_pool2d(x, (8, 8))
+
+
+def cut_distance(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """:func:`cut_score` of two frames' :func:`cut_features`."""
+    hist_d = 0.5 * (a[0] - b[0]).abs().sum().item()
+    cell_d = min(1.0, (a[1] - b[1]).abs().mean().item() / 30.0)
     return 0.5 * (hist_d + cell_d)
 
 

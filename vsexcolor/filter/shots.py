@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,8 +24,9 @@ from .formats import colour_props
 from .keyframes import KeyframeColorizer
 from .luma import Luma
 from .ref_inputs import Keyed
-from .reference import image_lab
-from .scenes import cut_score, detection_geometry
+from .reference import image_lab, read_image
+from .resolution import DEFAULT_PIXELS
+from .scenes import cut_distance, cut_features, detection_geometry
 
 core = vs.core
 
@@ -170,23 +172,28 @@ def misnumbered(luma: Luma, refs: Sequence[Keyed], shots: Sequence[Shot],
                 scene_threshold: float) -> list[tuple[Keyed, int]]:
     """Exemplars that look like neither their frame nor anything of its shot's first frame
     (the cut detector would call the step from them a cut), each with the shot start they
-    look most like: likely misnumbered. ``luma``: the clip's."""
+    look most like: likely misnumbered. ``luma``: the clip's. Each picture is read at the
+    detector's size, and of each frame only what the detector compares is kept."""
     found = []
-    firsts: dict[int, torch.Tensor] = {}
+    firsts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     detect = detection_geometry(luma.clip.width, luma.clip.height)
 
-    def first_L(n: int) -> torch.Tensor:
+    def features(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return cut_features(detection_L(luma, luma.clip.get_frame(n)))
+
+    def first(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if n not in firsts:
-            firsts[n] = detection_L(luma, luma.clip.get_frame(n))
+            firsts[n] = features(n)
         return firsts[n]
 
     for ref in refs:
         if ref.keyframe:
             continue
-        ref_L = detect.to_internal(image_lab(ref.rgb())[None, :1])
+        rgb = read_image(ref.picture, DEFAULT_PIXELS) if isinstance(ref.picture, Path) else ref.picture
+        ref_features = cut_features(detect.to_internal(image_lab(rgb)[None, :1]))
         own = next(shot.first for shot in shots if shot.first <= ref.start <= shot.last)
-        if min(cut_score(ref_L, detection_L(luma, luma.clip.get_frame(ref.start))),
-               cut_score(ref_L, first_L(own))) <= scene_threshold:
+        if min(cut_distance(ref_features, features(ref.start)), cut_distance(ref_features, first(own))) \
+                <= scene_threshold:
             continue
-        found.append((ref, min((shot.first for shot in shots), key=lambda a: cut_score(ref_L, first_L(a)))))
+        found.append((ref, min((shot.first for shot in shots), key=lambda a: cut_distance(ref_features, first(a)))))
     return found
