@@ -4,10 +4,12 @@ longest gap, and its last frame; the colour between is carried both ways. The fi
 them itself, walking forward through the shot, with the same bytes in any request order."""
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
 import pytest
+import torch
 import vapoursynth as vs
 
 import vsexcolor
@@ -127,8 +129,6 @@ def test_a_shot_s_keyframes_are_known_for_good_only_once_the_shot_goes_on_past_t
     # A walk fed frames one by one: what it says of a frame never changes as more come.
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 100, (1, 1, 24, 200)).astype(np.float32)
-    import torch
-
     frames = [torch.from_numpy(np.ascontiguousarray(base[..., 5 * i:5 * i + 40])) for i in range(30)]
     final = ShotKeyframes(0, Rule(1, (3, 8)))
     for i, L in enumerate(frames):
@@ -145,8 +145,6 @@ def test_a_shot_s_keyframes_are_known_for_good_only_once_the_shot_goes_on_past_t
 
 def test_the_commands_take_the_gaps_and_shots_exports_the_keyframes_colorize_colours(film, tmp_path, capsys,
                                                                                     monkeypatch):
-    import json
-
     import ddcnets
     from media import write_video
     from vsexcolor.commands import main

@@ -3,23 +3,23 @@ from __future__ import annotations
 
 import argparse
 
-from ..filter.keyframe_rule import MAX_GAP_S, MIN_GAP_S
+from ..filter.options import KEYFRAME_GAPS, MAX_KEYFRAME_GAP_S
 from ._errors import CommandError
 
 
 def add_keyframe_gap_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The options; :func:`keyframe_gaps` reads them. Unset, they read as None (the default)."""
     parser.add_argument("--min-gap", type=float, default=None, metavar="S",
-                        help=f"seconds from a shot's automatic keyframe to the next at least (default {MIN_GAP_S}): "
+                        help=f"seconds from a shot's automatic keyframe to the next at least (default {KEYFRAME_GAPS[0]}): "
                              "a frame this far after the last keyframe or more becomes one where the last no longer "
                              "explains most of it, and so does the shot's last frame")
     parser.add_argument("--max-gap", type=float, default=None, metavar="S",
-                        help=f"seconds from a shot's automatic keyframe to the next at most (default {MAX_GAP_S})")
+                        help=f"seconds from a shot's automatic keyframe to the next at most (default {KEYFRAME_GAPS[1]})")
     parser.add_argument("--one-keyframe", action="store_true",
                         help="one automatic keyframe a shot, the frame picked, however long the shot")
 
 
-def keyframe_gaps(args: argparse.Namespace, default: tuple[float, float] | None = (MIN_GAP_S, MAX_GAP_S)
+def keyframe_gaps(args: argparse.Namespace, default: tuple[float, float] | None = KEYFRAME_GAPS
                   ) -> tuple[float, float] | None:
     """``keyframe_gaps`` from the options, checked; ``default``: where none is given (a
     script's colorize call's, for one)."""
@@ -30,10 +30,10 @@ def keyframe_gaps(args: argparse.Namespace, default: tuple[float, float] | None 
         return None
     if not given:
         return default
-    shortest, longest = default if default is not None else (MIN_GAP_S, MAX_GAP_S)
+    shortest, longest = default if default is not None else KEYFRAME_GAPS
     shortest = shortest if args.min_gap is None else args.min_gap
     longest = longest if args.max_gap is None else args.max_gap
-    if not 0 < shortest <= longest <= 3600:
-        raise CommandError(f"--min-gap and --max-gap must be seconds with 0 < min <= max <= 3600, got {shortest:g} "
-                           f"and {longest:g}")
+    if not 0 < shortest <= longest <= MAX_KEYFRAME_GAP_S:
+        raise CommandError(f"--min-gap and --max-gap must be seconds with 0 < min <= max <= {MAX_KEYFRAME_GAP_S}, "
+                           f"got {shortest:g} and {longest:g}")
     return shortest, longest

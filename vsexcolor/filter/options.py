@@ -25,6 +25,8 @@ Direction = Literal["both", "forward"]
 MAX_PICK_SPAN = 48
 #: ``colorize``'s default shortest and longest seconds between a shot's automatic keyframes.
 KEYFRAME_GAPS = (MIN_GAP_S, MAX_GAP_S)
+#: The longest gap between automatic keyframes one may ask for, in seconds.
+MAX_KEYFRAME_GAP_S = 3600
 #: The frame rate assumed of a clip that has none (variable frame rate), to count seconds in.
 FALLBACK_FPS = 24.0
 
@@ -130,6 +132,6 @@ def _gaps(value: object) -> tuple[float, float] | None:
         shortest, longest = (float(v) for v in value if not isinstance(v, bool))  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise fail("keyframe_gaps", "None or (shortest, longest) in seconds", value) from None
-    if not 0 < shortest <= longest <= 3600:
-        raise fail("keyframe_gaps", "seconds with 0 < shortest <= longest <= 3600", value)
+    if not 0 < shortest <= longest <= MAX_KEYFRAME_GAP_S:
+        raise fail("keyframe_gaps", f"seconds with 0 < shortest <= longest <= {MAX_KEYFRAME_GAP_S}", value)
     return shortest, longest
