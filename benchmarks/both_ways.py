@@ -135,6 +135,27 @@ def oracle(x: Frame) -> np.ndarray:
     return np.where(nearer, x.forward, x.backward)
 
 
+def block_oracle(size: int) -> Rule:
+    """Per ``size`` x ``size`` block, the one mix of the two passes nearest the truth (least
+    squares, clipped to 0..1): a bound on any rule that weighs the passes by evidence that is
+    smooth over a block (needs the ground truth)."""
+
+    def rule(x: Frame) -> np.ndarray:
+        truth = x.truth_ab()
+        out = np.empty_like(x.forward)
+        for y in range(0, truth.shape[1], size):
+            for z in range(0, truth.shape[2], size):
+                block = np.s_[:, y:y + size, z:z + size]
+                apart = x.forward[block] - x.backward[block]
+                spread = float((apart ** 2).sum())
+                share = float(np.clip(((truth[block] - x.backward[block]) * apart).sum() / spread, 0.0, 1.0)) \
+                    if spread > 0 else 0.5
+                out[block] = share * x.forward[block] + (1 - share) * x.backward[block]
+        return out
+
+    return rule
+
+
 RULES: dict[str, Rule] = {
     "forward": lambda x: x.forward,
     "backward": lambda x: x.backward,
@@ -151,10 +172,11 @@ RULES: dict[str, Rule] = {
     "saturating tau 4 x match^2": confident("match", 2.0, tau=4.0),
     "saturating tau 4 x chain^2": confident("chain", 2.0, tau=4.0),
     "disagreement -> match": disagreement,
+    "oracle per 8x8 block (truth)": block_oracle(8),
     "oracle per pixel (truth)": oracle,
 }
 SHORT = ("forward", "backward", "linear (distance)", "linear x match^2 (fusion.fuse)", "linear x chain^2",
-         "saturating tau 4 x chain^2", "oracle per pixel (truth)")
+         "saturating tau 4 x chain^2", "oracle per 8x8 block (truth)", "oracle per pixel (truth)")
 
 
 class Clip:

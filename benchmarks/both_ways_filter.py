@@ -5,8 +5,10 @@ Each bundled clip's first frames, gray as its Y' (BT.709 limited-range GRAY8), g
 keyframes (the clip's own colour frames) at each shot's first and last frame and every 40th
 frame, ``backend="propagate"``, ``propagate=True``: the PSNR on float RGB (scikit-image,
 against the original) of the frames strictly between keyframes, per clip and then over the
-clips, for both directions; the least gain of a shot; and the wall time of each render
-(every frame requested in order, on this machine's CPU).
+clips, for both directions; the least gain of a shot; the PSNR of the keyframes themselves
+(the truth's colour through the filter's output, YUV 4:2:0 with the source's luma: the most any
+frame can score); and the wall time of each render (every frame requested in order, on this
+machine's CPU).
 
 ``--backend devc`` measures the cost on the DEVC networks (``--weights``, by default the
 deterministic test weights of the real checkpoint's size, whose colours mean nothing).
@@ -71,8 +73,8 @@ def main() -> None:
 
 def table(args: argparse.Namespace) -> None:
     print(f"{args.backend} backend, ground-truth keyframes, pixels={args.pixels}, {args.frames} frames a clip")
-    print(f"{'clip':20}{'forward dB':>11}{'both dB':>9}{'gain':>7}{'worst shot':>11}{'fwd s':>7}{'both s':>8}"
-          f"{'x':>6}")
+    print(f"{'clip':20}{'forward dB':>11}{'both dB':>9}{'gain':>7}{'worst shot':>11}{'keyframes dB':>13}"
+          f"{'fwd s':>7}{'both s':>8}{'x':>6}")
     gains, costs, curves = [], [], []
     for name in args.clips:
         clip = Clip(name, args.frames)
@@ -92,9 +94,9 @@ def table(args: argparse.Namespace) -> None:
         curves.append((name, keys, scores))
         gains.append(both - forward)
         costs.append(seconds["both"] / seconds["forward"])
-        print(f"{name:20}{forward:11.2f}{both:9.2f}{both - forward:+7.2f}{worst:+11.2f}{seconds['forward']:7.1f}"
-              f"{seconds['both']:8.1f}{costs[-1]:6.2f}", flush=True)
-    print(f"{'mean over clips':20}{'':20}{np.mean(gains):+7.2f}{'':26}{np.mean(costs):6.2f}")
+        print(f"{name:20}{forward:11.2f}{both:9.2f}{both - forward:+7.2f}{worst:+11.2f}{mean('both', keys):13.2f}"
+              f"{seconds['forward']:7.1f}{seconds['both']:8.1f}{costs[-1]:6.2f}", flush=True)
+    print(f"{'mean over clips':20}{'':20}{np.mean(gains):+7.2f}{'':39}{np.mean(costs):6.2f}")
     if args.plot:
         plot(curves, args.pixels, args.plot)
 

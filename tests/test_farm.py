@@ -171,6 +171,52 @@ def test_planning_in_pieces_finds_the_scenes_a_serial_render_cuts_at(tmp_path, m
     assert parts_of([(7, 24)], part_firsts(render, planned, 7, 24, 7)) == serial[1:]
 
 
+def test_a_worker_lets_its_planning_clip_go_before_it_renders(tmp_path, monkeypatch):
+    import weakref
+
+    import numpy as np
+
+    from clips import decode_rgb, sample_clip_path
+    from media import write_image, write_video
+    from vsexcolor.commands.colorize import ColorizeRecipe
+    from vsexcolor.render import node_tasks
+    from vsexcolor.render.pipeline import Render, build
+    from vsexcolor.render.video import probe
+
+    film = write_video(tmp_path / "film.mp4", np.concatenate(
+        [decode_rgb(sample_clip_path(name), 8, (64, 48)) for name in ("bikes", "carphone_pristine")]))
+    still = write_image(tmp_path / "still.png", decode_rgb(sample_clip_path("bikes"), 1, (64, 48))[0])
+    info = probe(film, progress=False)
+    render = Render(ColorizeRecipe(info, ((0, still),), (("backend", "propagate"), ("pixels", 64 * 48))), info,
+                    "ffv1", None, 0, info.num_frames - 1)
+    clips: dict[bool, list[weakref.ref]] = {True: [], False: []}
+    held = []  # planning clips alive as each clip to render was built
+
+    def watched(render: Render, planning: bool = False):
+        if not planning:
+            held.append(sum(clip() is not None for clip in clips[True]))
+        built = build(render, planning)
+        clips[planning].append(weakref.ref(built))
+        return built
+
+    class Counter:  # stands in for the driver's Ray actor
+        class add:
+            @staticmethod
+            def remote(frames: int) -> None:
+                pass
+
+    monkeypatch.setattr(node_tasks, "_node", lambda: "here")
+    monkeypatch.setattr(node_tasks, "build", watched)
+    assert node_tasks.plan_task(render, "film", 0, 15, 0) == [0, 8]
+    assert node_tasks.plan_task(render, "film", 8, 15, 0) == [8]  # its next piece: the same planning clip
+    assert len(clips[True]) == 1 and clips[True][0]() is not None
+    objects = list(node_tasks.render_task(render, [(0, 7), (8, 15)], Counter, 0.0, None))
+    assert [(o.first, o.last) for o in objects if isinstance(o, node_tasks.Part)] == [(0, 7), (8, 15)]
+    assert held == [0]  # the planning clip was collected before the clip rendered was built
+    # A planning task after it builds its clip again, and plans alike.
+    assert node_tasks.plan_task(render, "film", 0, 15, 0) == [0, 8] and len(clips[True]) == 2
+
+
 # --- reaching a cluster: checked before anything is written ---------------------------------------------------
 
 ELSEWHERE = "10.1.2.3:6379"  # not loopback
