@@ -10,11 +10,12 @@ from ._errors import CommandError
 def add_keyframe_gap_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The options; :func:`keyframe_gaps` reads them. Unset, they read as None (the default)."""
     parser.add_argument("--min-gap", type=float, default=None, metavar="S",
-                        help=f"seconds from a shot's automatic keyframe to the next at least (default {KEYFRAME_GAPS[0]}): "
-                             "a frame this far after the last keyframe or more becomes one where the last no longer "
-                             "explains most of it, and so does the shot's last frame")
+                        help="seconds from a shot's automatic keyframe to the next at least (default "
+                             f"{KEYFRAME_GAPS[0]}): a frame this far after the last keyframe or more becomes one "
+                             "where the last no longer explains most of it, and so does the shot's last frame")
     parser.add_argument("--max-gap", type=float, default=None, metavar="S",
-                        help=f"seconds from a shot's automatic keyframe to the next at most (default {KEYFRAME_GAPS[1]})")
+                        help="seconds from a shot's automatic keyframe to the next at most (default "
+                             f"{KEYFRAME_GAPS[1]})")
     parser.add_argument("--one-keyframe", action="store_true",
                         help="one automatic keyframe a shot, the frame picked, however long the shot")
 

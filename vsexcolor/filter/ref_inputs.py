@@ -64,14 +64,15 @@ class Keyed:
     name: str
     frame: tuple[int, int] | None = None
 
-    def rgb(self) -> np.ndarray:
+    def rgb(self, at_most: int | None = None) -> np.ndarray:
         """The picture, float32 sRGB [H, W, 3] in [0, 1]: a file is read each time, so that a
         film's hundreds of references are not all held at once (the filter keeps the few its
-        segments in progress use)."""
+        segments in progress use). ``at_most``: pixels a file is read reduced to, whatever
+        its size (None: as the filter uses it, see ``frame``)."""
         if not isinstance(self.picture, Path):
             return self.picture
         try:
-            return _read(self.picture, self.frame)
+            return _read(self.picture, self.frame) if at_most is None else read_image(self.picture, at_most)
         except ReferenceError as e:
             raise vs.Error(f"colorize: {self.name} can no longer be read: {e}") from None
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,7 +23,7 @@ from .formats import colour_props
 from .keyframes import KeyframeColorizer
 from .luma import Luma
 from .ref_inputs import Keyed
-from .reference import image_lab, read_image
+from .reference import image_lab
 from .resolution import DEFAULT_PIXELS
 from .scenes import cut_distance, cut_features, detection_geometry
 
@@ -175,25 +174,23 @@ def misnumbered(luma: Luma, refs: Sequence[Keyed], shots: Sequence[Shot],
     look most like: likely misnumbered. ``luma``: the clip's. Each picture is read at the
     detector's size, and of each frame only what the detector compares is kept."""
     found = []
-    firsts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     detect = detection_geometry(luma.clip.width, luma.clip.height)
 
     def features(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return cut_features(detection_L(luma, luma.clip.get_frame(n)))
-
-    def first(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if n not in firsts:
-            firsts[n] = features(n)
-        return firsts[n]
+        """Frame n's, each frame read once (a reference often sits on its shot's first)."""
+        if n not in seen:
+            seen[n] = cut_features(detection_L(luma, luma.clip.get_frame(n)))
+        return seen[n]
 
     for ref in refs:
         if ref.keyframe:
             continue
-        rgb = read_image(ref.picture, DEFAULT_PIXELS) if isinstance(ref.picture, Path) else ref.picture
-        ref_features = cut_features(detect.to_internal(image_lab(rgb)[None, :1]))
+        ref_features = cut_features(detect.to_internal(image_lab(ref.rgb(DEFAULT_PIXELS))[None, :1]))
         own = next(shot.first for shot in shots if shot.first <= ref.start <= shot.last)
-        if min(cut_distance(ref_features, features(ref.start)), cut_distance(ref_features, first(own))) \
+        if min(cut_distance(ref_features, features(ref.start)), cut_distance(ref_features, features(own))) \
                 <= scene_threshold:
             continue
-        found.append((ref, min((shot.first for shot in shots), key=lambda a: cut_distance(ref_features, first(a)))))
+        found.append((ref, min((shot.first for shot in shots),
+                               key=lambda a: cut_distance(ref_features, features(a)))))
     return found
