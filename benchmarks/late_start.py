@@ -19,6 +19,13 @@ tell where a seek landed (see vsexcolor/source.py); ``--grain 0`` shows that cas
 
     .venv/bin/python benchmarks/late_start.py --file
     .venv/bin/python benchmarks/late_start.py --file --codec h264 --repeat 5
+
+``--long-shot`` asks for a frame deep in one long shot (Big Buck Bunny's first 120 frames
+played back and forth, 3000 frames without a cut) coloured from automatic keyframes (the
+colour clip as their source) both ways: the filter walks the shot's frames to place them,
+and the time must not grow with where in the shot the frame lies.
+
+    .venv/bin/python benchmarks/late_start.py --long-shot --size 320x180 --frames 200 1500 2990
 """
 from __future__ import annotations
 
@@ -63,9 +70,14 @@ def main() -> None:
     parser.add_argument("--backend", default="propagate", choices=("propagate", "devc"))
     parser.add_argument("--weights", help="DEVC weights (for --backend devc)")
     parser.add_argument("--repeat", type=int, default=3, help="fresh nodes per frame (default 3)")
+    parser.add_argument("--long-shot", action="store_true",
+                        help="frames --frames of one 3000-frame shot with automatic keyframes")
     args = parser.parse_args()
     if args.file:
         file_mode(args)
+        return
+    if args.long_shot:
+        long_shot_mode(args)
         return
     width, height = map(int, args.size.split("x"))
     stills = [decode_rgb(sample_clip_path(name), 1, (width, height)) for name in ("bikes", "bigbuckbunny")]
@@ -92,6 +104,30 @@ def main() -> None:
               f"{len(set(reads))} source frames read, from {min(reads)}")
     ratio = max(medians.values()) / min(medians.values())
     print(f"slowest / fastest: {ratio:.2f} (target: within 1.5)")
+
+
+def long_shot_mode(args: argparse.Namespace) -> None:
+    width, height = map(int, args.size.split("x"))
+    rgb = decode_rgb(sample_clip_path("bigbuckbunny"), 120, (width, height))
+    there_and_back = yuv_clip(np.ascontiguousarray(np.concatenate([rgb, rgb[::-1]])))
+    colour = (there_and_back * 13)[:3000]
+    gray = core.std.ShufflePlanes(colour, 0, vs.GRAY)
+    print(f"{args.backend} at {width}x{height}, one shot of {colour.num_frames} frames, automatic keyframes from "
+          f"the colour clip, both ways; time to the first frame, median of {args.repeat}")
+    medians = {}
+    for n in args.frames:
+        times = []
+        for _ in range(args.repeat):
+            out = vsexcolor.colorize(gray, keyframe_clip=colour, backend=args.backend, weights=args.weights)
+            began = time.perf_counter()
+            frame = out.get_frame(n)
+            times.append(time.perf_counter() - began)
+            keys = frame.props["VsexcolorKeyframe"], frame.props["VsexcolorNextKeyframe"]
+            del out, frame
+        medians[n] = statistics.median(times)
+        print(f"  frame {n:>5}: {medians[n]:.2f} s (spread {min(times):.2f}..{max(times):.2f}), "
+              f"between keyframes {keys[0]} and {keys[1]}")
+    print(f"slowest / fastest: {max(medians.values()) / min(medians.values()):.2f}")
 
 
 def file_mode(args: argparse.Namespace) -> None:

@@ -136,10 +136,23 @@ def test_no_keyframe_comes_sooner_than_the_shortest_gap():
     assert keys == [0, 10, 20, 39]  # the one due at 30 lies within 10 of the end
 
 
-def test_a_keyframe_due_near_the_shots_end_goes_to_its_last_frame():
+def test_each_window_of_the_longest_gap_starts_with_a_keyframe_even_near_the_shots_end():
     still = panning_shot(1, 0)[0]
-    # The longest gap falls due at 40, 10 frames from the end: within the shortest gap.
-    assert place(lambda i: still, 50, 10.0, min_gap=1.5, max_gap=4.0) == [0, 49]
+    # Windows of 40 frames: the second starts 9 frames before the end, within the shortest
+    # gap; it keeps its keyframe (its keyframes depend on its own frames alone), and the
+    # last frame is too near it to be one.
+    assert place(lambda i: still, 50, 10.0, min_gap=1.5, max_gap=4.0) == [0, 40]
+
+
+def test_a_window_s_keyframes_depend_on_its_own_frames_alone():
+    frames = panning_shot(60, 6)
+    keys = place(lambda i: frames[i], 60, 10.0, min_gap=0.5, max_gap=2.0, threshold=0.5)
+    assert {0, 20, 40} <= set(keys)
+    for first in (20, 40):  # the shot walked from a later window's start on
+        later = place(lambda i: frames[first + i], 60 - first, 10.0, min_gap=0.5, max_gap=2.0, threshold=0.5)
+        assert [first + k for k in later] == [k for k in keys if k >= first]
+    # A content keyframe stays the shortest gap clear of the next window's first.
+    assert all(k % 20 == 0 or 5 <= k % 20 <= 15 for k in keys[:-1])
 
 
 def test_a_short_shot_keeps_one_keyframe():

@@ -107,6 +107,19 @@ def test_every_request_order_gives_the_same_bytes_and_reads_no_frame_in_a_callba
     assert {n: frame_bytes(f) for n, f in enumerate(outputs[-1].frames(prefetch=8))} == expected
 
 
+def test_a_late_start_walks_only_the_window_of_its_frame(film, monkeypatch):
+    # Windows of 24 frames (the longest gap): frame 30 lies in the pan's second, 24..39.
+    small = {"pixels": 1024}
+    expected = colorize(film, **small)
+    fed = []
+    feed = ShotKeyframes.feed
+    monkeypatch.setattr(ShotKeyframes, "feed", lambda self, n, L, last: fed.append(n) or feed(self, n, L, last))
+    late = colorize(film, **small)
+    assert render(late, [30]) == render(expected, [30])
+    assert fed and set(fed) <= set(range(24, PAN))  # neither the opening nor the first window
+    assert late.get_frame(30).props[PROP_KEYFRAME] == expected.get_frame(30).props[PROP_KEYFRAME] >= 24
+
+
 def test_a_planning_pass_and_vsexcolor_shots_find_the_keyframes_a_render_colours(film):
     out = colorize(film)
     with recording(planning=True):
@@ -132,15 +145,26 @@ def test_a_shot_s_keyframes_are_known_for_good_only_once_the_shot_goes_on_past_t
     frames = [torch.from_numpy(np.ascontiguousarray(base[..., 5 * i:5 * i + 40])) for i in range(30)]
     final = ShotKeyframes(0, Rule(1, (3, 8)))
     for i, L in enumerate(frames):
-        final.feed(L, i == len(frames) - 1)
+        final.feed(i, L, i == len(frames) - 1)
     walking = ShotKeyframes(0, Rule(1, (3, 8)))
     for i, L in enumerate(frames):
-        walking.feed(L, i == len(frames) - 1)
+        walking.feed(i, L, i == len(frames) - 1)
         for n in range(i + 1):
             if walking.decided(n):
                 assert walking.segment_start(n) == final.segment_start(n)
         assert set(walking.keyframes) <= set(final.keyframes)
     assert final.keyframes == tuple(place(lambda i: frames[i], len(frames), 1.0, min_gap=3, max_gap=8))
+    assert {0, 8, 16, 24} <= set(final.keyframes) and len(final.keyframes) > 5  # windows of 8, and more
+
+    # The windows walked in another order, each from its first frame: the same keyframes.
+    shuffled = ShotKeyframes(0, Rule(1, (3, 8)))
+    for first in (16, 8, 24, 0):
+        for i in range(first, min(first + 8, len(frames))):
+            assert shuffled.next_frame(i) == i
+            shuffled.feed(i, frames[i], i == len(frames) - 1)
+        assert all(shuffled.decided(n) and shuffled.segment_start(n) == final.segment_start(n)
+                   for n in range(first, min(first + 8, len(frames))))
+    assert shuffled.keyframes == final.keyframes
 
 
 def test_the_commands_take_the_gaps_and_shots_exports_the_keyframes_colorize_colours(film, tmp_path, capsys,

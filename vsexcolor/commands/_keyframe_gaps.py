@@ -15,7 +15,7 @@ def add_keyframe_gap_options(parser: argparse.ArgumentParser | argparse._Argumen
                              "where the last no longer explains most of it, and so does the shot's last frame")
     parser.add_argument("--max-gap", type=float, default=None, metavar="S",
                         help="seconds from a shot's automatic keyframe to the next at most (default "
-                             f"{KEYFRAME_GAPS[1]})")
+                             f"{KEYFRAME_GAPS[1]}): every this long from a shot's first frame starts with one")
     parser.add_argument("--one-keyframe", action="store_true",
                         help="one automatic keyframe a shot, the frame picked, however long the shot")
 

@@ -98,14 +98,16 @@ def colorize(
         keyframe_pick: the frame of a shot to colour: ``"sharpest"`` of its first second
             (avoids fades and motion blur; as ``vsexcolor shots`` picks) or ``"first"``.
         keyframe_gaps: ``(shortest, longest)`` seconds between two automatic keyframes of a
-            shot (default 1.6, 4.0): after its picked frame a long shot gets another where
-            the picture has moved on from the last (the last keyframe explains under 60 % of
-            it), no sooner than ``shortest`` after it and no later than ``longest``, and its
-            last frame where the last keyframe lies ``shortest`` or more before it; the
-            colour of the frames between is carried both ways (``direction``). None: one
-            automatic keyframe a shot, the picked frame. Finding them reads each frame of a
-            shot in order (at a small size), up to ``shortest + longest`` frames ahead of
-            the frame rendered; seconds count at the clip's frame rate (24 where it has none).
+            shot (default 1.6, 4.0): a long shot gets one at the start of every ``longest``
+            of it (the first: its picked frame), another between them where the picture has
+            moved on from the last (the last keyframe explains under 60 % of it), no nearer
+            than ``shortest`` to either, and its last frame where the last keyframe lies
+            ``shortest`` or more before it; the colour of the frames between is carried both
+            ways (``direction``). None: one automatic keyframe a shot, the picked frame.
+            Finding them reads the frames of a shot in order (at a small size), to the end
+            of the ``longest`` stretch that holds the frame rendered, and only that stretch
+            (the opening too in the first); seconds count at the clip's frame rate (24 where
+            it has none).
         propagate: the authors' propagation mode: every reference is a keyframe, i.e. it
             *is* its frame in colour (of the clip's size) and the initial state of the
             recurrence at that frame (a later shot starts from it as an exemplar alone).

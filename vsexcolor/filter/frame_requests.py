@@ -335,8 +335,10 @@ class RecurrenceRequests:
         self._after_previous, self._after_step_back = (self._after(internal, d) for d in (1, SEEK_STEP))
         self._probe = probe or ScenesProbe(engine.scenes, source, is_cut, internal)
         self._after_probe = core.std.FrameEval(internal, weakly(self._plan_probed), prop_src=self._probe.clip)
+        self._after_walk = None if keyframes is None else \
+            core.std.FrameEval(internal, weakly(self._plan_walked), prop_src=keyframes.walked)
 
-    def _plan(self, n: int, probed: bool = False) -> vs.VideoNode:
+    def _plan(self, n: int, probed: bool = False, walked: bool = False) -> vs.VideoNode:
         """The node that computes output n, chosen when it is requested."""
         engine = self.engine
         held = engine.held(n, SEEK_STEP)
@@ -354,6 +356,10 @@ class RecurrenceRequests:
                 node = self._catching_up
             elif not probed and engine.scenes.known_start(n) is None:
                 node = self._after_probe
+            elif not walked and self._keyframes is not None and not self._keyframes.known(n):
+                # n's segment may start at a keyframe of its window not found yet: stepping
+                # back before the walk would colour the shot from its first frame.
+                node = self._after_walk
             else:
                 node = self._after_step_back
             if held is not None:
@@ -363,6 +369,9 @@ class RecurrenceRequests:
 
     def _plan_probed(self, n: int, f: vs.VideoFrame) -> vs.VideoNode:
         return self._plan(n, probed=True)
+
+    def _plan_walked(self, n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        return self._plan(n, probed=True, walked=True)
 
     def _after(self, internal: vs.VideoNode, distance: int) -> vs.VideoNode:
         """Output n computed, catching up, once output n - distance is done (a request of

@@ -68,27 +68,34 @@ def gap_frames(min_gap: float, max_gap: float, fps: float) -> tuple[int, int]:
 
 
 class Walk:
-    """:func:`place` one frame at a time, for a shot whose end is not known yet: :meth:`add`
-    its frames in order from its first keyframe on, then :meth:`end` after its last.
+    """:func:`place` one frame at a time in one *window* of a shot, whose end is not known
+    yet: :meth:`add` its frames in order from the window's first keyframe on, then
+    :meth:`end` after the shot's last or :meth:`close` after the window's last.
 
-    A frame that would become a keyframe is *pending* until the shot is seen to go on
-    ``shortest`` frames past it (a keyframe due that near the end goes to the last frame
-    instead), so :attr:`keys` only grows and is always true: the keyframes of the frames
+    A window is ``length`` frames from its first keyframe (offset 0), and the next window
+    starts with a keyframe of its own, so that a window's keyframes depend on its frames
+    alone: a late start in a long shot walks one window, not the shot from its start.
+    Within it, a frame ``shortest`` or more after the last keyframe and ``shortest`` or more
+    before the next window becomes a keyframe when the last keyframe explains less of it than
+    ``threshold``. Such a frame is *pending* until the shot is seen to go on ``shortest``
+    frames past it (a keyframe due that near the shot's end goes to its last frame instead),
+    so :attr:`keys` only grows and is always true: the keyframes of the frames
     :meth:`decided` covers, as offsets from the first.
     """
 
-    def __init__(self, shortest: int, longest: int, threshold: float = THRESHOLD) -> None:
-        if not 1 <= shortest <= longest:
-            raise ValueError(f"Walk: need 1 <= shortest <= longest frames, got {shortest}, {longest}")
-        self.shortest, self.longest, self.threshold = shortest, longest, threshold
+    def __init__(self, shortest: int, length: int, threshold: float = THRESHOLD) -> None:
+        if not 1 <= shortest <= length:
+            raise ValueError(f"Walk: need 1 <= shortest <= length frames, got {shortest}, {length}")
+        self.shortest, self.length, self.threshold = shortest, length, threshold
         self.keys: tuple[int, ...] = ()
         self.added = 0
-        self.ended = False
+        #: The shot ends in this window (:meth:`end`), or goes on past it (:meth:`close`).
+        self.ended = self.closed = False
         self._pending: int | None = None
         self._key: np.ndarray | None = None  # the last keyframe, pending or not, made small
 
     def add(self, frame: np.ndarray) -> None:
-        """The shot's next frame, made :func:`small`."""
+        """The window's next frame, made :func:`small`."""
         i, self.added = self.added, self.added + 1
         if i == 0:
             self.keys, self._key = (0,), frame
@@ -96,7 +103,8 @@ class Walk:
         if self._pending is not None and i - self._pending >= self.shortest:
             self.keys, self._pending = (*self.keys, self._pending), None
         gap = i - (self.keys[-1] if self._pending is None else self._pending)
-        if gap < self.shortest or (gap < self.longest and explained_small(self._key, frame) >= self.threshold):
+        if gap < self.shortest or i > self.length - self.shortest or \
+                explained_small(self._key, frame) >= self.threshold:
             return
         self._pending, self._key = i, frame
 
@@ -109,9 +117,16 @@ class Walk:
             self.keys = (*self.keys, last)
         self.ended, self._pending, self._key = True, None, None
 
+    def close(self) -> None:
+        """The frame added last was the window's last, and the shot goes on: a keyframe
+        pending is one (no later than ``shortest`` before the next window's first)."""
+        if self._pending is not None:
+            self.keys = (*self.keys, self._pending)
+        self.closed, self._pending, self._key = True, None, None
+
     def decided(self) -> int:
         """Offsets 0 .. this (inclusive) have their keyframes in :attr:`keys` for good."""
-        return self.added if self.ended else self.added - 1 - self.shortest
+        return self.added if self.ended or self.closed else self.added - 1 - self.shortest
 
 
 def place(L: Callable[[int], torch.Tensor], length: int, fps: float, *, min_gap: float = MIN_GAP_S,
@@ -127,14 +142,21 @@ def place(L: Callable[[int], torch.Tensor], length: int, fps: float, *, min_gap:
         threshold: a frame at least ``min_gap`` after the last keyframe becomes one when
             :func:`explained` by that keyframe falls below this (0..1).
 
-    The shot's last frame is a keyframe as well when it lies ``min_gap`` or more after the
-    last one (the frames before it are then coloured both ways instead of forward alone),
-    and a keyframe due within ``min_gap`` of the shot's end is put on its last frame instead.
+    Every ``max_gap`` from the first frame is a keyframe (the shot's windows, see
+    :class:`Walk`); between them another where the picture has moved on, no nearer than
+    ``min_gap`` to either. The shot's last frame is a keyframe as well when it lies
+    ``min_gap`` or more after the last one (the frames before it are then coloured both ways
+    instead of forward alone), and a keyframe due within ``min_gap`` of the shot's end is put
+    on its last frame instead.
     """
     if length < 1:
         raise ValueError(f"place: need length >= 1, got {length}")
-    walk = Walk(*gap_frames(min_gap, max_gap, fps), threshold)
-    for i in range(length):
-        walk.add(small(L(i)))
-    walk.end()
-    return list(walk.keys)
+    shortest, longest = gap_frames(min_gap, max_gap, fps)
+    keys: list[int] = []
+    for first in range(0, length, longest):
+        walk = Walk(shortest, longest, threshold)
+        for i in range(first, min(first + longest, length)):
+            walk.add(small(L(i)))
+        walk.end() if first + longest >= length else walk.close()
+        keys += [first + k for k in walk.keys]
+    return keys

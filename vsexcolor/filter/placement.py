@@ -1,11 +1,13 @@
 """A shot's automatic keyframes, found from its frames read in order.
 
 A shot without a reference of its own is coloured from automatic keyframes: its *pick*
-(the sharpest frame of its opening, or its first) and, in a long shot, more after it where
-the picture has moved on from the last (:mod:`.keyframe_rule`). Each keyframe depends on the
-one before it, so they are found walking forward through the shot, one frame at a time
-(:class:`ShotKeyframes`); what is found only grows and is always true, whatever order the
-frames' colours are asked for in.
+(the sharpest frame of its opening, or its first) and, in a long shot, more after it
+(:mod:`.keyframe_rule`): one at the start of each *window* of ``longest`` frames from the
+shot's first, and between them another where the picture has moved on from the last. A
+window's keyframes depend on its own frames alone, found walking forward through it one
+frame at a time (:class:`ShotKeyframes`), so frame n's keyframes cost the frames of n's
+window, wherever it lies in the shot; what is found only grows and is always true,
+whatever order the frames' colours are asked for in.
 """
 from __future__ import annotations
 
@@ -31,12 +33,24 @@ class Rule:
     threshold: float = THRESHOLD
 
     @property
-    def ahead(self) -> int:
-        """Frames past frame n of a shot that must be read to know n's keyframe and the one
-        after it: the pick's opening, and a keyframe is due at most ``longest`` after the
-        last and is sure once the shot goes on ``shortest`` past it (one frame more to see
-        the shot go on)."""
-        return self.span if self.gaps is None else max(self.span, self.gaps[0] + self.gaps[1] + 1)
+    def opening(self) -> int:
+        """Frames the pick chooses among: ``span``, and with gaps at most ``longest -
+        shortest`` of them, so that the pick lies ``shortest`` or more before the second
+        window."""
+        return self.span if self.gaps is None else max(1, min(self.span, self.gaps[1] - self.gaps[0]))
+
+    def window_first(self, start: int, n: int) -> int:
+        """The first frame of the window holding frame n of the shot starting at ``start``
+        (the shot's first frame for the opening, and where there are no gaps)."""
+        return start if self.gaps is None else start + (n - start) // self.gaps[1] * self.gaps[1]
+
+    def walk_through(self, start: int, n: int) -> int:
+        """The frame of the shot starting at ``start`` through which its frames must be
+        walked to know frame n's keyframe and the next: the last of n's window, or of the
+        opening where there are no gaps (the shot may end before it)."""
+        if self.gaps is None:
+            return start + self.opening - 1
+        return self.window_first(start, n) + self.gaps[1] - 1
 
 
 def sharpness(L: torch.Tensor) -> float:
@@ -49,72 +63,130 @@ def sharpness(L: torch.Tensor) -> float:
 
 class ShotKeyframes:
     """The automatic keyframes of the shot starting at ``start``, as far as its frames fed
-    in order (:meth:`feed`) tell them.
+    (:meth:`feed`) tell them.
 
-    The pick is the sharpest (the earliest of equals) of the shot's first ``rule.span``
-    frames; the walk of :class:`~vsexcolor.filter.keyframe_rule.Walk` starts there. Until
-    the pick is known the opening's frames wait, made small (about 83 KB each); once the
-    shot has ended only the keyframes' numbers are kept.
+    The pick is the sharpest (the earliest of equals) of the shot's first ``rule.opening``
+    frames; the first window's walk (:class:`~vsexcolor.filter.keyframe_rule.Walk`) starts
+    there, each later window's at its first frame. Each window is fed in order from its
+    first frame, the windows in any order. Until the pick is known the opening's frames
+    wait, made small (about 83 KB each); once a window is walked only its keyframes'
+    numbers are kept.
     """
 
     def __init__(self, start: int, rule: Rule) -> None:
         self.start, self.rule = start, rule
-        #: The next frame to feed.
-        self.fed = start
-        self.ended = False
+        #: The shot's last frame, once a frame fed has told it.
+        self.last: int | None = None
         self.pick: int | None = None
         self._opening: list[tuple[float, np.ndarray | None]] = []
-        self._walk = None if rule.gaps is None else Walk(*rule.gaps, rule.threshold)
+        self._walks: dict[int, Walk] = {}  # by window (0: from the pick)
 
-    def feed(self, L: torch.Tensor, last: bool) -> None:
-        """Frame :attr:`fed`'s L (0..100, [..., H, W], any fixed size); ``last``: the shot
-        ends with it."""
-        if self.pick is None:
-            self._opening.append((sharpness(L), None if self._walk is None else small(L)))
-            if last or len(self._opening) == self.rule.span:
-                self._choose()
-        elif self._walk is not None:
-            self._walk.add(small(L))
-        self.fed += 1
+    def _window(self, n: int) -> int:
+        return 0 if self.rule.gaps is None else (n - self.start) // self.rule.gaps[1]
+
+    def _origin(self, window: int) -> int:
+        """Where a window's walk starts: the pick for the first, else its first frame."""
+        return self.pick if window == 0 else self.start + window * self.rule.gaps[1]
+
+    def next_frame(self, n: int) -> int:
+        """The next frame to feed on the way to frame n: of the opening, or of n's window."""
+        window = self._window(n)
+        if window == 0 and self.pick is None:
+            return self.start + len(self._opening)
+        walk = self._walks.get(window)
+        return self._origin(window) + (0 if walk is None else walk.added)
+
+    def walked(self, n: int) -> bool:
+        """Are the frames of n's window through n fed (or, where there are no gaps, the
+        opening), or does the shot end before n?"""
+        if self.last is not None and n > self.last:
+            return True
+        if self.rule.gaps is None:
+            return self.pick is not None or self.next_frame(n) > n
+        return self.next_frame(n) > n
+
+    def feed(self, n: int, L: torch.Tensor, last: bool) -> None:
+        """Frame n's L (0..100, [..., H, W], any fixed size): n must be :meth:`next_frame`
+        of itself; ``last``: the shot ends with it."""
+        if n != self.next_frame(n):
+            raise ValueError(f"ShotKeyframes.feed: frame {n} fed before frame {self.next_frame(n)}")
         if last:
-            self.ended = True
-            if self._walk is not None:
-                self._walk.end()
+            self.last = n
+        window = self._window(n)
+        if window == 0 and self.pick is None:
+            self._opening.append((sharpness(L), None if self.rule.gaps is None else small(L)))
+            if last or len(self._opening) == self.rule.opening:
+                self._choose(last)
+            return
+        walk = self._walks.get(window)
+        if walk is None:
+            walk = self._walks[window] = Walk(self.rule.gaps[0], self.rule.gaps[1], self.rule.threshold)
+        walk.add(small(L))
+        self._ended(window, n, last)
 
-    def _choose(self) -> None:
+    def _ended(self, window: int, n: int, last: bool) -> None:
+        """After frame n of ``window``'s walk: does the shot end there, or the window?"""
+        walk = self._walks[window]
+        if last:
+            walk.end()
+        elif n == self.start + (window + 1) * self.rule.gaps[1] - 1:
+            walk.close()
+
+    def _choose(self, last: bool) -> None:
         best = max(range(len(self._opening)), key=lambda j: (self._opening[j][0], -j))
         self.pick = self.start + best
-        if self._walk is not None:
+        if self.rule.gaps is not None:
+            shortest, longest = self.rule.gaps
+            walk = self._walks[0] = Walk(shortest, longest - best, self.rule.threshold)
             for _, frame in self._opening[best:]:
-                self._walk.add(frame)
+                walk.add(frame)
+            self._ended(0, self.start + len(self._opening) - 1, last)
         self._opening = []
 
     @property
     def keyframes(self) -> tuple[int, ...]:
-        """The keyframes known for good, sorted: the pick first."""
-        if self.pick is None:
-            return ()
-        return (self.pick,) if self._walk is None else tuple(self.pick + k for k in self._walk.keys)
+        """The keyframes known for good, sorted: the pick first where it is known (a window
+        not walked yet may hide more between them)."""
+        # Read without the lock that feeding holds: a snapshot, since a window may be added.
+        keys = {self._origin(w) + k for w, walk in tuple(self._walks.items()) for k in walk.keys}
+        return tuple(sorted(keys | ({self.pick} if self.pick is not None else set())))
+
+    def _window_keys(self, window: int) -> tuple[int, ...]:
+        walk = self._walks.get(window)
+        return () if walk is None else tuple(self._origin(window) + k for k in walk.keys)
 
     def decided(self, n: int) -> bool:
-        """Are frame n's keyframe and the keyframes before it known for good?"""
-        if self.ended:
-            return True
-        if self.pick is None:
-            return False
-        return self._walk is None or n < self.pick or n - self.pick <= self._walk.decided()
+        """Is frame n's keyframe (the last at or before it) known for good?"""
+        window = self._window(n)
+        if window == 0 and (self.pick is None or n < self.pick or self.rule.gaps is None):
+            return self.pick is not None
+        walk = self._walks.get(window)
+        return walk is not None and n - self._origin(window) <= walk.decided()
 
     def segment_start(self, n: int) -> int:
         """Where frame n's recurrence starts (:meth:`decided` must hold): the shot's start
         before the pick, else the last keyframe at or before n."""
-        if n < self.pick:
+        if self._window(n) == 0 and n < self.pick:
             return self.start
-        return max(k for k in self.keyframes if k <= n)
+        if self.rule.gaps is None:
+            return self.pick
+        return max(k for k in self._window_keys(self._window(n)) if k <= n)
 
     def known_after(self, k: int) -> bool:
         """Is the keyframe after keyframe ``k`` (or that there is none) known?"""
-        return self.ended or self.pick is not None and (self._walk is None or any(key > k for key in self.keyframes))
+        if self.rule.gaps is None:
+            return self.pick is not None
+        walk = self._walks.get(self._window(k))
+        return walk is not None and (walk.ended or walk.closed or any(key > k for key in self._window_keys(
+            self._window(k))))
 
     def after(self, k: int) -> int | None:
-        """The keyframe after keyframe ``k`` (:meth:`known_after` must hold), None if none."""
-        return next((key for key in self.keyframes if key > k), None)
+        """The keyframe after keyframe ``k`` (:meth:`known_after` must hold), None if none:
+        the next in its window, else the next window's first frame."""
+        if self.rule.gaps is None:
+            return None
+        window = self._window(k)
+        later = [key for key in self._window_keys(window) if key > k]
+        if later:
+            return later[0]
+        return self._origin(window + 1) if self._walks[window].closed else None

@@ -154,9 +154,10 @@ class Scenes:
             raise IndexError(f"frame {n} is outside 0..{self.num_frames - 1}")
         start = self._walk(n, -1, self.is_cut)
         if self.is_automatic(start):
-            shot = self.feed(start, lambda shot: shot.decided(n))
+            shot = self.feed(start, n, lambda shot: shot.decided(n))
             key = shot.segment_start(n)
-            return Segment(key, AUTOMATIC, shot.pick if n < shot.pick else key, start)
+            before_pick = shot.pick is not None and n < shot.pick  # coloured backward from it
+            return Segment(key, AUTOMATIC, shot.pick if before_pick else key, start)
         return Segment(start, start if self.per_scene_reference else self._reference_index(n), None,
                        self._shot_of.get(start, start))
 
@@ -183,22 +184,23 @@ class Scenes:
         None; the frames before the shot's first keyframe go on to it."""
         if segment.start < segment.keyframe:
             return segment.keyframe
-        shot = self.feed(segment.shot, lambda shot: shot.known_after(segment.keyframe))
+        shot = self.feed(segment.shot, segment.keyframe, lambda shot: shot.known_after(segment.keyframe))
         return shot.after(segment.keyframe)
 
-    def feed(self, start: int, enough: Callable[[ShotKeyframes], bool],
+    def feed(self, start: int, n: int, enough: Callable[[ShotKeyframes], bool],
              read: Callable[[int], Seen] | None = None) -> ShotKeyframes:
-        """The automatic keyframes of the shot starting at ``start``, its frames fed in
-        order until ``enough`` of them is known, each as ``read(n)`` gives it (default:
-        :attr:`Automatic.read`). The frame after each fed is read too: does the shot go on?"""
+        """The automatic keyframes of the shot starting at ``start``, the frames of frame
+        n's window (its opening first) fed in order until ``enough`` of them is known, each
+        as ``read(i)`` gives it (default: :attr:`Automatic.read`). The frame after each fed
+        is read too: does the shot go on?"""
         read = read or self.automatic.read
         with self._placing:
             shot = self._shots.get(start)
             if shot is None:
                 shot = self._shots[start] = ShotKeyframes(start, self.automatic.rule)
             while not enough(shot):
-                i = shot.fed
-                shot.feed(read(i).detect, self._shot_starts(i + 1, read))
+                i = shot.next_frame(n)
+                shot.feed(i, read(i).detect, self._shot_starts(i + 1, read))
         return shot
 
     def _shot_starts(self, n: int, read: Callable[[int], Seen]) -> bool:
