@@ -486,7 +486,8 @@ def test_adversarial_training_updates_the_discriminator(tmp_path: Path, videos: 
 def test_torchrun_trains_with_two_cpu_processes(tmp_path: Path, videos: Path, devc_weights: Path):
     config = tmp_path / "ddp.json"
     config.write_text(json.dumps(settings(tmp_path / "out", videos, init_weights=str(devc_weights), steps=2)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # TMPDIR: torchrun's own log folder (torchelastic_*) is left behind in the temporary folder.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     result = subprocess.run([str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2",
                              "-m", "vsexcolor", "train", "--config", str(config)],
                             capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
