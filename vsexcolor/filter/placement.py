@@ -129,7 +129,7 @@ class ShotKeyframes:
         walk = self._walks[window]
         if last:
             walk.end()
-        elif n == self.start + (window + 1) * self.rule.gaps[1] - 1:
+        elif n == self.rule.walk_through(self.start, n):  # the window's last frame
             walk.close()
 
     def _choose(self, last: bool) -> None:
@@ -176,9 +176,9 @@ class ShotKeyframes:
         """Is the keyframe after keyframe ``k`` (or that there is none) known?"""
         if self.rule.gaps is None:
             return self.pick is not None
-        walk = self._walks.get(self._window(k))
-        return walk is not None and (walk.ended or walk.closed or any(key > k for key in self._window_keys(
-            self._window(k))))
+        window = self._window(k)
+        walk = self._walks.get(window)
+        return walk is not None and (walk.ended or walk.closed or any(key > k for key in self._window_keys(window)))
 
     def after(self, k: int) -> int | None:
         """The keyframe after keyframe ``k`` (:meth:`known_after` must hold), None if none:
