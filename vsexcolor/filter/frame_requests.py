@@ -16,7 +16,8 @@ dependencies, the frames and the earlier output the engine will read for it:
   that a seek far into a scene becomes a chain of short steps from the scene's start.
 
 The plan is a guess made without waiting for the engine; where it goes stale, the engine
-reads the missing frame synchronously, and the bytes are the same either way.
+reads the missing frame synchronously, outside its locks (:mod:`.callback_reads`), and the
+bytes are the same either way.
 
 VapourSynth holds a node's callbacks from C, where Python's cycle collector cannot see them,
 and these clips depend on one another in a cycle (an output waits for an earlier one). So
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from .callback_reads import outside_locks, read
 from .formats import frame_ab, shifted
 from .luma import Luma
 from ..memory import release_freed_memory
@@ -55,14 +57,14 @@ RELEASE_EVERY = 32
 
 def weakly(method: Callable[..., object]) -> Callable[..., object]:
     """``method`` as a frame callback that does not keep its object alive (see the module's
-    last paragraph)."""
+    last paragraph) and reads what it lacks outside its locks (:func:`outside_locks`)."""
     ref = weakref.WeakMethod(method)
 
     def call(*args, **kwargs):
         bound = ref()
         if bound is None:
             raise vs.Error("colorize: a frame was requested from a freed node")
-        return bound(*args, **kwargs)
+        return outside_locks(lambda: bound(*args, **kwargs))
 
     return call
 
@@ -136,7 +138,8 @@ class Source:
     An output frame's request brings, as VapourSynth dependencies, the frames the engine
     reads for it (see :meth:`window`); they are handed over with :meth:`offer`. A frame the
     engine reads that none brought (where a request's plan went stale) is read with a
-    synchronous ``get_frame`` from inside the frame callback.
+    synchronous ``get_frame`` from inside the frame callback, outside its locks
+    (:func:`~vsexcolor.filter.callback_reads.read`).
     """
 
     def __init__(self, luma: Luma, geometry: Geometry, window: Window,
@@ -204,7 +207,7 @@ class Source:
 
     def _read(self, clip: vs.VideoNode, n: int) -> vs.VideoFrame:
         """A frame no output frame brought along: read synchronously."""
-        return clip.get_frame(n)
+        return read(clip, n)
 
     def colour(self, n: int) -> vs.VideoFrame:
         """Frame n of the colour clip."""
@@ -385,13 +388,15 @@ class RecurrenceRequests:
         return self._catching_up
 
     def _recur(self, n: int, f: list[vs.VideoFrame], catch_up: bool, skip: int) -> vs.VideoFrame:
+        # Kept until n is computed: the callback runs again after a frame read outside its locks.
         with self._planning:
-            state = self._states.pop(n)
+            state = self._states.peek(n)
         with self._recurring:
             self.source.offer(n, f[skip:], catch_up)
             ab, segment = self.engine.ab(n, state)
             confidence = self.engine.confidence(n) if self._confidence else None
         with self._planning:
+            self._states.pop(n)
             self._pending.pop(n)
             self._computed += 1
             release = self._computed % RELEASE_EVERY == 0

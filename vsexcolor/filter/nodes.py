@@ -11,6 +11,7 @@ import vapoursynth as vs
 from ..backends.base import Backend
 from .formats import OUTPUT_PROPS, frame_ab
 from .both_ways import BothWays
+from .callback_reads import outside_locks
 from ..memory import release_freed_memory
 from .frame_requests import RELEASE_EVERY, RecurrenceRequests, ScenesProbe
 from .keyframe_requests import KeyframeProbe
@@ -37,12 +38,13 @@ def planned(clip: vs.VideoNode, wiring: Wiring, out_fmt: vs.VideoFormat, props: 
     def mark(n: int, f: list[vs.VideoFrame], owns: tuple) -> vs.VideoFrame:
         # ``owns``: the probes, whose own callbacks reach them weakly; this callback keeps them.
         source.offer(n, f[1 + len(waits):], catch_up=False, planning=True)
+        marks = outside_locks(lambda: wiring.props(scenes.segment(n)))
         # A planning pass reads a whole film; without this the freed heap grew as a render's
         # does (600 MiB over 9107 frames of 320x180 in `vsexcolor colorize --refs`'s shots check).
         if next(marked_count) % RELEASE_EVERY == 0:
             release_freed_memory()
         out = f[0].copy()
-        for key, value in wiring.props(scenes.segment(n)).items():
+        for key, value in marks.items():
             out.props[key] = value
         return out
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from .callback_reads import read
 from .formats import (PROP_BACKEND, PROP_KEYFRAME, PROP_NEXT_KEYFRAME, PROP_REFERENCE, PROP_SCENE_START,
                       PROP_SHOT_START, colour_props, frame_rgb, to_rgbs)
 from .frame_requests import SEEK_STEP, Seen, Source, Window
@@ -164,7 +165,7 @@ class KeyframeMaker:
     The frame it reads, of :attr:`clip`, is brought along by the request that first needs
     it (:class:`~vsexcolor.filter.keyframe_requests.KeyframeProbe`) and handed over with
     :meth:`offer`; only those frames are asked of the keyframe clip. One not handed over
-    is read synchronously.
+    is read synchronously, outside the callback's locks (:func:`~.callback_reads.read`).
     """
 
     #: Frames handed over and kept: a frame's keyframe and the next one, and the next
@@ -193,7 +194,7 @@ class KeyframeMaker:
         with self._lock:
             frame = self._held.get(n)
         if frame is None:
-            frame = self.clip.get_frame(n)
+            frame = read(self.clip, n)
         if self._plan.keyframe_clip is not None:
             return frame_rgb(frame)
         with self._loading:  # the forward and backward engines may ask at once
