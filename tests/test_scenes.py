@@ -69,6 +69,35 @@ def test_a_bounded_search_looks_no_further_back_than_asked_and_remembers_what_it
     assert scenes.segment(57) == Segment(40, 0) and tested == []
 
 
+def test_a_search_stopped_by_a_frame_it_must_read_goes_on_from_where_it_stopped():
+    # A callback that lacks a frame stops, reads it with its locks released, and runs again
+    # (vsexcolor.filter.callback_reads): the frames it already tested are not tested again.
+    tested, at_hand = [], set(range(30, 100))
+
+    class Stopped(Exception):
+        pass
+
+    def is_cut(k):
+        if k not in at_hand:
+            at_hand.add(k)  # read, for the next run
+            raise Stopped
+        tested.append(k)
+        return k == 12
+
+    scenes = Scenes(100, is_cut=is_cut)
+    with pytest.raises(Stopped):
+        scenes.segment(80)
+    assert tested == list(range(80, 30 - 1, -1))
+    tested.clear()
+    with pytest.raises(Stopped):
+        scenes.segment(80)
+    assert tested == [29]  # not 80..29 again
+    tested.clear()
+    at_hand.update(range(100))
+    assert scenes.segment(80) == Segment(12, 0)
+    assert tested == list(range(28, 11, -1))
+
+
 def test_without_scene_detection_every_start_is_known_at_once():
     scenes = Scenes(100, reference_starts=(0, 60))
     assert scenes.known_start(59) == 0 and scenes.known_start(99) == 60

@@ -239,24 +239,34 @@ class Scenes:
         if self.is_cut is None:
             return floor
         k, passed = n, []
-        while True:
-            known = self._start[k]
-            if known >= 0:
-                start = known
-                break
-            if known == _UNKNOWN:
-                if k <= floor:
-                    start = k
+
+        def start_nothing() -> None:
+            for p in passed:
+                self._start[p] = _NOT_A_START
+
+        try:
+            while True:
+                known = self._start[k]
+                if known >= 0:
+                    start = known
                     break
-                if k <= lowest:
-                    for p in passed:
-                        self._start[p] = _NOT_A_START
-                    return None
-                if is_cut(k):
-                    start = k
-                    break
-            passed.append(k)
-            k -= 1
+                if known == _UNKNOWN:
+                    if k <= floor:
+                        start = k
+                        break
+                    if k <= lowest:
+                        start_nothing()
+                        return None
+                    if is_cut(k):
+                        start = k
+                        break
+                passed.append(k)
+                k -= 1
+        except BaseException:
+            # Stopped by a frame to read outside the callback's locks (it runs again after):
+            # the frames passed start nothing, and the search goes on from there, not from n.
+            start_nothing()
+            raise
         self._start[k] = start
         for p in passed:
             self._start[p] = start
