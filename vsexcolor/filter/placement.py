@@ -39,10 +39,19 @@ class Rule:
         window."""
         return self.span if self.gaps is None else max(1, min(self.span, self.gaps[1] - self.gaps[0]))
 
+    def window(self, start: int, n: int) -> int:
+        """Which window of the shot starting at ``start`` holds frame n (0: the first, and
+        every frame where there are no gaps)."""
+        return 0 if self.gaps is None else (n - start) // self.gaps[1]
+
+    def window_start(self, start: int, window: int) -> int:
+        """The first frame of a window of the shot starting at ``start``."""
+        return start if self.gaps is None else start + window * self.gaps[1]
+
     def window_first(self, start: int, n: int) -> int:
         """The first frame of the window holding frame n of the shot starting at ``start``
         (the shot's first frame for the opening, and where there are no gaps)."""
-        return start if self.gaps is None else start + (n - start) // self.gaps[1] * self.gaps[1]
+        return self.window_start(start, self.window(start, n))
 
     def walk_through(self, start: int, n: int) -> int:
         """The frame of the shot starting at ``start`` through which its frames must be
@@ -82,11 +91,11 @@ class ShotKeyframes:
         self._walks: dict[int, Walk] = {}  # by window (0: from the pick)
 
     def _window(self, n: int) -> int:
-        return 0 if self.rule.gaps is None else (n - self.start) // self.rule.gaps[1]
+        return self.rule.window(self.start, n)
 
     def _origin(self, window: int) -> int:
         """Where a window's walk starts: the pick for the first, else its first frame."""
-        return self.pick if window == 0 else self.start + window * self.rule.gaps[1]
+        return self.pick if window == 0 else self.rule.window_start(self.start, window)
 
     def next_frame(self, n: int) -> int:
         """The next frame to feed on the way to frame n: of the opening, or of n's window."""
